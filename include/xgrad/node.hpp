@@ -1,0 +1,115 @@
+#pragma once
+// The graph node and the one entry point by which an operation joins the graph: record().
+// An op computes its value, then hands record() a backward function that maps the gradient of
+// its output to the gradients of its inputs. The engine (engine.cpp) orders, sweeps, reduces
+// broadcast gradients to their input's shape and frees saved state; it knows no formula.
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <xgrad/tensor.hpp>
+
+namespace xgrad {
+
+template <class T>
+class Grads;
+template <class T>
+class Engine;
+
+/// Maps the gradient of an op's output to its inputs' gradients through Grads::to().
+/// It must not capture Tensor handles (inputs and output are reachable through Grads), so that
+/// graphs never form cycles and can be torn down iteratively.
+template <class T>
+using BackwardFn = std::function<void(const Array<T>& grad, Grads<T>& g)>;
+
+/// One recorded operation: its inputs, its saved output and its backward function.
+template <class T>
+class Node {
+ public:
+  Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
+       std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward);
+  /// Frees the chain of nodes behind this one without recursion.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const char* name() const { return name_; }
+  const std::vector<std::shared_ptr<detail::TensorImpl<T>>>& inputs() const { return inputs_; }
+  bool released() const { return released_; }
+
+ private:
+  template <class>
+  friend class Engine;
+  template <class>
+  friend class Grads;
+
+  void release();
+
+  const char* name_;
+  std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs_;
+  std::vector<std::uint64_t> input_versions_;
+  std::shared_ptr<detail::Storage<T>> output_;
+  std::uint64_t output_version_ = 0;
+  BackwardFn<T> backward_;
+  bool released_ = false;
+
+  // Scratch state of the backward pass in progress.
+  std::uint64_t pass_ = 0;
+  std::size_t pending_ = 0;
+  std::optional<Array<T>> grad_;
+};
+
+/// What a backward function sees: the op's inputs and output values, which inputs need a
+/// gradient, and to() to hand one back.
+template <class T>
+class Grads {
+ public:
+  /// Value of input i as it was in the forward pass.
+  /// Throws GraphError if it was modified in place since.
+  const Array<T>& in(std::size_t i) const {
+    const auto& storage = *node_.inputs_[i]->storage;
+    if (storage.version != node_.input_versions_[i]) modified(i);
+    return storage.data;
+  }
+  /// Value of the op's output; throws GraphError if it was modified in place since.
+  const Array<T>& out() const {
+    if (node_.output_->version != node_.output_version_) modified(size());
+    return node_.output_->data;
+  }
+  /// True when input i needs a gradient; compute nothing for it otherwise.
+  bool needs(std::size_t i) const { return node_.inputs_[i]->requires_grad; }
+  std::size_t size() const { return node_.inputs_.size(); }
+
+  /// Adds `gradient` to input i's gradient. It may have the output's (broadcast) shape: the
+  /// engine sums it down to the input's shape.
+  void to(std::size_t i, Array<T>&& gradient);
+  template <class E>
+  void to(std::size_t i, E&& expression) {
+    if (needs(i)) to(i, Array<T>(std::forward<E>(expression)));
+  }
+
+ private:
+  friend class Engine<T>;
+  Grads(Node<T>& node, Engine<T>& engine) : node_(node), engine_(engine) {}
+  /// Reports a saved value (input i, or the output for i == size()) changed after recording.
+  [[noreturn]] void modified(std::size_t i) const;
+  Node<T>& node_;
+  Engine<T>& engine_;
+};
+
+/// Builds the op's output tensor from `value`. When grad mode is on and any input requires a
+/// gradient, the output gets a node holding `backward`; otherwise `backward` is dropped.
+template <class T>
+Tensor<T> record(const char* name, Array<T>&& value, std::vector<Tensor<T>> inputs,
+                 BackwardFn<T> backward);
+
+/// True when an op over these inputs would be recorded (grad mode on and one requires grad).
+template <class T>
+bool needs_graph(const std::vector<Tensor<T>>& inputs);
+
+}  // namespace xgrad

@@ -1,0 +1,234 @@
+#pragma once
+// Every differentiable operation. Binary elementwise ops broadcast like NumPy; a gradient that
+// flows back to a broadcast input is summed over the broadcast dimensions by the engine.
+// Dimensions may be negative (counted from the end), as in PyTorch.
+
+#include <cstdint>
+#include <vector>
+
+#include <xgrad/tensor.hpp>
+
+namespace xgrad {
+
+/// How a loss reduces its per-element values.
+enum class Reduction { None, Mean, Sum };
+
+// ---- arithmetic (broadcasting) ----
+/// a + b
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b);
+/// a - b
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
+/// a * b
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
+/// a / b
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
+/// a + s
+template <class T>
+Tensor<T> add(const Tensor<T>& a, Scalar<T> s);
+/// a * s
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, Scalar<T> s);
+/// s - a
+template <class T>
+Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a);
+/// s / a
+template <class T>
+Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a);
+/// -a
+template <class T>
+Tensor<T> neg(const Tensor<T>& a);
+/// a ^ p for a scalar exponent.
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, Scalar<T> p);
+/// a ^ b elementwise (broadcasting); d/db = a^b log(a), taken as 0 where a == 0.
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b);
+/// e ^ a
+template <class T>
+Tensor<T> exp(const Tensor<T>& a);
+/// natural log; -inf at 0.
+template <class T>
+Tensor<T> log(const Tensor<T>& a);
+/// square root
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& a);
+/// |a|; gradient sign(a), 0 at 0.
+template <class T>
+Tensor<T> abs(const Tensor<T>& a);
+/// min(max(a, lo), hi); gradient passes where lo <= a <= hi.
+template <class T>
+Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi);
+/// Elementwise maximum (broadcasting); a tie sends half the gradient to each side.
+template <class T>
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b);
+/// Elementwise minimum (broadcasting); a tie sends half the gradient to each side.
+template <class T>
+Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b);
+/// cond != 0 ? a : b (all three broadcast). The branch not taken receives an exact zero gradient,
+/// and a NaN or Inf it holds never reaches the result.
+template <class T>
+Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b);
+
+// ---- comparisons: 1 where true, 0 where false; no gradient ----
+template <class T>
+Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> ge(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> le(const Tensor<T>& a, const Tensor<T>& b);
+template <class T>
+Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b);
+
+// ---- activations ----
+/// 1 / (1 + e^-a), computed without overflow for any finite a.
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& a);
+/// hyperbolic tangent
+template <class T>
+Tensor<T> tanh(const Tensor<T>& a);
+/// max(a, 0); gradient 0 at a == 0 (as PyTorch).
+template <class T>
+Tensor<T> relu(const Tensor<T>& a);
+/// a > 0 ? a : slope * a
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope = Scalar<T>(0.01));
+/// e^a / sum(e^a) along dim, shifted by the max so that it never overflows.
+template <class T>
+Tensor<T> softmax(const Tensor<T>& a, int dim);
+/// a - logsumexp(a) along dim; finite for logits of any finite magnitude.
+template <class T>
+Tensor<T> log_softmax(const Tensor<T>& a, int dim);
+/// a > threshold ? 1 : 0. Piecewise constant: its gradient is zero everywhere.
+template <class T>
+Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold = Scalar<T>(0));
+/// 0 for a < 0, value_at_zero at 0, 1 for a > 0 (numpy.heaviside). Zero gradient.
+template <class T>
+Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero);
+
+// ---- reductions (an empty dims list means all dims) ----
+/// Sum over dims; [2,3].sum({1}) -> [2], with keepdim -> [2,1]; sum() -> [].
+template <class T>
+Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+/// Mean over dims; raises on an empty reduction instead of returning NaN.
+template <class T>
+Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+/// Maximum over dims; ties share the gradient equally. Raises on an empty reduction.
+template <class T>
+Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+/// Minimum over dims; ties share the gradient equally. Raises on an empty reduction.
+template <class T>
+Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+
+// ---- linear algebra ----
+/// Matrix product through BLAS gemm: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
+/// a 2-D operand is shared across the batch of a 3-D one; a 1-D operand is a vector as in NumPy.
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
+/// Swaps two dims.
+template <class T>
+Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1);
+
+// ---- shape ----
+/// Same elements in a new shape; one entry may be -1 (inferred).
+template <class T>
+Tensor<T> reshape(const Tensor<T>& a, const Dims& shape);
+/// Merges dims start_dim..end_dim into one.
+template <class T>
+Tensor<T> flatten(const Tensor<T>& a, int start_dim = 0, int end_dim = -1);
+/// Inserts a size-1 dim at `dim` (in [-dim()-1, dim()]).
+template <class T>
+Tensor<T> unsqueeze(const Tensor<T>& a, int dim);
+/// Removes every size-1 dim.
+template <class T>
+Tensor<T> squeeze(const Tensor<T>& a);
+/// Removes dim `dim`, which must have size 1.
+template <class T>
+Tensor<T> squeeze(const Tensor<T>& a, int dim);
+/// Repeats size-1 (or missing leading) dims to reach `shape`.
+template <class T>
+Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape);
+/// Joins tensors along an existing dim; all other extents must agree.
+template <class T>
+Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim = 0);
+/// Joins same-shaped tensors along a new dim.
+template <class T>
+Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim = 0);
+/// Picks entries `index` along dim (repeats allowed: their gradients add up).
+template <class T>
+Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_t>& index);
+/// Elements start, start+step, ... < end along dim (Python slice rules, negative start/end count
+/// from the end, out-of-range bounds are clipped; step > 0).
+template <class T>
+Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t end,
+                std::int64_t step = 1);
+
+// ---- losses (prediction first, target second; targets never need a gradient) ----
+/// (input - target)^2, shapes must match.
+template <class T>
+Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target,
+              Reduction reduction = Reduction::Mean);
+/// -(y log p + (1 - y) log(1 - p)) on probabilities p in [0, 1]; each log clamped at -100 as
+/// PyTorch does, so p = 0 or 1 gives a finite loss.
+template <class T>
+Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target,
+              Reduction reduction = Reduction::Mean);
+/// bce(sigmoid(x), y) computed as max(x, 0) - x y + log(1 + e^-|x|): finite for any logit.
+template <class T>
+Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target,
+                          Reduction reduction = Reduction::Mean);
+/// -log_softmax(logits)[n, target[n]] for logits [N, C] and class indices in [0, C).
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>& target,
+                        Reduction reduction = Reduction::Mean);
+/// cross_entropy with the class indices held in a tensor of shape [N] (whole numbers).
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target,
+                        Reduction reduction = Reduction::Mean);
+/// -log_probs[n, target[n]] for log-probabilities [N, C].
+template <class T>
+Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& target,
+              Reduction reduction = Reduction::Mean);
+
+// ---- operators ----
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); }
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) { return add(a, s); }
+template <class T>
+Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) { return add(a, s); }
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) { return add(a, -s); }
+template <class T>
+Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) { return rsub(s, a); }
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) { return mul(a, s); }
+template <class T>
+Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) { return mul(a, s); }
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) { return mul(a, Scalar<T>(1) / s); }
+template <class T>
+Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) { return rdiv(s, a); }
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a) { return neg(a); }
+template <class T>
+Tensor<T> operator>(const Tensor<T>& a, const Tensor<T>& b) { return gt(a, b); }
+template <class T>
+Tensor<T> operator<(const Tensor<T>& a, const Tensor<T>& b) { return lt(a, b); }
+template <class T>
+Tensor<T> operator>=(const Tensor<T>& a, const Tensor<T>& b) { return ge(a, b); }
+template <class T>
+Tensor<T> operator<=(const Tensor<T>& a, const Tensor<T>& b) { return le(a, b); }
+
+}  // namespace xgrad

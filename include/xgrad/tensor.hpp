@@ -1,0 +1,197 @@
+#pragma once
+// Tensor<T>: a cheap shared handle on a value, its gradient and the graph node that produced it.
+// The core knows no operation: ops build nodes through record() in node.hpp.
+
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <random>
+#include <type_traits>
+#include <vector>
+
+#include <xgrad/error.hpp>
+#include <xgrad/xt.hpp>
+
+namespace xgrad {
+
+template <class T>
+class Node;
+
+/// Reproducible random numbers for the factories and initialisers (mt19937_64).
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 5489u) : engine_(seed) {}
+  void manual_seed(std::uint64_t seed) { engine_.seed(seed); }
+  std::mt19937_64& engine() { return engine_; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+/// The generator used when a factory is given neither a seed nor a generator (one per thread).
+Generator& default_generator();
+/// Reseed the default generator of this thread.
+void manual_seed(std::uint64_t seed);
+
+namespace detail {
+/// A value plus its version: bumped by every in-place write, so backward can tell when a value
+/// it saved was changed after the forward pass (detach() shares both with its source).
+template <class T>
+struct Storage {
+  Array<T> data;
+  std::uint64_t version = 0;
+};
+
+template <class T>
+struct TensorImpl {
+  std::shared_ptr<Storage<T>> storage;
+  std::optional<Array<T>> grad;
+  bool requires_grad = false;
+  std::shared_ptr<Node<T>> grad_fn;  // null for a leaf
+};
+}  // namespace detail
+
+/// Scalar argument type that does not take part in template deduction, so that `x + 1` works
+/// for Tensor<float> and Tensor<double> alike.
+template <class T>
+using Scalar = std::type_identity_t<T>;
+
+/// A dimension list for reshape; -1 stands for the one extent inferred from the others.
+using Dims = std::vector<std::int64_t>;
+
+/// An n-dimensional array of V (float or double) that records the operations applied to it when it requires grad.
+/// Copying a Tensor copies the handle, not the data (like torch::Tensor).
+template <class V>
+class Tensor {
+  static_assert(std::is_same_v<V, float> || std::is_same_v<V, double>,
+                "xgrad::Tensor is defined for float and double");
+
+ public:
+  using value_type = V;
+
+  /// An undefined tensor (like a default torch::Tensor); most calls on it throw.
+  Tensor() = default;
+  /// Takes ownership of `value` without copying it.
+  explicit Tensor(Array<V> value, bool requires_grad = false);
+
+  // ---- factories (each random one takes a seed or a Generator; default: default_generator()) ----
+  static Tensor zeros(const Shape& shape);
+  static Tensor ones(const Shape& shape);
+  static Tensor full(const Shape& shape, V value);
+  /// [start, stop) in steps of `step`, like numpy.arange.
+  static Tensor arange(V start, V stop, V step = V(1));
+  static Tensor arange(V stop) { return arange(V(0), stop); }
+  /// n x n identity.
+  static Tensor eye(std::size_t n);
+  /// Uniform on [0, 1).
+  static Tensor rand(const Shape& shape, std::uint64_t seed);
+  static Tensor rand(const Shape& shape, Generator& gen = default_generator());
+  /// Standard normal.
+  static Tensor randn(const Shape& shape, std::uint64_t seed);
+  static Tensor randn(const Shape& shape, Generator& gen = default_generator());
+  /// A 0-dimensional tensor holding `value`.
+  static Tensor scalar(V value);
+  static Tensor from(xt::nested_initializer_list_t<V, 1> values);
+  static Tensor from(xt::nested_initializer_list_t<V, 2> values);
+  static Tensor from(xt::nested_initializer_list_t<V, 3> values);
+  static Tensor from(xt::nested_initializer_list_t<V, 4> values);
+
+  // ---- state ----
+  bool defined() const { return impl_ != nullptr; }
+  const Array<V>& value() const;
+  /// Writable access to the value for in-place updates (optimisers); bumps the version counter so
+  /// that a backward pass which saved this value notices the change.
+  Array<V>& mutable_value();
+  Shape shape() const;
+  std::size_t dim() const { return shape().size(); }
+  std::size_t size(int dim) const;
+  std::size_t numel() const;
+  /// The single element of a one-element tensor.
+  V item() const;
+  std::uint64_t version() const;
+
+  bool requires_grad() const;
+  /// Marks a leaf as a parameter whose gradient backward() should fill. Returns *this.
+  Tensor& requires_grad_(bool on = true);
+  bool is_leaf() const;
+  /// Name of the operation that produced this tensor, or "" for a leaf.
+  const char* op_name() const;
+
+  bool has_grad() const;
+  /// Accumulated gradient; throws if backward has not reached this tensor yet.
+  const Array<V>& grad() const;
+  Array<V>& mutable_grad();
+  /// Sets the gradient to zero, keeping its buffer.
+  void zero_grad();
+  /// Drops the gradient buffer.
+  void clear_grad();
+
+  /// Same value (shared, not copied), no graph history, requires_grad false.
+  Tensor detach() const;
+  /// Deep copy of the value, no history.
+  Tensor clone_detached() const;
+
+  /// Backpropagate from a one-element tensor (seed 1).
+  void backward(bool retain_graph = false) const;
+  /// Backpropagate with an explicit gradient of this tensor's shape.
+  void backward(const Array<V>& gradient, bool retain_graph = false) const;
+
+  // ---- operations as methods (defined with the ops; see ops.hpp for the formulas) ----
+  Tensor matmul(const Tensor& other) const;
+  /// Transpose of a matrix (dims reversed for dim <= 2).
+  Tensor T() const;
+  Tensor transpose(int dim0, int dim1) const;
+  Tensor reshape(const Dims& shape) const;
+  Tensor flatten(int start_dim = 0, int end_dim = -1) const;
+  Tensor unsqueeze(int dim) const;
+  Tensor squeeze() const;
+  Tensor squeeze(int dim) const;
+  Tensor broadcast_to(const Shape& shape) const;
+  Tensor index_select(int dim, const std::vector<std::size_t>& index) const;
+  Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1) const;
+
+  Tensor sum() const;
+  Tensor sum(int dim, bool keepdim = false) const;
+  Tensor sum(const std::vector<int>& dims, bool keepdim = false) const;
+  Tensor mean() const;
+  Tensor mean(int dim, bool keepdim = false) const;
+  Tensor mean(const std::vector<int>& dims, bool keepdim = false) const;
+  Tensor max() const;
+  Tensor max(int dim, bool keepdim = false) const;
+  Tensor min() const;
+  Tensor min(int dim, bool keepdim = false) const;
+
+  Tensor neg() const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor abs() const;
+  Tensor pow(V exponent) const;
+  Tensor pow(const Tensor& exponent) const;
+  Tensor clamp(V lo, V hi) const;
+  Tensor sigmoid() const;
+  Tensor tanh() const;
+  Tensor relu() const;
+  Tensor leaky_relu(V negative_slope = V(0.01)) const;
+  Tensor softmax(int dim) const;
+  Tensor log_softmax(int dim) const;
+
+  /// The shared implementation (for the engine and custom operations).
+  const std::shared_ptr<detail::TensorImpl<V>>& impl() const { return impl_; }
+  explicit Tensor(std::shared_ptr<detail::TensorImpl<V>> impl) : impl_(std::move(impl)) {}
+
+ private:
+  detail::TensorImpl<V>& checked(const char* what) const;
+  std::shared_ptr<detail::TensorImpl<V>> impl_;
+};
+
+/// Prints the value and, for a non-leaf, the producing op: `tensor([1, 2], grad_fn=<mul>)`.
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Tensor<T>& t);
+
+extern template class Tensor<float>;
+extern template class Tensor<double>;
+
+}  // namespace xgrad

@@ -1,0 +1,26 @@
+#include <cblas.h>
+
+#include <xgrad/xt.hpp>
+
+namespace xgrad::blas {
+
+namespace {
+CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
+blasint idx(std::size_t n) { return static_cast<blasint>(n); }
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+          const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+          std::size_t ldc) {
+  cblas_sgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,
+              idx(lda), b, idx(ldb), beta, c, idx(ldc));
+}
+
+void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha,
+          const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
+          double* c, std::size_t ldc) {
+  cblas_dgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,
+              idx(lda), b, idx(ldb), beta, c, idx(ldc));
+}
+
+}  // namespace xgrad::blas

@@ -1,0 +1,374 @@
+// The backward engine: orders the graph, sweeps it once in reverse, reduces each gradient to its
+// input's shape, accumulates, and frees what it no longer needs. It knows no operation.
+
+#include <atomic>
+#include <string>
+#include <unordered_map>
+
+#include <xgrad/autograd.hpp>
+#include <xgrad/node.hpp>
+
+namespace xgrad {
+
+namespace {
+thread_local bool grad_mode = true;
+std::atomic<std::uint64_t> pass_counter{0};
+
+template <class S1, class S2>
+bool shapes_equal(const S1& a, const S2& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+template <class S>
+Shape to_shape(const S& s) {
+  return Shape(s.begin(), s.end());
+}
+
+// Undoes broadcasting: sums the leading dims the input did not have and the dims where it had
+// extent 1. Any other mismatch is a bug in the op's backward, reported by name.
+template <class T, class S>
+Array<T> sum_to(Array<T>&& g, const S& target, const char* op) {
+  const auto& gs = g.shape();
+  auto fail = [&] {
+    return ShapeError(std::string("xgrad::backward: '") + op + "' produced a gradient of shape " +
+                      shape_str(to_shape(gs)) + " that does not reduce to its input's shape " +
+                      shape_str(to_shape(target)));
+  };
+  if (gs.size() < target.size()) throw fail();
+  const std::size_t lead = gs.size() - target.size();
+  std::vector<std::size_t> axes;
+  for (std::size_t i = 0; i < lead; ++i) axes.push_back(i);
+  for (std::size_t j = 0; j < target.size(); ++j) {
+    if (target[j] == gs[j + lead]) continue;
+    if (target[j] != 1) throw fail();
+    axes.push_back(j + lead);
+  }
+  Array<T> reduced = xt::sum(g, axes, xt::evaluation_strategy::immediate);
+  reduced.reshape(target);
+  return reduced;
+}
+}  // namespace
+
+bool is_grad_enabled() { return grad_mode; }
+NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }
+NoGradGuard::~NoGradGuard() { grad_mode = previous_; }
+
+// ---- Node ----
+
+template <class T>
+Node<T>::Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
+              std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward)
+    : name_(name),
+      inputs_(std::move(inputs)),
+      output_(std::move(output)),
+      backward_(std::move(backward)) {
+  input_versions_.reserve(inputs_.size());
+  for (const auto& in : inputs_) input_versions_.push_back(in->storage->version);
+  output_version_ = output_->version;
+}
+
+template <class T>
+Node<T>::~Node() {
+  // Destroying a tensor destroys its node, which drops its inputs, whose nodes drop theirs...
+  // Done naively that recursion overflows the stack on a long chain. Instead, take over the
+  // inputs of every node about to die with us, so each destructor below finds nothing to free.
+  std::vector<std::shared_ptr<detail::TensorImpl<T>>> pending = std::move(inputs_);
+  while (!pending.empty()) {
+    std::shared_ptr<detail::TensorImpl<T>> impl = std::move(pending.back());
+    pending.pop_back();
+    if (impl.use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1) {
+      auto& next = impl->grad_fn->inputs_;
+      for (auto& in : next) pending.push_back(std::move(in));
+      next.clear();
+    }
+  }
+}
+
+template <class T>
+void Node<T>::release() {
+  released_ = true;
+  backward_ = nullptr;
+  inputs_.clear();
+  output_.reset();
+  grad_.reset();
+}
+
+template <class T>
+void Grads<T>::modified(std::size_t i) const {
+  const bool is_output = i == node_.inputs_.size();
+  const auto& storage = is_output ? *node_.output_ : *node_.inputs_[i]->storage;
+  const auto saved = is_output ? node_.output_version_ : node_.input_versions_[i];
+  throw GraphError(std::string("xgrad::backward: ") +
+                   (is_output ? std::string("the output") : "input " + std::to_string(i)) +
+                   " of '" + node_.name_ + "' (shape " + shape_str(to_shape(storage.data.shape())) +
+                   ") was modified in place after '" + node_.name_ + "' saved it (version " +
+                   std::to_string(storage.version) + ", saved at version " +
+                   std::to_string(saved) + ")");
+}
+
+// ---- Engine ----
+
+template <class T>
+class Engine {
+ public:
+  using Impl = detail::TensorImpl<T>;
+  using Slot = std::optional<Array<T>>;
+
+  bool retain_graph = false;
+  // grad(): gradients go to these slots instead of the leaves' grad().
+  bool capture = false;
+  std::unordered_map<const Impl*, Slot*> leaf_slots;
+  std::unordered_map<const Node<T>*, Slot*> node_slots;
+
+  void run(std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>>& roots) {
+    const std::uint64_t pass = ++pass_counter;
+    // Every node of the pass stays alive until the sweep ends even when release() drops the
+    // tensors that owned it, and dies afterwards with its inputs already cleared.
+    std::vector<std::shared_ptr<Node<T>>> nodes;
+    std::vector<Node<T>*> stack;
+    auto visit = [&](const std::shared_ptr<Node<T>>& n) {
+      if (n->pass_ == pass) return;
+      if (n->released_) {
+        throw GraphError(std::string("xgrad::backward: the graph through '") + n->name_ +
+                         "' was freed by an earlier backward; pass retain_graph=true to the first "
+                         "backward to run through it again");
+      }
+      n->pass_ = pass;
+      n->pending_ = 0;
+      n->grad_.reset();
+      nodes.push_back(n);
+      stack.push_back(n.get());
+    };
+    for (auto& [impl, g] : roots) {
+      if (impl->grad_fn) visit(impl->grad_fn);
+    }
+    while (!stack.empty()) {
+      Node<T>* n = stack.back();
+      stack.pop_back();
+      for (const auto& in : n->inputs_) {
+        if (in->grad_fn && in->requires_grad) {
+          visit(in->grad_fn);
+          ++in->grad_fn->pending_;
+        }
+      }
+    }
+
+    for (auto& [impl, g] : roots) {
+      if (impl->grad_fn) {
+        accumulate(impl->grad_fn->grad_, std::move(g));
+      } else {
+        to_leaf(*impl, std::move(g));
+      }
+    }
+    std::vector<Node<T>*> ready;
+    for (const auto& n : nodes) {
+      if (n->pending_ == 0) ready.push_back(n.get());
+    }
+    while (!ready.empty()) {
+      Node<T>* n = ready.back();
+      ready.pop_back();
+      if (n->grad_) {
+        Array<T> g = std::move(*n->grad_);
+        n->grad_.reset();
+        if (capture) {
+          auto it = node_slots.find(n);
+          if (it != node_slots.end()) accumulate(*it->second, Array<T>(g));
+        }
+        Grads<T> ctx(*n, *this);
+        n->backward_(g, ctx);
+      }
+      for (const auto& in : n->inputs_) {
+        if (in->grad_fn && in->requires_grad && --in->grad_fn->pending_ == 0) {
+          ready.push_back(in->grad_fn.get());
+        }
+      }
+      if (!retain_graph) n->release();
+    }
+  }
+
+  void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
+    Impl& impl = *node.inputs_[i];
+    const auto& target = impl.storage->data.shape();
+    if (!shapes_equal(g.shape(), target)) g = sum_to(std::move(g), target, node.name_);
+    if (impl.grad_fn) {
+      accumulate(impl.grad_fn->grad_, std::move(g));
+    } else {
+      to_leaf(impl, std::move(g));
+    }
+  }
+
+ private:
+  void to_leaf(Impl& impl, Array<T>&& g) {
+    if (!impl.requires_grad) return;
+    if (capture) {
+      auto it = leaf_slots.find(&impl);
+      if (it != leaf_slots.end()) accumulate(*it->second, std::move(g));
+      return;
+    }
+    if (impl.grad && !shapes_equal(impl.grad->shape(), g.shape())) {
+      throw GraphError("xgrad::backward: a leaf's accumulated gradient has shape " +
+                       shape_str(to_shape(impl.grad->shape())) +
+                       " but its value now has shape " + shape_str(to_shape(g.shape())) +
+                       "; call clear_grad() after reshaping a parameter");
+    }
+    accumulate(impl.grad, std::move(g));
+  }
+
+  static void accumulate(Slot& slot, Array<T>&& g) {
+    if (!slot) {
+      slot = std::move(g);
+    } else {
+      xt::noalias(*slot) += g;
+    }
+  }
+};
+
+template <class T>
+void Grads<T>::to(std::size_t i, Array<T>&& gradient) {
+  if (needs(i)) engine_.deliver(node_, i, std::move(gradient));
+}
+
+// ---- entry points ----
+
+template <class T>
+bool needs_graph(const std::vector<Tensor<T>>& inputs) {
+  if (!grad_mode) return false;
+  for (const auto& t : inputs) {
+    if (t.requires_grad()) return true;
+  }
+  return false;
+}
+
+template <class T>
+Tensor<T> record(const char* name, Array<T>&& value, std::vector<Tensor<T>> inputs,
+                 BackwardFn<T> backward) {
+  Tensor<T> out(std::move(value));
+  if (!needs_graph(inputs)) return out;
+  std::vector<std::shared_ptr<detail::TensorImpl<T>>> impls;
+  impls.reserve(inputs.size());
+  for (auto& t : inputs) impls.push_back(t.impl());
+  const auto& impl = out.impl();
+  impl->requires_grad = true;
+  impl->grad_fn =
+      std::make_shared<Node<T>>(name, std::move(impls), impl->storage, std::move(backward));
+  return out;
+}
+
+template <class V>
+void Tensor<V>::backward(bool retain_graph) const {
+  const auto& v = value();
+  if (v.size() != 1) {
+    throw GraphError("xgrad::backward: the output has shape " + shape_str(shape()) + " (" +
+                     std::to_string(v.size()) +
+                     " elements); a non-scalar output needs an explicit gradient");
+  }
+  backward(Array<V>(v.shape(), V(1)), retain_graph);
+}
+
+template <class V>
+void Tensor<V>::backward(const Array<V>& gradient, bool retain_graph) const {
+  const auto& impl = checked("backward");
+  if (!impl.requires_grad) {
+    throw GraphError("xgrad::backward: the tensor of shape " + shape_str(shape()) +
+                     " does not require grad; no input of its graph has requires_grad set");
+  }
+  if (!shapes_equal(gradient.shape(), impl.storage->data.shape())) {
+    throw ShapeError("xgrad::backward: gradient of shape " +
+                     shape_str(to_shape(gradient.shape())) + " for an output of shape " +
+                     shape_str(shape()));
+  }
+  Engine<V> engine;
+  engine.retain_graph = retain_graph;
+  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<V>>, Array<V>>> roots;
+  roots.emplace_back(impl_, Array<V>(gradient));
+  engine.run(roots);
+}
+
+template <class T>
+std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
+                            const std::vector<Tensor<T>>& inputs,
+                            const std::vector<Array<T>>& grad_outputs, bool retain_graph,
+                            bool allow_unused) {
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size()) {
+    throw ValueError("xgrad::grad: " + std::to_string(outputs.size()) + " outputs but " +
+                     std::to_string(grad_outputs.size()) + " grad_outputs");
+  }
+  Engine<T> engine;
+  engine.retain_graph = retain_graph;
+  engine.capture = true;
+  std::vector<std::optional<Array<T>>> slots(inputs.size());
+  std::vector<std::size_t> first(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto& impl = inputs[i].impl();
+    if (!impl) throw Error("xgrad::grad: input " + std::to_string(i) + " is undefined");
+    if (!impl->requires_grad) {
+      throw GraphError("xgrad::grad: input " + std::to_string(i) + " (shape " +
+                       shape_str(inputs[i].shape()) + ") does not require grad");
+    }
+    first[i] = i;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (inputs[j].impl() == impl) first[i] = first[j];
+    }
+    if (first[i] != i) continue;
+    if (impl->grad_fn) {
+      engine.node_slots[impl->grad_fn.get()] = &slots[i];
+    } else {
+      engine.leaf_slots[impl.get()] = &slots[i];
+    }
+  }
+  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<T>>, Array<T>>> roots;
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    const auto& out = outputs[k];
+    if (!out.requires_grad()) {
+      throw GraphError("xgrad::grad: output " + std::to_string(k) + " (shape " +
+                       shape_str(out.shape()) + ") does not require grad");
+    }
+    if (grad_outputs.empty()) {
+      if (out.numel() != 1) {
+        throw GraphError("xgrad::grad: output " + std::to_string(k) + " has shape " +
+                         shape_str(out.shape()) + "; a non-scalar output needs a grad_output");
+      }
+      roots.emplace_back(out.impl(), Array<T>(out.value().shape(), T(1)));
+    } else {
+      if (!shapes_equal(grad_outputs[k].shape(), out.value().shape())) {
+        throw ShapeError("xgrad::grad: grad_output " + std::to_string(k) + " has shape " +
+                         shape_str(to_shape(grad_outputs[k].shape())) + " but output has shape " +
+                         shape_str(out.shape()));
+      }
+      roots.emplace_back(out.impl(), grad_outputs[k]);
+    }
+  }
+  engine.run(roots);
+  std::vector<Tensor<T>> result;
+  result.reserve(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    auto& slot = slots[first[i]];
+    if (slot) {
+      result.emplace_back(first[i] == i ? std::move(*slot) : Array<T>(result[first[i]].value()));
+    } else if (allow_unused) {
+      result.push_back(Tensor<T>::zeros(inputs[i].shape()));
+    } else {
+      throw GraphError("xgrad::grad: input " + std::to_string(i) + " (shape " +
+                       shape_str(inputs[i].shape()) +
+                       ") is not reachable from the outputs; pass allow_unused=true for zeros");
+    }
+  }
+  return result;
+}
+
+#define XGRAD_INSTANTIATE_ENGINE(T)                                                              \
+  template class Node<T>;                                                                        \
+  template class Grads<T>;                                                                       \
+  template class Engine<T>;                                                                      \
+  template bool needs_graph<T>(const std::vector<Tensor<T>>&);                                   \
+  template Tensor<T> record<T>(const char*, Array<T>&&, std::vector<Tensor<T>>, BackwardFn<T>); \
+  template void Tensor<T>::backward(bool) const;                                                 \
+  template void Tensor<T>::backward(const Array<T>&, bool) const;                                \
+  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                         \
+                                          const std::vector<Tensor<T>>&,                         \
+                                          const std::vector<Array<T>>&, bool, bool);
+
+XGRAD_INSTANTIATE_ENGINE(float)
+XGRAD_INSTANTIATE_ENGINE(double)
+
+}  // namespace xgrad

@@ -1,0 +1,259 @@
+#include <ostream>
+
+#include <xgrad/autograd.hpp>
+#include <xgrad/node.hpp>
+#include <xgrad/tensor.hpp>
+
+namespace xgrad {
+
+Generator& default_generator() {
+  thread_local Generator gen;
+  return gen;
+}
+
+void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
+
+template <class V>
+Tensor<V>::Tensor(Array<V> value, bool requires_grad)
+    : impl_(std::make_shared<detail::TensorImpl<V>>()) {
+  impl_->storage = std::make_shared<detail::Storage<V>>();
+  impl_->storage->data = std::move(value);
+  impl_->requires_grad = requires_grad;
+}
+
+template <class V>
+detail::TensorImpl<V>& Tensor<V>::checked(const char* what) const {
+  if (!impl_) throw Error(std::string("xgrad::Tensor::") + what + ": the tensor is undefined");
+  return *impl_;
+}
+
+// ---- factories ----
+
+template <class V>
+Tensor<V> Tensor<V>::zeros(const Shape& shape) {
+  return Tensor(Array<V>(shape, V(0)));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::ones(const Shape& shape) {
+  return Tensor(Array<V>(shape, V(1)));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::full(const Shape& shape, V value) {
+  return Tensor(Array<V>(shape, value));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::arange(V start, V stop, V step) {
+  if (step == V(0) || !std::isfinite(step) || !std::isfinite(start) || !std::isfinite(stop)) {
+    throw ValueError("xgrad::arange: start " + std::to_string(start) + ", stop " +
+                     std::to_string(stop) + ", step " + std::to_string(step) +
+                     " must be finite with a non-zero step");
+  }
+  const double span = (static_cast<double>(stop) - start) / step;
+  const std::size_t n = span > 0 ? static_cast<std::size_t>(std::ceil(span)) : 0;
+  Array<V> out(Shape{n});
+  for (std::size_t i = 0; i < n; ++i) out(i) = static_cast<V>(start + static_cast<double>(i) * step);
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::eye(std::size_t n) {
+  Array<V> out(Shape{n, n}, V(0));
+  for (std::size_t i = 0; i < n; ++i) out(i, i) = V(1);
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::rand(const Shape& shape, std::uint64_t seed) {
+  Generator gen(seed);
+  return rand(shape, gen);
+}
+
+template <class V>
+Tensor<V> Tensor<V>::rand(const Shape& shape, Generator& gen) {
+  Array<V> out(shape);
+  std::uniform_real_distribution<V> dist(V(0), V(1));
+  for (auto& v : out) v = dist(gen.engine());
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::randn(const Shape& shape, std::uint64_t seed) {
+  Generator gen(seed);
+  return randn(shape, gen);
+}
+
+template <class V>
+Tensor<V> Tensor<V>::randn(const Shape& shape, Generator& gen) {
+  Array<V> out(shape);
+  std::normal_distribution<V> dist(V(0), V(1));
+  for (auto& v : out) v = dist(gen.engine());
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::scalar(V value) {
+  Array<V> out = Array<V>::from_shape({});
+  out() = value;
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 1> values) {
+  return Tensor(Array<V>(values));
+}
+template <class V>
+Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 2> values) {
+  return Tensor(Array<V>(values));
+}
+template <class V>
+Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 3> values) {
+  return Tensor(Array<V>(values));
+}
+template <class V>
+Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 4> values) {
+  return Tensor(Array<V>(values));
+}
+
+// ---- state ----
+
+template <class V>
+const Array<V>& Tensor<V>::value() const {
+  return checked("value").storage->data;
+}
+
+template <class V>
+Array<V>& Tensor<V>::mutable_value() {
+  auto& impl = checked("mutable_value");
+  ++impl.storage->version;
+  return impl.storage->data;
+}
+
+template <class V>
+Shape Tensor<V>::shape() const {
+  const auto& s = checked("shape").storage->data.shape();
+  return Shape(s.begin(), s.end());
+}
+
+template <class V>
+std::size_t Tensor<V>::size(int d) const {
+  const auto& s = checked("size").storage->data.shape();
+  const int n = static_cast<int>(s.size());
+  if (d < -n || d >= n) {
+    throw ShapeError("xgrad::size: dim " + std::to_string(d) + " is out of range for shape " +
+                     shape_str(Shape(s.begin(), s.end())));
+  }
+  return s[static_cast<std::size_t>(d < 0 ? d + n : d)];
+}
+
+template <class V>
+std::size_t Tensor<V>::numel() const {
+  return checked("numel").storage->data.size();
+}
+
+template <class V>
+V Tensor<V>::item() const {
+  const auto& v = checked("item").storage->data;
+  if (v.size() != 1) {
+    throw ShapeError("xgrad::item: a tensor of shape " + shape_str(shape()) + " has " +
+                     std::to_string(v.size()) + " elements, not 1");
+  }
+  return *v.data();
+}
+
+template <class V>
+std::uint64_t Tensor<V>::version() const {
+  return checked("version").storage->version;
+}
+
+template <class V>
+bool Tensor<V>::requires_grad() const {
+  return checked("requires_grad").requires_grad;
+}
+
+template <class V>
+Tensor<V>& Tensor<V>::requires_grad_(bool on) {
+  auto& impl = checked("requires_grad_");
+  if (impl.grad_fn && !on) {
+    throw GraphError(std::string("xgrad::requires_grad_: the output of '") + impl.grad_fn->name() +
+                     "' is not a leaf; use detach() to stop gradients");
+  }
+  impl.requires_grad = on;
+  return *this;
+}
+
+template <class V>
+bool Tensor<V>::is_leaf() const {
+  return checked("is_leaf").grad_fn == nullptr;
+}
+
+template <class V>
+const char* Tensor<V>::op_name() const {
+  const auto& impl = checked("op_name");
+  return impl.grad_fn ? impl.grad_fn->name() : "";
+}
+
+template <class V>
+bool Tensor<V>::has_grad() const {
+  return checked("has_grad").grad.has_value();
+}
+
+template <class V>
+const Array<V>& Tensor<V>::grad() const {
+  const auto& impl = checked("grad");
+  if (!impl.grad) {
+    throw GraphError("xgrad::grad: no gradient for this tensor of shape " + shape_str(shape()) +
+                     (impl.requires_grad ? " yet: call backward() first"
+                                         : ": it does not require grad"));
+  }
+  return *impl.grad;
+}
+
+template <class V>
+Array<V>& Tensor<V>::mutable_grad() {
+  return const_cast<Array<V>&>(grad());
+}
+
+template <class V>
+void Tensor<V>::zero_grad() {
+  auto& impl = checked("zero_grad");
+  if (impl.grad) impl.grad->fill(V(0));
+}
+
+template <class V>
+void Tensor<V>::clear_grad() {
+  checked("clear_grad").grad.reset();
+}
+
+template <class V>
+Tensor<V> Tensor<V>::detach() const {
+  auto impl = std::make_shared<detail::TensorImpl<V>>();
+  impl->storage = checked("detach").storage;
+  return Tensor(std::move(impl));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::clone_detached() const {
+  return Tensor(Array<V>(value()));
+}
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
+  if (!t.defined()) return os << "tensor(undefined)";
+  os << "tensor(" << t.value();
+  if (!t.is_leaf()) {
+    os << ", grad_fn=<" << t.op_name() << ">";
+  } else if (t.requires_grad()) {
+    os << ", requires_grad=true";
+  }
+  return os << ")";
+}
+
+template class Tensor<float>;
+template class Tensor<double>;
+template std::ostream& operator<<(std::ostream&, const Tensor<float>&);
+template std::ostream& operator<<(std::ostream&, const Tensor<double>&);
+
+}  // namespace xgrad

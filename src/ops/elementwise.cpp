@@ -1,0 +1,294 @@
+// Arithmetic, powers, exp/log and friends, comparisons and where: forward and backward side by
+// side. Formulas in the comments use PyTorch's derivatives.yaml vocabulary.
+
+#include <cmath>
+
+#include "common.hpp"
+
+namespace xgrad {
+
+namespace {
+
+template <class T>
+void check_binary(const char* op, const Tensor<T>& a, const Tensor<T>& b) {
+  const auto& sa = a.value().shape();
+  const auto& sb = b.value().shape();
+  if (!std::equal(sa.begin(), sa.end(), sb.begin(), sb.end())) {
+    ops::broadcast_shapes(op, sa, sb);
+  }
+}
+
+// NOTE: where the incoming gradient is exactly zero the result is zero, even if the local
+// derivative is infinite (log at 0, 1/b at b = 0). Without this, where(x > 0, log(x), 0) would
+// send 0 * inf = NaN back to x through the branch that was not taken.
+template <class T, class E>
+Array<T> masked(const Array<T>& grad, E&& local) {
+  return xt::where(xt::equal(grad, T(0)), T(0), grad * std::forward<E>(local));
+}
+
+template <class T>
+void check_finite_scalar(const char* op, const char* what, T value) {
+  if (std::isnan(value)) {
+    throw ValueError(std::string("xgrad::") + op + ": " + what + " is NaN");
+  }
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("add", a, b);
+  return record<T>("add", a.value() + b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad);  // add: grad
+    g.to(1, grad);  // add: grad
+  });
+}
+
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("sub", a, b);
+  return record<T>("sub", a.value() - b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad);   // sub: grad
+    g.to(1, -grad);  // sub: -grad
+  });
+}
+
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("mul", a, b);
+  return record<T>("mul", a.value() * b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    if (g.needs(0)) g.to(0, grad * g.in(1));  // mul: grad * other
+    if (g.needs(1)) g.to(1, grad * g.in(0));  // mul: grad * self
+  });
+}
+
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("div", a, b);
+  return record<T>("div", a.value() / b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    if (g.needs(0)) g.to(0, masked(grad, T(1) / g.in(1)));     // div: grad / other
+    if (g.needs(1)) g.to(1, masked(grad, -g.out() / g.in(1)));  // div: -grad * result / other
+  });
+}
+
+template <class T>
+Tensor<T> add(const Tensor<T>& a, Scalar<T> s) {
+  return record<T>("add", a.value() + s, {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad);  // add: grad
+  });
+}
+
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, Scalar<T> s) {
+  return record<T>("mul", a.value() * s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad * s);  // mul: grad * other
+  });
+}
+
+template <class T>
+Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a) {
+  return record<T>("rsub", s - a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, -grad);  // rsub: -grad
+  });
+}
+
+template <class T>
+Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a) {
+  return record<T>("rdiv", s / a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, masked(grad, -g.out() / g.in(0)));  // rdiv: -grad * result / self
+  });
+}
+
+template <class T>
+Tensor<T> neg(const Tensor<T>& a) {
+  return record<T>("neg", -a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, -grad);  // neg: -grad
+  });
+}
+
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, Scalar<T> p) {
+  check_finite_scalar("pow", "the exponent", p);
+  return record<T>("pow", xt::pow(a.value(), p), {a}, [p](const Array<T>& grad, Grads<T>& g) {
+    // pow: grad * exponent * self^(exponent - 1); exactly 0 for exponent 0
+    if (p == T(0)) {
+      g.to(0, xt::zeros_like(grad));
+    } else {
+      g.to(0, masked(grad, p * xt::pow(g.in(0), p - T(1))));
+    }
+  });
+}
+
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("pow", a, b);
+  return record<T>(
+      "pow", xt::pow(a.value(), b.value()), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+        const auto& base = g.in(0);
+        const auto& e = g.in(1);
+        // pow: grad * exponent * self^(exponent - 1)
+        if (g.needs(0)) g.to(0, masked(grad, e * xt::pow(base, e - T(1))));
+        // pow: grad * result * log(self), taken as 0 where self == 0 and exponent >= 0
+        // (the limit from the right), as PyTorch does.
+        if (g.needs(1)) {
+          const Array<T> local = g.out() * xt::log(base);
+          g.to(1, masked(grad, xt::where(xt::equal(base, T(0)) && (e >= T(0)), T(0), local)));
+        }
+      });
+}
+
+template <class T>
+Tensor<T> exp(const Tensor<T>& a) {
+  return record<T>("exp", xt::exp(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad * g.out());  // exp: grad * result
+  });
+}
+
+template <class T>
+Tensor<T> log(const Tensor<T>& a) {
+  return record<T>("log", xt::log(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, masked(grad, T(1) / g.in(0)));  // log: grad / self
+  });
+}
+
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& a) {
+  return record<T>("sqrt", xt::sqrt(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, masked(grad, T(0.5) / g.out()));  // sqrt: grad / (2 * result)
+  });
+}
+
+template <class T>
+Tensor<T> abs(const Tensor<T>& a) {
+  return record<T>("abs", xt::abs(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad * xt::sign(g.in(0)));  // abs: grad * sign(self), 0 at 0
+  });
+}
+
+template <class T>
+Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi) {
+  check_finite_scalar("clamp", "the lower bound", lo);
+  check_finite_scalar("clamp", "the upper bound", hi);
+  if (lo > hi) {
+    throw ValueError("xgrad::clamp: lower bound " + std::to_string(lo) +
+                     " is greater than upper bound " + std::to_string(hi));
+  }
+  return record<T>("clamp", xt::clip(a.value(), lo, hi), {a},
+                   [lo, hi](const Array<T>& grad, Grads<T>& g) {
+                     // clamp: grad where lo <= self <= hi, else 0
+                     const auto& x = g.in(0);
+                     g.to(0, xt::where((x >= lo) && (x <= hi), grad, T(0)));
+                   });
+}
+
+template <class T>
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("maximum", a, b);
+  return record<T>("maximum", xt::maximum(a.value(), b.value()), {a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     const auto& x = g.in(0);
+                     const auto& y = g.in(1);
+                     // maximum: grad to the larger side; a tie splits it in half
+                     const auto half = grad * T(0.5);
+                     if (g.needs(0)) {
+                       g.to(0, xt::where(x > y, grad, xt::where(xt::equal(x, y), half, T(0))));
+                     }
+                     if (g.needs(1)) {
+                       g.to(1, xt::where(y > x, grad, xt::where(xt::equal(x, y), half, T(0))));
+                     }
+                   });
+}
+
+template <class T>
+Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
+  check_binary("minimum", a, b);
+  return record<T>("minimum", xt::minimum(a.value(), b.value()), {a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     const auto& x = g.in(0);
+                     const auto& y = g.in(1);
+                     // minimum: grad to the smaller side; a tie splits it in half
+                     const auto half = grad * T(0.5);
+                     if (g.needs(0)) {
+                       g.to(0, xt::where(x < y, grad, xt::where(xt::equal(x, y), half, T(0))));
+                     }
+                     if (g.needs(1)) {
+                       g.to(1, xt::where(y < x, grad, xt::where(xt::equal(x, y), half, T(0))));
+                     }
+                   });
+}
+
+template <class T>
+Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
+  const auto& sc = cond.value().shape();
+  ops::broadcast_shapes("where", ops::broadcast_shapes("where", sc, a.value().shape()),
+                        b.value().shape());
+  ops::broadcast_shapes("where", a.value().shape(), b.value().shape());
+  Array<T> out = xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value());
+  // cond is an input only so that backward can read it; it never receives a gradient.
+  return record<T>("where", std::move(out), {cond, a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    const auto taken = xt::not_equal(g.in(0), T(0));
+    // where: grad where cond for self, grad where !cond for other; an exact 0 elsewhere
+    if (g.needs(1)) g.to(1, xt::where(taken, grad, T(0)));
+    if (g.needs(2)) g.to(2, xt::where(taken, T(0), grad));
+  });
+}
+
+namespace {
+template <class T, class F>
+Tensor<T> compare(const char* op, const Tensor<T>& a, const Tensor<T>& b, F f) {
+  check_binary(op, a, b);
+  return Tensor<T>(Array<T>(xt::cast<T>(f(a.value(), b.value()))));
+}
+}  // namespace
+
+template <class T>
+Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b) {
+  return compare("gt", a, b, [](const auto& x, const auto& y) { return xt::greater(x, y); });
+}
+template <class T>
+Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b) {
+  return compare("lt", a, b, [](const auto& x, const auto& y) { return xt::less(x, y); });
+}
+template <class T>
+Tensor<T> ge(const Tensor<T>& a, const Tensor<T>& b) {
+  return compare("ge", a, b, [](const auto& x, const auto& y) { return xt::greater_equal(x, y); });
+}
+template <class T>
+Tensor<T> le(const Tensor<T>& a, const Tensor<T>& b) {
+  return compare("le", a, b, [](const auto& x, const auto& y) { return xt::less_equal(x, y); });
+}
+template <class T>
+Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
+  return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
+}
+
+#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                            \
+  template Tensor<T> add<T>(const Tensor<T>&, const Tensor<T>&);                    \
+  template Tensor<T> sub<T>(const Tensor<T>&, const Tensor<T>&);                    \
+  template Tensor<T> mul<T>(const Tensor<T>&, const Tensor<T>&);                    \
+  template Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&);                    \
+  template Tensor<T> add<T>(const Tensor<T>&, Scalar<T>);                           \
+  template Tensor<T> mul<T>(const Tensor<T>&, Scalar<T>);                           \
+  template Tensor<T> rsub<T>(Scalar<T>, const Tensor<T>&);                          \
+  template Tensor<T> rdiv<T>(Scalar<T>, const Tensor<T>&);                          \
+  template Tensor<T> neg<T>(const Tensor<T>&);                                      \
+  template Tensor<T> pow<T>(const Tensor<T>&, Scalar<T>);                           \
+  template Tensor<T> pow<T>(const Tensor<T>&, const Tensor<T>&);                    \
+  template Tensor<T> exp<T>(const Tensor<T>&);                                      \
+  template Tensor<T> log<T>(const Tensor<T>&);                                      \
+  template Tensor<T> sqrt<T>(const Tensor<T>&);                                     \
+  template Tensor<T> abs<T>(const Tensor<T>&);                                      \
+  template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>);              \
+  template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&);                \
+  template Tensor<T> minimum<T>(const Tensor<T>&, const Tensor<T>&);                \
+  template Tensor<T> where<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&); \
+  template Tensor<T> gt<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> lt<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> ge<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> le<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> eq<T>(const Tensor<T>&, const Tensor<T>&);
+
+XGRAD_INSTANTIATE_ELEMENTWISE(float)
+XGRAD_INSTANTIATE_ELEMENTWISE(double)
+
+}  // namespace xgrad
