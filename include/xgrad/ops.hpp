@@ -4,6 +4,7 @@
 // Dimensions may be negative (counted from the end), as in PyTorch.
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include <xgrad/tensor.hpp>
@@ -168,7 +169,7 @@ template <class T>
 Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t end,
                 std::int64_t step = 1);
 
-// ---- losses (prediction first, target second; targets never need a gradient) ----
+// ---- losses (prediction first, target second; a target that requires grad gets one too) ----
 /// (input - target)^2, shapes must match.
 template <class T>
 Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target,
@@ -186,6 +187,12 @@ Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target,
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>& target,
                         Reduction reduction = Reduction::Mean);
+/// cross_entropy(logits, {2, 0, 1}): class indices written inline.
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, std::initializer_list<std::int64_t> target,
+                        Reduction reduction = Reduction::Mean) {
+  return cross_entropy(logits, std::vector<std::int64_t>(target), reduction);
+}
 /// cross_entropy with the class indices held in a tensor of shape [N] (whole numbers).
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target,
@@ -197,38 +204,72 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
 
 // ---- operators ----
 template <class T>
-Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
+Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
+  return add(a, b);
+}
 template <class T>
-Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }
+Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
+  return sub(a, b);
+}
 template <class T>
-Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); }
+Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
+  return mul(a, b);
+}
 template <class T>
-Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
+Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
+  return div(a, b);
+}
 template <class T>
-Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) { return add(a, s); }
+Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) {
+  return add(a, s);
+}
 template <class T>
-Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) { return add(a, s); }
+Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) {
+  return add(a, s);
+}
 template <class T>
-Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) { return add(a, -s); }
+Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) {
+  return add(a, -s);
+}
 template <class T>
-Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) { return rsub(s, a); }
+Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) {
+  return rsub(s, a);
+}
 template <class T>
-Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) { return mul(a, s); }
+Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) {
+  return mul(a, s);
+}
 template <class T>
-Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) { return mul(a, s); }
+Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) {
+  return mul(a, s);
+}
 template <class T>
-Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) { return mul(a, Scalar<T>(1) / s); }
+Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) {
+  return mul(a, Scalar<T>(1) / s);
+}
 template <class T>
-Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) { return rdiv(s, a); }
+Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) {
+  return rdiv(s, a);
+}
 template <class T>
-Tensor<T> operator-(const Tensor<T>& a) { return neg(a); }
+Tensor<T> operator-(const Tensor<T>& a) {
+  return neg(a);
+}
 template <class T>
-Tensor<T> operator>(const Tensor<T>& a, const Tensor<T>& b) { return gt(a, b); }
+Tensor<T> operator>(const Tensor<T>& a, const Tensor<T>& b) {
+  return gt(a, b);
+}
 template <class T>
-Tensor<T> operator<(const Tensor<T>& a, const Tensor<T>& b) { return lt(a, b); }
+Tensor<T> operator<(const Tensor<T>& a, const Tensor<T>& b) {
+  return lt(a, b);
+}
 template <class T>
-Tensor<T> operator>=(const Tensor<T>& a, const Tensor<T>& b) { return ge(a, b); }
+Tensor<T> operator>=(const Tensor<T>& a, const Tensor<T>& b) {
+  return ge(a, b);
+}
 template <class T>
-Tensor<T> operator<=(const Tensor<T>& a, const Tensor<T>& b) { return le(a, b); }
+Tensor<T> operator<=(const Tensor<T>& a, const Tensor<T>& b) {
+  return le(a, b);
+}
 
 }  // namespace xgrad

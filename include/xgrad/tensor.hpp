@@ -58,11 +58,29 @@ struct TensorImpl {
 template <class T>
 using Scalar = std::type_identity_t<T>;
 
+/// A nested braced list of numbers, as written in Tensor::from({{1, 2}, {3, 4}}). A braced list
+/// is always one more dim, so {{1}, {0}} is a [2,1] column, as in NumPy; ragged lists are refused.
+template <class V>
+class NestedList {
+ public:
+  NestedList(V value) : value_(value), leaf_(true) {}  // NOLINT: implicit by design
+  NestedList(std::initializer_list<NestedList> items) : items_(items) {}
+
+  bool leaf() const { return leaf_; }
+  V value() const { return value_; }
+  const std::vector<NestedList>& items() const { return items_; }
+
+ private:
+  V value_{};
+  bool leaf_ = false;
+  std::vector<NestedList> items_;
+};
+
 /// A dimension list for reshape; -1 stands for the one extent inferred from the others.
 using Dims = std::vector<std::int64_t>;
 
-/// An n-dimensional array of V (float or double) that records the operations applied to it when it requires grad.
-/// Copying a Tensor copies the handle, not the data (like torch::Tensor).
+/// An n-dimensional array of V (float or double) that records the operations applied to it when it
+/// requires grad. Copying a Tensor copies the handle, not the data (like torch::Tensor).
 template <class V>
 class Tensor {
   static_assert(std::is_same_v<V, float> || std::is_same_v<V, double>,
@@ -93,10 +111,8 @@ class Tensor {
   static Tensor randn(const Shape& shape, Generator& gen = default_generator());
   /// A 0-dimensional tensor holding `value`.
   static Tensor scalar(V value);
-  static Tensor from(xt::nested_initializer_list_t<V, 1> values);
-  static Tensor from(xt::nested_initializer_list_t<V, 2> values);
-  static Tensor from(xt::nested_initializer_list_t<V, 3> values);
-  static Tensor from(xt::nested_initializer_list_t<V, 4> values);
+  /// From nested braced lists: from({1, 2}) is [2], from({{1}, {0}}) is [2,1].
+  static Tensor from(std::initializer_list<NestedList<V>> values);
 
   // ---- state ----
   bool defined() const { return impl_ != nullptr; }

@@ -6,4 +6,5 @@
 #include <xgrad/node.hpp>
 #include <xgrad/ops.hpp>
 #include <xgrad/tensor.hpp>
+#include <xgrad/testing/gradcheck.hpp>
 #include <xgrad/xt.hpp>

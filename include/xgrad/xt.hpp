@@ -45,8 +45,8 @@ using Array = xt::xarray<T, xt::layout_type::row_major>;
 using Shape = std::vector<std::size_t>;
 
 namespace blas {
-/// C[M,N] = alpha * op(A) op(B) + beta * C on row-major buffers, op = transpose when the flag is set.
-/// lda/ldb/ldc are the row strides of A, B and C as stored.
+/// C[M,N] = alpha * op(A) op(B) + beta * C on row-major buffers, op = transpose when the flag is
+/// set. lda/ldb/ldc are the row strides of A, B and C as stored.
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
           std::size_t ldc);

@@ -5,8 +5,12 @@
 namespace xgrad::blas {
 
 namespace {
-CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
-blasint idx(std::size_t n) { return static_cast<blasint>(n); }
+CBLAS_TRANSPOSE flag(bool t) {
+  return t ? CblasTrans : CblasNoTrans;
+}
+blasint idx(std::size_t n) {
+  return static_cast<blasint>(n);
+}
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,

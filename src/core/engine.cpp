@@ -43,15 +43,21 @@ Array<T> sum_to(Array<T>&& g, const S& target, const char* op) {
     if (target[j] != 1) throw fail();
     axes.push_back(j + lead);
   }
-  Array<T> reduced = xt::sum(g, axes, xt::evaluation_strategy::immediate);
+  Array<T> reduced = xt::sum(g, axes);
   reduced.reshape(target);
   return reduced;
 }
 }  // namespace
 
-bool is_grad_enabled() { return grad_mode; }
-NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }
-NoGradGuard::~NoGradGuard() { grad_mode = previous_; }
+bool is_grad_enabled() {
+  return grad_mode;
+}
+NoGradGuard::NoGradGuard() : previous_(grad_mode) {
+  grad_mode = false;
+}
+NoGradGuard::~NoGradGuard() {
+  grad_mode = previous_;
+}
 
 // ---- Node ----
 
@@ -102,8 +108,8 @@ void Grads<T>::modified(std::size_t i) const {
                    (is_output ? std::string("the output") : "input " + std::to_string(i)) +
                    " of '" + node_.name_ + "' (shape " + shape_str(to_shape(storage.data.shape())) +
                    ") was modified in place after '" + node_.name_ + "' saved it (version " +
-                   std::to_string(storage.version) + ", saved at version " +
-                   std::to_string(saved) + ")");
+                   std::to_string(storage.version) + ", saved at version " + std::to_string(saved) +
+                   ")");
 }
 
 // ---- Engine ----
@@ -207,8 +213,8 @@ class Engine {
     }
     if (impl.grad && !shapes_equal(impl.grad->shape(), g.shape())) {
       throw GraphError("xgrad::backward: a leaf's accumulated gradient has shape " +
-                       shape_str(to_shape(impl.grad->shape())) +
-                       " but its value now has shape " + shape_str(to_shape(g.shape())) +
+                       shape_str(to_shape(impl.grad->shape())) + " but its value now has shape " +
+                       shape_str(to_shape(g.shape())) +
                        "; call clear_grad() after reshaping a parameter");
     }
     accumulate(impl.grad, std::move(g));
@@ -273,9 +279,8 @@ void Tensor<V>::backward(const Array<V>& gradient, bool retain_graph) const {
                      " does not require grad; no input of its graph has requires_grad set");
   }
   if (!shapes_equal(gradient.shape(), impl.storage->data.shape())) {
-    throw ShapeError("xgrad::backward: gradient of shape " +
-                     shape_str(to_shape(gradient.shape())) + " for an output of shape " +
-                     shape_str(shape()));
+    throw ShapeError("xgrad::backward: gradient of shape " + shape_str(to_shape(gradient.shape())) +
+                     " for an output of shape " + shape_str(shape()));
   }
   Engine<V> engine;
   engine.retain_graph = retain_graph;
@@ -356,16 +361,16 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
   return result;
 }
 
-#define XGRAD_INSTANTIATE_ENGINE(T)                                                              \
-  template class Node<T>;                                                                        \
-  template class Grads<T>;                                                                       \
-  template class Engine<T>;                                                                      \
-  template bool needs_graph<T>(const std::vector<Tensor<T>>&);                                   \
+#define XGRAD_INSTANTIATE_ENGINE(T)                                                             \
+  template class Node<T>;                                                                       \
+  template class Grads<T>;                                                                      \
+  template class Engine<T>;                                                                     \
+  template bool needs_graph<T>(const std::vector<Tensor<T>>&);                                  \
   template Tensor<T> record<T>(const char*, Array<T>&&, std::vector<Tensor<T>>, BackwardFn<T>); \
-  template void Tensor<T>::backward(bool) const;                                                 \
-  template void Tensor<T>::backward(const Array<T>&, bool) const;                                \
-  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                         \
-                                          const std::vector<Tensor<T>>&,                         \
+  template void Tensor<T>::backward(bool) const;                                                \
+  template void Tensor<T>::backward(const Array<T>&, bool) const;                               \
+  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                        \
+                                          const std::vector<Tensor<T>>&,                        \
                                           const std::vector<Array<T>>&, bool, bool);
 
 XGRAD_INSTANTIATE_ENGINE(float)

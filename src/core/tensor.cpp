@@ -11,7 +11,9 @@ Generator& default_generator() {
   return gen;
 }
 
-void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
+void manual_seed(std::uint64_t seed) {
+  default_generator().manual_seed(seed);
+}
 
 template <class V>
 Tensor<V>::Tensor(Array<V> value, bool requires_grad)
@@ -54,7 +56,8 @@ Tensor<V> Tensor<V>::arange(V start, V stop, V step) {
   const double span = (static_cast<double>(stop) - start) / step;
   const std::size_t n = span > 0 ? static_cast<std::size_t>(std::ceil(span)) : 0;
   Array<V> out(Shape{n});
-  for (std::size_t i = 0; i < n; ++i) out(i) = static_cast<V>(start + static_cast<double>(i) * step);
+  for (std::size_t i = 0; i < n; ++i)
+    out(i) = static_cast<V>(start + static_cast<double>(i) * step);
   return Tensor(std::move(out));
 }
 
@@ -100,21 +103,53 @@ Tensor<V> Tensor<V>::scalar(V value) {
   return Tensor(std::move(out));
 }
 
+namespace {
+// Shape of a nested list, checking that every sibling has the same shape.
 template <class V>
-Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 1> values) {
-  return Tensor(Array<V>(values));
+void nested_shape(const NestedList<V>& node, std::size_t depth, Shape& shape, bool& first_leaf) {
+  if (node.leaf()) {
+    if (first_leaf) {
+      first_leaf = false;
+      shape.resize(depth);
+    } else if (shape.size() != depth) {
+      throw ValueError("xgrad::from: ragged nested list (a number at depth " +
+                       std::to_string(depth) + ", another at depth " +
+                       std::to_string(shape.size()) + ")");
+    }
+    return;
+  }
+  const std::size_t n = node.items().size();
+  if (first_leaf && shape.size() <= depth) shape.resize(depth + 1, n);
+  if (shape.size() <= depth || shape[depth] != n) {
+    throw ValueError("xgrad::from: ragged nested list (a list of " + std::to_string(n) +
+                     " items at depth " + std::to_string(depth) + " where another has " +
+                     (shape.size() > depth ? std::to_string(shape[depth]) : std::string("none")) +
+                     ")");
+  }
+  for (const auto& item : node.items()) nested_shape(item, depth + 1, shape, first_leaf);
 }
+
 template <class V>
-Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 2> values) {
-  return Tensor(Array<V>(values));
+void nested_fill(const NestedList<V>& node, V*& out) {
+  if (node.leaf()) {
+    *out++ = node.value();
+    return;
+  }
+  for (const auto& item : node.items()) nested_fill(item, out);
 }
+}  // namespace
+
 template <class V>
-Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 3> values) {
-  return Tensor(Array<V>(values));
-}
-template <class V>
-Tensor<V> Tensor<V>::from(xt::nested_initializer_list_t<V, 4> values) {
-  return Tensor(Array<V>(values));
+Tensor<V> Tensor<V>::from(std::initializer_list<NestedList<V>> values) {
+  const NestedList<V> root(values);
+  Shape shape;
+  bool first_leaf = true;
+  nested_shape(root, 0, shape, first_leaf);
+  if (first_leaf) shape.resize(1, 0);  // from({}) is an empty vector, as numpy.array([])
+  Array<V> out = Array<V>::from_shape(shape);
+  V* p = out.data();
+  nested_fill(root, p);
+  return Tensor(std::move(out));
 }
 
 // ---- state ----
@@ -204,9 +239,9 @@ template <class V>
 const Array<V>& Tensor<V>::grad() const {
   const auto& impl = checked("grad");
   if (!impl.grad) {
-    throw GraphError("xgrad::grad: no gradient for this tensor of shape " + shape_str(shape()) +
-                     (impl.requires_grad ? " yet: call backward() first"
-                                         : ": it does not require grad"));
+    throw GraphError(
+        "xgrad::grad: no gradient for this tensor of shape " + shape_str(shape()) +
+        (impl.requires_grad ? " yet: call backward() first" : ": it does not require grad"));
   }
   return *impl.grad;
 }

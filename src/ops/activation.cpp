@@ -1,1 +1,125 @@
+// Activations: sigmoid, tanh, the ReLU family, softmax and log_softmax, and the zero-gradient
+// step functions used by perceptrons.
+
+#include <cmath>
+
 #include "common.hpp"
+
+namespace xgrad {
+
+namespace {
+// Row maxima along dim with keepdim, with -inf replaced by 0: a row of all -inf must not turn
+// into NaN through -inf - (-inf) when it is shifted.
+template <class T>
+Array<T> finite_max(const Array<T>& x, std::size_t dim) {
+  Array<T> m = xt::amax(x, {dim}, xt::keep_dims);
+  return xt::where(xt::isfinite(m), m, T(0));
+}
+
+template <class T, class E>
+Array<T> sum_keep(E&& e, std::size_t dim) {
+  return xt::sum(std::forward<E>(e), {dim}, xt::keep_dims);
+}
+}  // namespace
+
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& a) {
+  // NOTE: 1 / (1 + e^-x) overflows e^-x for x << 0; taking e^-|x| keeps every exponent <= 0.
+  const auto& x = a.value();
+  const Array<T> e = xt::exp(-xt::abs(x));
+  Array<T> out = xt::where(x >= T(0), T(1) / (T(1) + e), e / (T(1) + e));
+  return record<T>("sigmoid", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    const auto& y = g.out();
+    g.to(0, grad * y * (T(1) - y));  // sigmoid: grad * result * (1 - result)
+  });
+}
+
+template <class T>
+Tensor<T> tanh(const Tensor<T>& a) {
+  return record<T>("tanh", xt::tanh(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    const auto& y = g.out();
+    g.to(0, grad * (T(1) - y * y));  // tanh: grad * (1 - result^2)
+  });
+}
+
+template <class T>
+Tensor<T> relu(const Tensor<T>& a) {
+  const auto& x = a.value();
+  return record<T>("relu", xt::where(x > T(0), x, T(0)), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0,
+                     // as PyTorch does, so a unit that is exactly 0 stays dead.
+                     g.to(0, xt::where(g.out() > T(0), grad, T(0)));
+                   });
+}
+
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope) {
+  const auto& x = a.value();
+  return record<T>("leaky_relu", xt::where(x > T(0), x, negative_slope * x), {a},
+                   [negative_slope](const Array<T>& grad, Grads<T>& g) {
+                     // leaky_relu: grad where self > 0, else grad * negative_slope
+                     g.to(0, xt::where(g.in(0) > T(0), grad, negative_slope * grad));
+                   });
+}
+
+template <class T>
+Tensor<T> softmax(const Tensor<T>& a, int dim) {
+  const auto& x = a.value();
+  const std::size_t d = ops::normalize_dim("softmax", dim, x.dimension(), a.shape());
+  Array<T> e = xt::exp(x - finite_max(x, d));
+  Array<T> out = e / sum_keep<T>(e, d);
+  return record<T>("softmax", std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
+    const auto& y = g.out();
+    // softmax: result * (grad - sum(grad * result, dim))
+    g.to(0, y * (grad - sum_keep<T>(grad * y, d)));
+  });
+}
+
+template <class T>
+Tensor<T> log_softmax(const Tensor<T>& a, int dim) {
+  const auto& x = a.value();
+  const std::size_t d = ops::normalize_dim("log_softmax", dim, x.dimension(), a.shape());
+  // NOTE: log(sum(exp(x))) overflows at x = 1000; shifting by the max keeps exp in (0, 1].
+  const Array<T> shifted = x - finite_max(x, d);
+  Array<T> out = shifted - xt::log(sum_keep<T>(xt::exp(shifted), d));
+  return record<T>("log_softmax", std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
+    // log_softmax: grad - exp(result) * sum(grad, dim)
+    g.to(0, grad - xt::exp(g.out()) * sum_keep<T>(grad, d));
+  });
+}
+
+template <class T>
+Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold) {
+  const auto& x = a.value();
+  Array<T> out = xt::where(xt::isnan(x), x, xt::where(x > threshold, T(1), T(0)));
+  return record<T>("step", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, xt::zeros_like(grad));  // step: 0 (piecewise constant)
+  });
+}
+
+template <class T>
+Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero) {
+  const auto& x = a.value();
+  Array<T> out =
+      xt::where(xt::isnan(x), x,
+                xt::where(x < T(0), T(0), xt::where(xt::equal(x, T(0)), value_at_zero, T(1))));
+  return record<T>("heaviside", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, xt::zeros_like(grad));  // heaviside: 0 (piecewise constant)
+  });
+}
+
+#define XGRAD_INSTANTIATE_ACTIVATION(T)                          \
+  template Tensor<T> sigmoid<T>(const Tensor<T>&);               \
+  template Tensor<T> tanh<T>(const Tensor<T>&);                  \
+  template Tensor<T> relu<T>(const Tensor<T>&);                  \
+  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>); \
+  template Tensor<T> softmax<T>(const Tensor<T>&, int);          \
+  template Tensor<T> log_softmax<T>(const Tensor<T>&, int);      \
+  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>);       \
+  template Tensor<T> heaviside<T>(const Tensor<T>&, Scalar<T>);
+
+XGRAD_INSTANTIATE_ACTIVATION(float)
+XGRAD_INSTANTIATE_ACTIVATION(double)
+
+}  // namespace xgrad

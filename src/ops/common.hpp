@@ -77,8 +77,7 @@ inline Shape keepdim_shape(const Shape& shape, const std::vector<std::size_t>& d
 }
 
 /// The shape a reduction over `dims` produces.
-inline Shape reduced_shape(const Shape& shape, const std::vector<std::size_t>& dims,
-                           bool keepdim) {
+inline Shape reduced_shape(const Shape& shape, const std::vector<std::size_t>& dims, bool keepdim) {
   if (keepdim) return keepdim_shape(shape, dims);
   Shape out;
   for (std::size_t i = 0; i < shape.size(); ++i) {

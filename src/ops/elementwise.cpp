@@ -66,7 +66,7 @@ template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("div", a, b);
   return record<T>("div", a.value() / b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    if (g.needs(0)) g.to(0, masked(grad, T(1) / g.in(1)));     // div: grad / other
+    if (g.needs(0)) g.to(0, masked(grad, T(1) / g.in(1)));      // div: grad / other
     if (g.needs(1)) g.to(1, masked(grad, -g.out() / g.in(1)));  // div: -grad * result / other
   });
 }
@@ -109,12 +109,26 @@ Tensor<T> neg(const Tensor<T>& a) {
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, Scalar<T> p) {
   check_finite_scalar("pow", "the exponent", p);
-  return record<T>("pow", xt::pow(a.value(), p), {a}, [p](const Array<T>& grad, Grads<T>& g) {
+  // Common exponents exactly: a vectorised pow is accurate to an ulp or so, a product is exact.
+  const auto& x = a.value();
+  Array<T> out = p == T(2)     ? Array<T>(x * x)
+                 : p == T(1)   ? Array<T>(x)
+                 : p == T(0.5) ? Array<T>(xt::sqrt(x))
+                 : p == T(-1)  ? Array<T>(T(1) / x)
+                               : Array<T>(xt::pow(x, p));
+  return record<T>("pow", std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
     // pow: grad * exponent * self^(exponent - 1); exactly 0 for exponent 0
     if (p == T(0)) {
       g.to(0, xt::zeros_like(grad));
     } else {
-      g.to(0, masked(grad, p * xt::pow(g.in(0), p - T(1))));
+      const auto& base = g.in(0);
+      if (p == T(2)) {
+        g.to(0, grad * (T(2) * base));
+      } else if (p == T(1)) {
+        g.to(0, grad);
+      } else {
+        g.to(0, masked(grad, p * xt::pow(base, p - T(1))));
+      }
     }
   });
 }
@@ -262,30 +276,30 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
   return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
 }
 
-#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                            \
-  template Tensor<T> add<T>(const Tensor<T>&, const Tensor<T>&);                    \
-  template Tensor<T> sub<T>(const Tensor<T>&, const Tensor<T>&);                    \
-  template Tensor<T> mul<T>(const Tensor<T>&, const Tensor<T>&);                    \
-  template Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&);                    \
-  template Tensor<T> add<T>(const Tensor<T>&, Scalar<T>);                           \
-  template Tensor<T> mul<T>(const Tensor<T>&, Scalar<T>);                           \
-  template Tensor<T> rsub<T>(Scalar<T>, const Tensor<T>&);                          \
-  template Tensor<T> rdiv<T>(Scalar<T>, const Tensor<T>&);                          \
-  template Tensor<T> neg<T>(const Tensor<T>&);                                      \
-  template Tensor<T> pow<T>(const Tensor<T>&, Scalar<T>);                           \
-  template Tensor<T> pow<T>(const Tensor<T>&, const Tensor<T>&);                    \
-  template Tensor<T> exp<T>(const Tensor<T>&);                                      \
-  template Tensor<T> log<T>(const Tensor<T>&);                                      \
-  template Tensor<T> sqrt<T>(const Tensor<T>&);                                     \
-  template Tensor<T> abs<T>(const Tensor<T>&);                                      \
-  template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>);              \
-  template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&);                \
-  template Tensor<T> minimum<T>(const Tensor<T>&, const Tensor<T>&);                \
+#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                             \
+  template Tensor<T> add<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> sub<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> mul<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> add<T>(const Tensor<T>&, Scalar<T>);                            \
+  template Tensor<T> mul<T>(const Tensor<T>&, Scalar<T>);                            \
+  template Tensor<T> rsub<T>(Scalar<T>, const Tensor<T>&);                           \
+  template Tensor<T> rdiv<T>(Scalar<T>, const Tensor<T>&);                           \
+  template Tensor<T> neg<T>(const Tensor<T>&);                                       \
+  template Tensor<T> pow<T>(const Tensor<T>&, Scalar<T>);                            \
+  template Tensor<T> pow<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> exp<T>(const Tensor<T>&);                                       \
+  template Tensor<T> log<T>(const Tensor<T>&);                                       \
+  template Tensor<T> sqrt<T>(const Tensor<T>&);                                      \
+  template Tensor<T> abs<T>(const Tensor<T>&);                                       \
+  template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>);               \
+  template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&);                 \
+  template Tensor<T> minimum<T>(const Tensor<T>&, const Tensor<T>&);                 \
   template Tensor<T> where<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> gt<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> lt<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> ge<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> le<T>(const Tensor<T>&, const Tensor<T>&);                     \
+  template Tensor<T> gt<T>(const Tensor<T>&, const Tensor<T>&);                      \
+  template Tensor<T> lt<T>(const Tensor<T>&, const Tensor<T>&);                      \
+  template Tensor<T> ge<T>(const Tensor<T>&, const Tensor<T>&);                      \
+  template Tensor<T> le<T>(const Tensor<T>&, const Tensor<T>&);                      \
   template Tensor<T> eq<T>(const Tensor<T>&, const Tensor<T>&);
 
 XGRAD_INSTANTIATE_ELEMENTWISE(float)

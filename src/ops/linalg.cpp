@@ -1,1 +1,136 @@
+// Matrix products through BLAS gemm, and transposes.
+
 #include "common.hpp"
+
+namespace xgrad {
+
+namespace {
+
+// gemm on row-major buffers that tolerates empty extents (BLAS rejects a zero leading dim).
+template <class T>
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+          std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (beta == T(0)) {
+      for (std::size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+    }
+    return;
+  }
+  blas::gemm(ta, tb, m, n, k, T(1), a, std::max<std::size_t>(lda, 1), b,
+             std::max<std::size_t>(ldb, 1), beta, c, std::max<std::size_t>(ldc, 1));
+}
+
+[[noreturn]] void bad_shapes(const char* why, const Shape& a, const Shape& b) {
+  throw ShapeError(std::string("xgrad::matmul: shapes ") + shape_str(a) + " and " + shape_str(b) +
+                   " " + why);
+}
+
+// [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
+template <class T>
+Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  const Shape sa = a.shape();
+  const Shape sb = b.shape();
+  const bool a3 = sa.size() == 3;
+  const bool b3 = sb.size() == 3;
+  const std::size_t batch = a3 ? sa[0] : (b3 ? sb[0] : 1);
+  if (a3 && b3 && sa[0] != sb[0]) bad_shapes("have different batch sizes", sa, sb);
+  const std::size_t m = sa[sa.size() - 2];
+  const std::size_t k = sa[sa.size() - 1];
+  const std::size_t n = sb[sb.size() - 1];
+  if (sb[sb.size() - 2] != k) bad_shapes("do not chain", sa, sb);
+
+  Shape so = (a3 || b3) ? Shape{batch, m, n} : Shape{m, n};
+  Array<T> out = Array<T>::from_shape(so);
+  const std::size_t sa_step = a3 ? m * k : 0;
+  const std::size_t sb_step = b3 ? k * n : 0;
+  if (!b3) {
+    // A shared right operand: the batch folds into the rows of one product [B*M,K] x [K,N].
+    gemm<T>(false, false, batch * m, n, k, a.value().data(), k, b.value().data(), n, T(0),
+            out.data(), n);
+  } else {
+    for (std::size_t i = 0; i < batch; ++i) {
+      gemm<T>(false, false, m, n, k, a.value().data() + i * sa_step, k,
+              b.value().data() + i * sb_step, n, T(0), out.data() + i * m * n, n);
+    }
+  }
+  return record<T>("matmul", std::move(out), {a, b}, [=](const Array<T>& grad, Grads<T>& g) {
+    const T* dc = grad.data();
+    // matmul: grad_a = grad @ b^T, grad_b = a^T @ grad (transpose flags, no
+    // materialised transpose; a shared operand accumulates with beta = 1)
+    if (g.needs(0)) {
+      Array<T> da = Array<T>::from_shape(sa);
+      const T* bp = g.in(1).data();
+      if (!b3) {
+        gemm<T>(false, true, batch * m, k, n, dc, n, bp, n, T(0), da.data(), k);
+      } else {
+        for (std::size_t i = 0; i < batch; ++i) {
+          gemm<T>(false, true, m, k, n, dc + i * m * n, n, bp + i * sb_step, n,
+                  (a3 || i == 0) ? T(0) : T(1), da.data() + i * sa_step, k);
+        }
+      }
+      if (batch == 0) da.fill(T(0));
+      g.to(0, std::move(da));
+    }
+    if (g.needs(1)) {
+      Array<T> db = Array<T>::from_shape(sb);
+      const T* ap = g.in(0).data();
+      if (!b3) {
+        gemm<T>(true, false, k, n, batch * m, ap, k, dc, n, T(0), db.data(), n);
+      } else {
+        for (std::size_t i = 0; i < batch; ++i) {
+          gemm<T>(true, false, k, n, m, ap + i * sa_step, k, dc + i * m * n, n, T(0),
+                  db.data() + i * sb_step, n);
+        }
+      }
+      g.to(1, std::move(db));
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  const std::size_t ra = a.dim();
+  const std::size_t rb = b.dim();
+  if (ra == 0 || rb == 0 || ra > 3 || rb > 3) {
+    bad_shapes("are not supported (1-D, 2-D or 3-D operands)", a.shape(), b.shape());
+  }
+  // A vector operand becomes a one-row (left) or one-column (right) matrix, as in NumPy, and the
+  // added dim is removed from the result.
+  if (ra == 1 || rb == 1) {
+    if (ra == 1 && rb == 1 && a.numel() != b.numel())
+      bad_shapes("do not chain", a.shape(), b.shape());
+    const Tensor<T> a2 = ra == 1 ? reshape(a, Dims{1, static_cast<std::int64_t>(a.numel())}) : a;
+    const Tensor<T> b2 = rb == 1 ? reshape(b, Dims{static_cast<std::int64_t>(b.numel()), 1}) : b;
+    if (a2.size(-1) != b2.size(-2)) bad_shapes("do not chain", a.shape(), b.shape());
+    Tensor<T> out = batched_matmul(a2, b2);
+    if (ra == 1 && rb == 1) return reshape(out, Dims{});
+    return squeeze(out, rb == 1 ? -1 : -2);
+  }
+  return batched_matmul(a, b);
+}
+
+template <class T>
+Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1) {
+  const Shape s = a.shape();
+  const std::size_t d0 = ops::normalize_dim("transpose", dim0, s.size(), s);
+  const std::size_t d1 = ops::normalize_dim("transpose", dim1, s.size(), s);
+  std::vector<std::size_t> perm(s.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
+  std::swap(perm[d0], perm[d1]);
+  return record<T>("transpose", Array<T>(xt::transpose(a.value(), perm)), {a},
+                   [perm](const Array<T>& grad, Grads<T>& g) {
+                     g.to(0, xt::transpose(grad, perm));  // transpose: grad transposed back
+                   });
+}
+
+#define XGRAD_INSTANTIATE_LINALG(T)                                 \
+  template Tensor<T> matmul<T>(const Tensor<T>&, const Tensor<T>&); \
+  template Tensor<T> transpose<T>(const Tensor<T>&, int, int);
+
+XGRAD_INSTANTIATE_LINALG(float)
+XGRAD_INSTANTIATE_LINALG(double)
+
+}  // namespace xgrad

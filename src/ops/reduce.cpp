@@ -1,1 +1,117 @@
+// Reductions: sum, mean, max, min over all dims or a list of dims, with keepdim.
+
 #include "common.hpp"
+
+namespace xgrad {
+
+namespace {
+
+struct Plan {
+  std::vector<std::size_t> dims;
+  Shape in;               // input shape
+  Shape keep;             // output shape with keepdim (reduced extents are 1)
+  Shape out;              // output shape as returned
+  std::size_t count = 1;  // elements folded into each output element
+};
+
+template <class T>
+Plan plan(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+  Plan p;
+  p.in = a.shape();
+  p.dims = ops::normalize_dims(op, dims, p.in);
+  p.keep = ops::keepdim_shape(p.in, p.dims);
+  p.out = ops::reduced_shape(p.in, p.dims, keepdim);
+  for (std::size_t d : p.dims) p.count *= p.in[d];
+  return p;
+}
+
+template <class T, class E>
+Array<T> reduce_sum(E&& e, const Plan& p) {
+  Array<T> r = xt::sum(std::forward<E>(e), p.dims);
+  r.reshape(p.out);
+  return r;
+}
+
+// Gradient of an output of shape `keep` spread back over the input shape.
+template <class T>
+auto spread(const Array<T>& grad, const Plan& p) {
+  return xt::broadcast(xt::reshape_view(grad, p.keep), p.in);
+}
+
+template <class T>
+void check_not_empty(const char* op, const Plan& p, const std::vector<int>& dims) {
+  if (p.count != 0) return;
+  std::string d = "all dims";
+  if (!dims.empty()) {
+    d = "dims {";
+    for (std::size_t i = 0; i < dims.size(); ++i) d += (i ? "," : "") + std::to_string(dims[i]);
+    d += "}";
+  }
+  throw ValueError(std::string("xgrad::") + op + ": reduction over " + d +
+                   " of a tensor of shape " + shape_str(p.in) + " has no elements");
+}
+
+template <class T, class F>
+Tensor<T> extremum(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim,
+                   F reducer) {
+  Plan p = plan(op, a, dims, keepdim);
+  check_not_empty<T>(op, p, dims);
+  Array<T> out = reducer(a.value(), p.dims);
+  out.reshape(p.out);
+  return record<T>(op, std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
+    // amax/amin: grad shared equally among the elements equal to the result
+    const auto& x = g.in(0);
+    const Array<T> hit =
+        xt::cast<T>(xt::equal(x, xt::broadcast(xt::reshape_view(g.out(), p.keep), p.in)));
+    Array<T> ties = xt::sum(hit, p.dims, xt::keep_dims);
+    g.to(0, hit * xt::broadcast(xt::reshape_view(grad, p.keep) / ties, p.in));
+  });
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+  Plan p = plan("sum", a, dims, keepdim);
+  return record<T>("sum", reduce_sum<T>(a.value(), p), {a}, [p](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, spread(grad, p));  // sum: grad expanded to self's shape
+  });
+}
+
+template <class T>
+Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+  Plan p = plan("mean", a, dims, keepdim);
+  check_not_empty<T>("mean", p, dims);
+  const T scale = T(1) / static_cast<T>(p.count);
+  Array<T> out = reduce_sum<T>(a.value(), p) * scale;
+  return record<T>("mean", std::move(out), {a}, [p, scale](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, spread(grad, p) * scale);  // mean: grad expanded to self's shape / count
+  });
+}
+
+template <class T>
+Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+  return extremum("max", a, dims, keepdim,
+                  [](const Array<T>& x, const std::vector<std::size_t>& d) {
+                    return Array<T>(xt::amax(x, d));
+                  });
+}
+
+template <class T>
+Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+  return extremum("min", a, dims, keepdim,
+                  [](const Array<T>& x, const std::vector<std::size_t>& d) {
+                    return Array<T>(xt::amin(x, d));
+                  });
+}
+
+#define XGRAD_INSTANTIATE_REDUCE(T)                                            \
+  template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
+  template Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int>&, bool); \
+  template Tensor<T> max<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
+  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool);
+
+XGRAD_INSTANTIATE_REDUCE(float)
+XGRAD_INSTANTIATE_REDUCE(double)
+
+}  // namespace xgrad

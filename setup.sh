@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs the Debian packages xgrad needs (only those missing), then optionally:
+#   ./setup.sh demo   build in release mode and run the main demo
+#   ./setup.sh test   check formatting, build and run every test in release mode and again
+#                     under AddressSanitizer + UndefinedBehaviorSanitizer
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(cmake make g++ git clang-format libxtensor-dev libxtensor-blas-dev libxsimd-dev
+          libopenblas-dev libgtest-dev libbenchmark-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+jobs=$(nproc)
+
+build() {  # build <dir> [cmake options...]
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+}
+
+check_format() {
+  local files
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    files=$(git ls-files '*.cpp' '*.hpp')
+  else
+    files=$(find src include tests benchmarks examples -name '*.cpp' -o -name '*.hpp')
+  fi
+  # shellcheck disable=SC2086
+  clang-format --dry-run --Werror $files
+  echo "setup: formatting ok"
+}
+
+case "${1:-}" in
+  "") ;;
+  demo)
+    build build/release
+    ./build/release/examples/smallest_network
+    ;;
+  test)
+    check_format
+    build build/release
+    ctest --test-dir build/release --output-on-failure -j "$jobs"
+    build build/sanitize -DXGRAD_SANITIZE=ON -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCHMARKS=OFF
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
+    ;;
+  *)
+    echo "usage: $0 [demo|test]" >&2
+    exit 2
+    ;;
+esac

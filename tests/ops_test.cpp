@@ -1,0 +1,260 @@
+// Forward values against hand computations, numeric stability at extreme inputs, tie handling,
+// and the factories.
+
+#include <cmath>
+#include <limits>
+
+#include "test_util.hpp"
+
+namespace xgrad {
+namespace {
+
+using D = Tensor<double>;
+using F = Tensor<float>;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+bool all_finite(const Array<double>& a) {
+  return std::all_of(a.begin(), a.end(), [](double v) { return std::isfinite(v); });
+}
+
+TEST(Factories, ShapesAndValues) {
+  EXPECT_EQ(D::zeros({2, 3}).value(), (Array<double>{{0, 0, 0}, {0, 0, 0}}));
+  EXPECT_EQ(D::ones({2}).value(), (Array<double>{1, 1}));
+  EXPECT_EQ(D::full({1, 2}, 7.5).value(), (Array<double>{{7.5, 7.5}}));
+  EXPECT_EQ(D::arange(5.0).value(), (Array<double>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(D::arange(1.0, 2.0, 0.25).value(), (Array<double>{1, 1.25, 1.5, 1.75}));
+  EXPECT_EQ(D::arange(3.0, 0.0, -1.0).value(), (Array<double>{3, 2, 1}));
+  EXPECT_EQ(D::arange(3.0, 3.0).numel(), 0u);
+  EXPECT_EQ(D::eye(2).value(), (Array<double>{{1, 0}, {0, 1}}));
+  EXPECT_EQ(D::scalar(3.0).dim(), 0u);
+  EXPECT_EQ(D::scalar(3.0).item(), 3.0);
+  EXPECT_EQ(D::from({{{1.0}, {2.0}}}).shape(), (Shape{1, 2, 1}));
+  EXPECT_EQ(F::from({1.0f, 2.0f}).value()(1), 2.0f);
+}
+
+TEST(Factories, SeededRandomIsReproducible) {
+  EXPECT_EQ(D::randn({3, 4}, 42).value(), D::randn({3, 4}, 42).value());
+  EXPECT_NE(D::randn({3, 4}, 42).value(), D::randn({3, 4}, 43).value());
+  manual_seed(9);
+  auto a = F::rand({5});
+  manual_seed(9);
+  EXPECT_EQ(a.value(), F::rand({5}).value());
+  auto u = D::rand({1000}, 1).value();
+  EXPECT_GE(xt::amin(u)(), 0.0);
+  EXPECT_LT(xt::amax(u)(), 1.0);
+  auto n = D::randn({20000}, 3).value();
+  EXPECT_NEAR(xt::mean(n)(), 0.0, 0.03);
+  EXPECT_NEAR(xt::stddev(n)(), 1.0, 0.03);
+}
+
+TEST(Tensor, ZeroCopyConstructionAndHandles) {
+  Array<double> a{1.0, 2.0, 3.0};
+  const double* p = a.data();
+  D t(std::move(a));
+  EXPECT_EQ(t.value().data(), p);
+  D u = t;  // a handle copy shares everything
+  u.mutable_value()(0) = 9.0;
+  EXPECT_EQ(t.value()(0), 9.0);
+  EXPECT_EQ(t.version(), 1u);
+  EXPECT_EQ(t.numel(), 3u);
+  EXPECT_EQ(t.size(-1), 3u);
+  auto c = t.clone_detached();
+  c.mutable_value()(0) = 1.0;
+  EXPECT_EQ(t.value()(0), 9.0);
+}
+
+TEST(Elementwise, ArithmeticValues) {
+  auto a = D::from({{1.0, 2.0}, {3.0, 4.0}});
+  auto b = D::from({10.0, 20.0});
+  EXPECT_EQ((a + b).value(), (Array<double>{{11, 22}, {13, 24}}));
+  EXPECT_EQ((a - b).value(), (Array<double>{{-9, -18}, {-7, -16}}));
+  EXPECT_EQ((a * b).value(), (Array<double>{{10, 40}, {30, 80}}));
+  EXPECT_EQ((b / a).value(), (Array<double>{{10, 10}, {10.0 / 3, 5}}));
+  EXPECT_EQ((1.0 - a).value(), (Array<double>{{0, -1}, {-2, -3}}));
+  EXPECT_EQ((2.0 / b).value(), (Array<double>{0.2, 0.1}));
+  EXPECT_EQ(pow(a, 2.0).value(), (Array<double>{{1, 4}, {9, 16}}));
+  EXPECT_EQ(clamp(a, 1.5, 3.5).value(), (Array<double>{{1.5, 2}, {3, 3.5}}));
+  EXPECT_EQ((a > D::scalar(2.0)).value(), (Array<double>{{0, 0}, {1, 1}}));
+  EXPECT_EQ(eq(a, D::from({1.0, 4.0})).value(), (Array<double>{{1, 0}, {0, 1}}));
+}
+
+TEST(Elementwise, WhereKeepsTheUntakenBranchOut) {
+  auto x = D::from({-1.0, 0.0, 2.0}).requires_grad_();
+  auto safe = where(x > D::scalar(0.0), log(x), D::scalar(0.0));
+  EXPECT_TRUE(all_finite(safe.value()));
+  safe.sum().backward();
+  EXPECT_TRUE(all_finite(x.grad())) << x.grad();
+  EXPECT_EQ(x.grad(), (Array<double>{0.0, 0.0, 0.5}));
+
+  auto a = D::from({1.0, 2.0}).requires_grad_();
+  auto b = D::from({kNaN, kInf}).requires_grad_();
+  auto out = where(D::from({1.0, 1.0}), a, b);
+  EXPECT_EQ(out.value(), a.value());
+  (out * 3.0).sum().backward();
+  EXPECT_EQ(a.grad(), (Array<double>{3.0, 3.0}));
+  EXPECT_EQ(b.grad(), (Array<double>{0.0, 0.0}));
+}
+
+TEST(Elementwise, KinksAndTies) {
+  auto x = D::from({-1.0, 0.0, 1.0}).requires_grad_();
+  relu(x).sum().backward();
+  EXPECT_EQ(x.grad(), (Array<double>{0, 0, 1}));  // 0 at the kink, as PyTorch
+  x.clear_grad();
+  abs(x).sum().backward();
+  EXPECT_EQ(x.grad(), (Array<double>{-1, 0, 1}));
+  x.clear_grad();
+  leaky_relu(x, 0.2).sum().backward();
+  EXPECT_EQ(x.grad(), (Array<double>{0.2, 0.2, 1}));
+
+  auto a = D::from({1.0, 2.0}).requires_grad_();
+  auto b = D::from({1.0, 3.0}).requires_grad_();
+  maximum(a, b).sum().backward();
+  EXPECT_EQ(a.grad(), (Array<double>{0.5, 0}));
+  EXPECT_EQ(b.grad(), (Array<double>{0.5, 1}));
+
+  auto m = D::from({{3.0, 1.0, 3.0}, {0.0, 2.0, 1.0}}).requires_grad_();
+  m.max(1).sum().backward();
+  EXPECT_EQ(m.grad(), (Array<double>{{0.5, 0, 0.5}, {0, 1, 0}}));
+  EXPECT_EQ(m.max().item(), 3.0);
+  EXPECT_EQ(m.min(0).value(), (Array<double>{0, 1, 1}));
+}
+
+TEST(Elementwise, SqrtAndLogAtZero) {
+  auto x = D::from({0.0, 4.0}).requires_grad_();
+  auto y = sqrt(x);
+  EXPECT_EQ(y.value(), (Array<double>{0, 2}));
+  y.sum().backward();
+  EXPECT_EQ(x.grad()(0), kInf);  // d sqrt / dx at 0 is +inf, honestly reported
+  EXPECT_EQ(x.grad()(1), 0.25);
+}
+
+TEST(Activation, StableAtExtremes) {
+  auto x = D::from({-1000.0, -50.0, 0.0, 50.0, 1000.0}).requires_grad_();
+  auto s = sigmoid(x);
+  EXPECT_TRUE(all_finite(s.value()));
+  EXPECT_EQ(s.value()(0), 0.0);
+  EXPECT_EQ(s.value()(2), 0.5);
+  EXPECT_EQ(s.value()(4), 1.0);
+  s.sum().backward();
+  EXPECT_TRUE(all_finite(x.grad()));
+  auto t = tanh(x);
+  EXPECT_EQ(t.value()(0), -1.0);
+  EXPECT_EQ(t.value()(4), 1.0);
+
+  auto logits = D::from({{1000.0, -1000.0, 0.0}, {-kInf, 5.0, 5.0}}).requires_grad_();
+  auto ls = log_softmax(logits, 1);
+  EXPECT_NEAR(ls.value()(0, 0), 0.0, 1e-12);
+  EXPECT_NEAR(ls.value()(0, 1), -2000.0, 1e-9);
+  EXPECT_EQ(ls.value()(1, 0), -kInf);
+  EXPECT_NEAR(ls.value()(1, 1), -std::log(2.0), 1e-12);
+  auto sm = softmax(logits, 1);
+  EXPECT_TRUE(all_finite(sm.value()));
+  EXPECT_NEAR(xt::sum(sm.value())(), 2.0, 1e-12);
+  (sm * D::from({1.0, 2.0, 3.0})).sum().backward();
+  EXPECT_TRUE(all_finite(logits.grad()));
+}
+
+TEST(Activation, StepAndHeavisideHaveZeroGradient) {
+  auto x = D::from({-1.0, 0.0, 2.0}).requires_grad_();
+  EXPECT_EQ(step(x).value(), (Array<double>{0, 0, 1}));
+  EXPECT_EQ(step(x, -2.0).value(), (Array<double>{1, 1, 1}));
+  EXPECT_EQ(heaviside(x, 0.5).value(), (Array<double>{0, 0.5, 1}));
+  (step(x) + heaviside(x, 0.5)).sum().backward();
+  EXPECT_EQ(x.grad(), (Array<double>{0, 0, 0}));
+}
+
+TEST(Reduce, ValuesAndShapes) {
+  auto a = D::from({{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}});
+  EXPECT_EQ(a.sum().item(), 21.0);
+  EXPECT_EQ(a.sum().dim(), 0u);
+  EXPECT_EQ(a.sum(0).value(), (Array<double>{5, 7, 9}));
+  EXPECT_EQ(a.sum(1, true).value(), D::from({{6}, {15}}).value());
+  EXPECT_EQ(a.mean(-1).value(), (Array<double>{2, 5}));
+  EXPECT_EQ(mean(a, {0, 1}, true).shape(), (Shape{1, 1}));
+  EXPECT_EQ(D::zeros({0, 3}).sum(0).value(), (Array<double>{0, 0, 0}));
+  EXPECT_EQ(D::zeros({0, 3}).sum().item(), 0.0);
+}
+
+TEST(Linalg, MatmulMatchesNaiveProducts) {
+  auto a = test::uniform({2, 3, 4}, 1);
+  auto b = test::uniform({2, 4, 5}, 2);
+  auto c = matmul(a, b).value();
+  ASSERT_EQ(c.shape(), (Array<double>::shape_type{2, 3, 5}));
+  for (std::size_t n = 0; n < 2; ++n)
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 5; ++j) {
+        double s = 0;
+        for (std::size_t k = 0; k < 4; ++k) s += a.value()(n, i, k) * b.value()(n, k, j);
+        EXPECT_NEAR(c(n, i, j), s, 1e-12);
+      }
+  auto v = D::from({1.0, 2.0});
+  auto m = D::from({{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}});
+  EXPECT_EQ(matmul(v, m).value(), (Array<double>{9, 12, 15}));
+  EXPECT_EQ(matmul(m.T(), v).value(), (Array<double>{9, 12, 15}));
+  EXPECT_EQ(matmul(v, v).dim(), 0u);
+  EXPECT_EQ(matmul(v, v).item(), 5.0);
+  EXPECT_EQ(matmul(D::zeros({3, 0}), D::zeros({0, 2})).value(), (Array<double>(Shape{3, 2}, 0.0)));
+  auto f = F::from({{1.0f, 2.0f}}).matmul(F::from({{3.0f}, {4.0f}}));
+  EXPECT_EQ(f.item(), 11.0f);
+}
+
+TEST(Shape, Values) {
+  auto a = D::arange(6.0).reshape({2, 3});
+  EXPECT_EQ(a.T().value(), (Array<double>{{0, 3}, {1, 4}, {2, 5}}));
+  EXPECT_EQ(a.reshape({-1}).shape(), (Shape{6}));
+  EXPECT_EQ(a.unsqueeze(0).shape(), (Shape{1, 2, 3}));
+  EXPECT_EQ(a.unsqueeze(-1).shape(), (Shape{2, 3, 1}));
+  EXPECT_EQ(D::scalar(1.0).flatten().shape(), (Shape{1}));
+  EXPECT_EQ(concat<double>({a, a}, 1).value(),
+            (Array<double>{{0, 1, 2, 0, 1, 2}, {3, 4, 5, 3, 4, 5}}));
+  EXPECT_EQ(stack<double>({a, a}, 0).shape(), (Shape{2, 2, 3}));
+  EXPECT_EQ(a.index_select(1, {2, 0}).value(), (Array<double>{{2, 0}, {5, 3}}));
+  EXPECT_EQ(a.slice(1, 1, 3).value(), (Array<double>{{1, 2}, {4, 5}}));
+  EXPECT_EQ(a.slice(1, -1, 10).value(), D::from({{2}, {5}}).value());
+  EXPECT_EQ(a.slice(0, 5, 9).shape(), (Shape{0, 3}));
+  EXPECT_EQ(a.broadcast_to({2, 2, 3}).shape(), (Shape{2, 2, 3}));
+}
+
+TEST(Loss, ValuesAgainstHandComputation) {
+  auto p = D::from({0.8, 0.1});
+  auto y = D::from({1.0, 0.0});
+  EXPECT_NEAR(bce(p, y).item(), -(std::log(0.8) + std::log(0.9)) / 2, 1e-12);
+  EXPECT_NEAR(bce(p, y, Reduction::Sum).item(), -(std::log(0.8) + std::log(0.9)), 1e-12);
+  // Saturated probabilities give the clamped value 100, not inf.
+  EXPECT_NEAR(bce(D::from({0.0, 1.0}), D::from({1.0, 0.0})).item(), 100.0, 1e-9);
+  auto x = D::from({-1000.0, 0.0, 1000.0});
+  auto l = bce_with_logits(x, D::from({1.0, 1.0, 0.0}), Reduction::None);
+  EXPECT_NEAR(l.value()(0), 1000.0, 1e-9);
+  EXPECT_NEAR(l.value()(1), std::log(2.0), 1e-12);
+  EXPECT_NEAR(l.value()(2), 1000.0, 1e-9);
+  EXPECT_NEAR(mse(D::from({1.0, 3.0}), D::from({0.0, 0.0})).item(), 5.0, 1e-12);
+  // Uniform logits: -log(1/C).
+  EXPECT_NEAR(cross_entropy(D::zeros({3, 4}), std::vector<std::int64_t>{0, 1, 3}).item(),
+              std::log(4.0), 1e-12);
+  auto logits = D::from({{1000.0, -1000.0}, {-kInf, 0.0}}).requires_grad_();
+  auto ce = cross_entropy(logits, std::vector<std::int64_t>{0, 1}, Reduction::Sum);
+  EXPECT_NEAR(ce.item(), 0.0, 1e-12);
+  ce.backward();
+  EXPECT_TRUE(all_finite(logits.grad()));
+  EXPECT_NEAR(nll(D::from({{-1.0, -2.0}}), std::vector<std::int64_t>{1}).item(), 2.0, 1e-12);
+  auto lp = log_softmax(D::from({{0.3, -0.2, 1.0}}), 1);
+  EXPECT_NEAR(nll(lp, std::vector<std::int64_t>{2}).item(),
+              cross_entropy(D::from({{0.3, -0.2, 1.0}}), std::vector<std::int64_t>{2}).item(),
+              1e-12);
+}
+
+TEST(Precision, FloatAndDoubleAgree) {
+  auto xd = test::uniform({8, 5}, 3);
+  auto wd = test::uniform({5, 2}, 4);
+  F xf(Array<float>(xt::cast<float>(xd.value())));
+  F wf(Array<float>(xt::cast<float>(wd.value())));
+  wd.requires_grad_();
+  wf.requires_grad_();
+  xd.matmul(wd).tanh().sum().backward();
+  xf.matmul(wf).tanh().sum().backward();
+  for (std::size_t i = 0; i < 10; ++i) EXPECT_NEAR(wf.grad().flat(i), wd.grad().flat(i), 1e-5);
+}
+
+}  // namespace
+}  // namespace xgrad

@@ -1,0 +1,38 @@
+#pragma once
+// Small helpers shared by the tests.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <xgrad/xgrad.hpp>
+
+namespace xgrad::test {
+
+/// Uniform values in [lo, hi), reproducible from the seed.
+inline Tensor<double> uniform(const Shape& shape, std::uint64_t seed, double lo = -1,
+                              double hi = 1) {
+  auto t = Tensor<double>::rand(shape, seed);
+  return Tensor<double>(Array<double>(t.value() * (hi - lo) + lo));
+}
+
+/// Values whose magnitude is at least `gap`: inputs moved off a kink at 0.
+inline Tensor<double> off_zero(const Shape& shape, std::uint64_t seed, double gap = 0.2) {
+  auto u = uniform(shape, seed).value();
+  return Tensor<double>(Array<double>(xt::where(u >= 0, u + gap, u - gap)));
+}
+
+/// Runs `f` and expects it to throw E with a message containing every fragment.
+template <class E, class F>
+void expect_error(F&& f, std::initializer_list<std::string> fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an exception";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& frag : fragments) {
+      EXPECT_NE(msg.find(frag), std::string::npos) << "message: " << msg << "\nmissing: " << frag;
+    }
+  }
+}
+
+}  // namespace xgrad::test
