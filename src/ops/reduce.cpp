@@ -25,8 +25,11 @@ Plan plan(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool
   return p;
 }
 
+// NOTE: xtensor's reducers do pointer arithmetic on the null data of an empty array (undefined
+// behaviour), so empty inputs are handled here before they reach it.
 template <class T, class E>
 Array<T> reduce_sum(E&& e, const Plan& p) {
+  if (e.size() == 0) return Array<T>(p.out, T(0));
   Array<T> r = xt::sum(std::forward<E>(e), p.dims);
   r.reshape(p.out);
   return r;
@@ -34,7 +37,8 @@ Array<T> reduce_sum(E&& e, const Plan& p) {
 
 // Gradient of an output of shape `keep` spread back over the input shape.
 template <class T>
-auto spread(const Array<T>& grad, const Plan& p) {
+Array<T> spread(const Array<T>& grad, const Plan& p) {
+  if (grad.size() == 0 || p.count == 0) return Array<T>(p.in, T(0));
   return xt::broadcast(xt::reshape_view(grad, p.keep), p.in);
 }
 
