@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cmake make g++ git clang-format libxtensor-dev libxtensor-blas-dev libxsimd-dev
-          libopenblas-dev libgtest-dev libbenchmark-dev)
+packages=(cmake make g++ git clang-format pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev
+          libopenblas-dev libgtest-dev libbenchmark-dev zlib1g-dev libhdf5-dev nlohmann-json3-dev
+          libeigen3-dev liblbfgspp-dev libcli11-dev libstb-dev dataset-fashion-mnist python3-numpy)
 
 missing=()
 for p in "${packages[@]}"; do

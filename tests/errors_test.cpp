@@ -44,6 +44,10 @@ TEST(Errors, MatmulNamesShapes) {
   expect_error<ShapeError>([] { matmul(D::ones({3}), D::ones({4})); },
                            {"xgrad::matmul", "[3]", "[4]"});
   expect_error<ShapeError>([] { D::ones({2, 2, 2}).T(); }, {"xgrad::T", "[2,2,2]"});
+  expect_error<ShapeError>([] { linear(D::ones({2, 3}), D::ones({4, 5})); },
+                           {"xgrad::linear", "[2,3]", "[4,5]", "in_features"});
+  expect_error<ShapeError>([] { linear(D::ones({2, 3}), D::ones({4, 3}), D::ones({3})); },
+                           {"xgrad::linear", "bias [3]"});
   expect_error<ShapeError>(
       [] {
         transpose(D::ones({2, 2}), 0, 2);

@@ -155,6 +155,16 @@ std::vector<OpCase> cases() {
            [](auto& in) { return matmul(in[0], in[1]); });
   add_case("matmul_transposed", {uniform({3, 4}, 98), uniform({2, 4}, 99)},
            [](auto& in) { return in[0].matmul(in[1].T()); });
+  add_case("linear", {uniform({5, 4}, 101), uniform({3, 4}, 102), uniform({3}, 103)},
+           [](auto& in) { return linear(in[0], in[1], in[2]); });
+  add_case("linear_no_bias", {uniform({5, 4}, 104), uniform({3, 4}, 105)},
+           [](auto& in) { return linear(in[0], in[1]); });
+  add_case("linear_3d_input", {uniform({2, 3, 4}, 106), uniform({2, 4}, 107), uniform({2}, 108)},
+           [](auto& in) { return linear(in[0], in[1], in[2]); });
+  add_case("linear_1d_input", {uniform({4}, 109), uniform({3, 4}, 110), uniform({3}, 111)},
+           [](auto& in) { return linear(in[0], in[1], in[2]); });
+  add_case("linear_empty_batch", {uniform({0, 4}, 112), uniform({3, 4}, 113), uniform({3}, 114)},
+           [](auto& in) { return linear(in[0], in[1], in[2]); });
   add_case("transpose_3d", {uniform({2, 3, 4}, 100)},
            [](auto& in) { return transpose(in[0], 0, 2); });
 

@@ -131,6 +131,11 @@ Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdi
 /// a 2-D operand is shared across the batch of a 3-D one; a 1-D operand is a vector as in NumPy.
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
+/// Fully connected layer in one op: x W^T + b, x [..., in], W [out, in], b [out] (optional:
+/// pass an undefined tensor) -> [..., out]. One gemm with the bias preloaded; backward is two
+/// gemms and a column sum, with no transpose materialised.
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>());
 /// Swaps two dims.
 template <class T>
 Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1);

@@ -21,6 +21,13 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
              std::max<std::size_t>(ldb, 1), beta, c, std::max<std::size_t>(ldc, 1));
 }
 
+// Rows of an input whose last dim is the feature dim: the product of the leading extents.
+inline std::size_t ops_rows(const Shape& s) {
+  std::size_t n = 1;
+  for (std::size_t i = 0; i + 1 < s.size(); ++i) n *= s[i];
+  return n;
+}
+
 [[noreturn]] void bad_shapes(const char* why, const Shape& a, const Shape& b) {
   throw ShapeError(std::string("xgrad::matmul: shapes ") + shape_str(a) + " and " + shape_str(b) +
                    " " + why);
@@ -113,6 +120,63 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
 }
 
 template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  const Shape sx = x.shape();
+  const Shape sw = weight.shape();
+  const bool has_bias = bias.defined();
+  auto fail = [&](const std::string& why) {
+    throw ShapeError("xgrad::linear: input " + shape_str(sx) + ", weight " + shape_str(sw) +
+                     (has_bias ? ", bias " + shape_str(bias.shape()) : std::string()) + ": " + why);
+  };
+  if (sw.size() != 2) fail("weight must be 2-D [out, in]");
+  if (sx.empty()) fail("input must have at least one dim");
+  const std::size_t in = sw[1];
+  const std::size_t out_f = sw[0];
+  if (sx.back() != in) fail("the input's last dim must equal the weight's in_features");
+  if (has_bias && !(bias.dim() == 1 && bias.size(0) == out_f)) fail("bias must be [out]");
+  const std::size_t n = ops_rows(sx);
+
+  Shape so = sx;
+  so.back() = out_f;
+  Array<T> out = Array<T>::from_shape(so);
+  T beta = T(0);
+  if (has_bias) {
+    // Preload every row with the bias so that gemm adds the product onto it (beta = 1).
+    const T* b = bias.value().data();
+    for (std::size_t i = 0; i < n; ++i) std::copy(b, b + out_f, out.data() + i * out_f);
+    beta = T(1);
+  }
+  gemm<T>(false, true, n, out_f, in, x.value().data(), in, weight.value().data(), in, beta,
+          out.data(), out_f);
+  std::vector<Tensor<T>> inputs{x, weight};
+  if (has_bias) inputs.push_back(bias);
+  return record<T>(
+      "linear", std::move(out), std::move(inputs), [=](const Array<T>& grad, Grads<T>& g) {
+        const T* dy = grad.data();
+        // linear: grad_x = grad @ W, grad_W = grad^T @ x, grad_b = sum(grad, rows)
+        if (g.needs(0)) {
+          Array<T> dx = Array<T>::from_shape(sx);
+          gemm<T>(false, false, n, in, out_f, dy, out_f, g.in(1).data(), in, T(0), dx.data(), in);
+          g.to(0, std::move(dx));
+        }
+        if (g.needs(1)) {
+          Array<T> dw = Array<T>::from_shape(sw);
+          gemm<T>(true, false, out_f, in, n, dy, out_f, g.in(0).data(), in, T(0), dw.data(), in);
+          g.to(1, std::move(dw));
+        }
+        if (has_bias && g.needs(2)) {
+          Array<T> db(Shape{out_f}, T(0));
+          T* acc = db.data();
+          for (std::size_t i = 0; i < n; ++i) {
+            const T* row = dy + i * out_f;
+            for (std::size_t j = 0; j < out_f; ++j) acc[j] += row[j];
+          }
+          g.to(2, std::move(db));
+        }
+      });
+}
+
+template <class T>
 Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1) {
   const Shape s = a.shape();
   const std::size_t d0 = ops::normalize_dim("transpose", dim0, s.size(), s);
@@ -128,7 +192,8 @@ Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1) {
 
 #define XGRAD_INSTANTIATE_LINALG(T)                                 \
   template Tensor<T> matmul<T>(const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> transpose<T>(const Tensor<T>&, int, int);
+  template Tensor<T> transpose<T>(const Tensor<T>&, int, int);      \
+  template Tensor<T> linear<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&);
 
 XGRAD_INSTANTIATE_LINALG(float)
 XGRAD_INSTANTIATE_LINALG(double)

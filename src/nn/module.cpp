@@ -1,0 +1,95 @@
+#include <xgrad/nn/module.hpp>
+
+namespace xgrad::nn {
+
+template <class T>
+Tensor<T>& Module<T>::register_parameter(std::string name, Tensor<T> parameter) {
+  for (const auto& [existing, _] : parameters_) {
+    if (existing == name) {
+      throw ValueError("xgrad::nn::Module::register_parameter: '" + name +
+                       "' is already registered in " + describe());
+    }
+  }
+  parameter.requires_grad_();
+  parameters_.emplace_back(std::move(name), std::move(parameter));
+  return parameters_.back().second;
+}
+
+template <class T>
+void Module<T>::collect(const std::string& prefix,
+                        std::vector<std::pair<std::string, Tensor<T>>>& out) const {
+  for (const auto& [name, p] : parameters_) out.emplace_back(prefix + name, p);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>>> Module<T>::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor<T>>> out;
+  collect("", out);
+  return out;
+}
+
+template <class T>
+std::vector<Tensor<T>> Module<T>::parameters() const {
+  std::vector<Tensor<T>> out;
+  for (auto& [_, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+template <class T>
+std::size_t Module<T>::num_parameters() const {
+  std::size_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+template <class T>
+void Module<T>::zero_grad() {
+  for (auto& p : parameters()) p.zero_grad();
+}
+
+template <class T>
+void Module<T>::train(bool on) {
+  training_ = on;
+  for (auto& [_, child] : children_) child->train(on);
+}
+
+template <class T>
+void Module<T>::print(std::string& out, const std::string& name, int depth) const {
+  const std::string indent(static_cast<std::size_t>(depth) * 2, ' ');
+  out += indent;
+  if (!name.empty()) {
+    out += '(';
+    out += name;
+    out += "): ";
+  }
+  out += describe();
+  if (children_.empty()) {
+    out += "\n";
+    return;
+  }
+  out += " (\n";
+  for (const auto& [child_name, child] : children_) child->print(out, child_name, depth + 1);
+  out += indent;
+  out += ")\n";
+}
+
+template <class T>
+std::string Module<T>::summary() const {
+  std::string out;
+  print(out, "", 0);
+  // Thousands separators make parameter counts readable at a glance (32,785).
+  const std::string digits = std::to_string(num_parameters());
+  out += "Trainable parameters: ";
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  out += '\n';
+  return out;
+}
+
+template class Module<float>;
+template class Module<double>;
+
+}  // namespace xgrad::nn
