@@ -69,6 +69,8 @@ TEST(Errors, ReductionDims) {
   expect_error<ValueError>([] { D::zeros({0, 3}).max(0); }, {"xgrad::max", "[0,3]"});
   expect_error<ValueError>([] { D::zeros({2, 0}).min(1); }, {"xgrad::min", "[2,0]"});
   expect_error<ShapeError>([&] { softmax(a, 2); }, {"xgrad::softmax", "dim 2"});
+  expect_error<ShapeError>([&] { argmax(a, 2); }, {"xgrad::argmax", "dim 2"});
+  expect_error<ValueError>([] { argmin(D::zeros({2, 0}), 1); }, {"xgrad::argmin", "[2,0]", "empty"});
   expect_error<ShapeError>([&] { log_softmax(a, -3); }, {"xgrad::log_softmax", "dim -3"});
 }
 

@@ -174,6 +174,10 @@ TEST(Reduce, ValuesAndShapes) {
   EXPECT_EQ(mean(a, {0, 1}, true).shape(), (Shape{1, 1}));
   EXPECT_EQ(D::zeros({0, 3}).sum(0).value(), (Array<double>{0, 0, 0}));
   EXPECT_EQ(D::zeros({0, 3}).sum().item(), 0.0);
+  auto m = D::from({{1.0, 5.0, 5.0}, {7.0, -1.0, 2.0}});
+  EXPECT_EQ(argmax(m, 1).value(), (Array<double>{1, 0}));  // first of a tie
+  EXPECT_EQ(argmin(m, 0).value(), (Array<double>{0, 1, 1}));
+  EXPECT_EQ(argmax(m, -1, true).shape(), (Shape{2, 1}));
 }
 
 TEST(Linalg, MatmulMatchesNaiveProducts) {

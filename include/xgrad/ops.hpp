@@ -126,6 +126,14 @@ Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdi
 template <class T>
 Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
 
+/// Index of the largest element along dim (the first one on ties), as whole numbers in T; no
+/// gradient. Raises on an empty dim.
+template <class T>
+Tensor<T> argmax(const Tensor<T>& a, int dim, bool keepdim = false);
+/// Index of the smallest element along dim (the first one on ties); no gradient.
+template <class T>
+Tensor<T> argmin(const Tensor<T>& a, int dim, bool keepdim = false);
+
 // ---- linear algebra ----
 /// Matrix product through BLAS gemm: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
 /// a 2-D operand is shared across the batch of a 3-D one; a 1-D operand is a vector as in NumPy.

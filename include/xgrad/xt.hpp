@@ -44,6 +44,10 @@ using Array = xt::xarray<T, xt::layout_type::row_major>;
 /// A tensor shape: one extent per dimension.
 using Shape = std::vector<std::size_t>;
 
+/// Threads OpenBLAS may use for matrix products (1 = single-threaded).
+void set_num_threads(int threads);
+int get_num_threads();
+
 namespace blas {
 /// C[M,N] = alpha * op(A) op(B) + beta * C on row-major buffers, op = transpose when the flag is
 /// set. lda/ldb/ldc are the row strides of A, B and C as stored.

@@ -109,11 +109,55 @@ Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
                   });
 }
 
+namespace {
+// Index of the winner of `better` along one dim, walking the row-major buffer as
+// [outer, extent, inner] (xtensor's argmax trips GCC 12's array-bounds analysis).
+template <class T, class Better>
+Tensor<T> arg_extremum(const char* op, const Tensor<T>& a, int dim, bool keepdim, Better better) {
+  const Shape s = a.shape();
+  const std::size_t d = ops::normalize_dim(op, dim, s.size(), s);
+  const std::size_t extent = s[d];
+  if (extent == 0) {
+    throw ValueError(std::string("xgrad::") + op + ": dim " + std::to_string(dim) +
+                     " of a tensor of shape " + shape_str(s) + " is empty");
+  }
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t i = 0; i < d; ++i) outer *= s[i];
+  for (std::size_t i = d + 1; i < s.size(); ++i) inner *= s[i];
+  Array<T> out = Array<T>::from_shape(ops::reduced_shape(s, {d}, keepdim));
+  const T* x = a.value().data();
+  T* o = out.data();
+  for (std::size_t i = 0; i < outer; ++i) {
+    for (std::size_t j = 0; j < inner; ++j) {
+      const T* base = x + i * extent * inner + j;
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < extent; ++k) {
+        if (better(base[k * inner], base[best * inner])) best = k;
+      }
+      o[i * inner + j] = static_cast<T>(best);
+    }
+  }
+  return Tensor<T>(std::move(out));
+}
+}  // namespace
+
+template <class T>
+Tensor<T> argmax(const Tensor<T>& a, int dim, bool keepdim) {
+  return arg_extremum("argmax", a, dim, keepdim, [](T x, T best) { return x > best; });
+}
+
+template <class T>
+Tensor<T> argmin(const Tensor<T>& a, int dim, bool keepdim) {
+  return arg_extremum("argmin", a, dim, keepdim, [](T x, T best) { return x < best; });
+}
+
 #define XGRAD_INSTANTIATE_REDUCE(T)                                            \
   template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
   template Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int>&, bool); \
   template Tensor<T> max<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
-  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool);
+  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
+  template Tensor<T> argmax<T>(const Tensor<T>&, int, bool);                   \
+  template Tensor<T> argmin<T>(const Tensor<T>&, int, bool);
 
 XGRAD_INSTANTIATE_REDUCE(float)
 XGRAD_INSTANTIATE_REDUCE(double)

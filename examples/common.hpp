@@ -1,0 +1,40 @@
+#pragma once
+// What every example shares: the standard flags and the output folder.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <xgrad/xt.hpp>
+
+namespace examples {
+
+struct Flags {
+  int epochs;
+  double lr;
+  std::size_t batch_size;
+  std::uint64_t seed = 0;
+  int threads = 1;
+  std::string out = "out";
+};
+
+/// Registers --epochs --lr --batch-size --seed --threads --out with the example's defaults.
+inline void add_common_flags(CLI::App& app, Flags& f) {
+  app.add_option("--epochs", f.epochs, "passes over the training data")->capture_default_str();
+  app.add_option("--lr", f.lr, "learning rate")->capture_default_str();
+  app.add_option("--batch-size", f.batch_size, "examples per step")->capture_default_str();
+  app.add_option("--seed", f.seed, "seed of every random choice")->capture_default_str();
+  app.add_option("--threads", f.threads, "BLAS threads")->capture_default_str();
+  app.add_option("--out", f.out, "folder for plots and checkpoints")->capture_default_str();
+}
+
+/// Applies --threads and creates --out; returns the output folder.
+inline std::filesystem::path prepare(const Flags& f) {
+  xgrad::set_num_threads(f.threads);
+  std::filesystem::create_directories(f.out);
+  return std::filesystem::path(f.out);
+}
+
+}  // namespace examples
