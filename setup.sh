@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages xgrad needs (only those missing), then optionally:
-#   ./setup.sh demo   build in release mode and run the main demo
+#   ./setup.sh demo   build in release mode and run the main demo (Fashion-MNIST MLP)
 #   ./setup.sh test   check formatting, build and run every test in release mode and again
 #                     under AddressSanitizer + UndefinedBehaviorSanitizer
 set -euo pipefail
@@ -47,7 +47,7 @@ case "${1:-}" in
   "") ;;
   demo)
     build build/release
-    ./build/release/examples/smallest_network
+    ./build/release/examples/fashion_mnist --out out
     ;;
   test)
     check_format

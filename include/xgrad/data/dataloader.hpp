@@ -1,0 +1,97 @@
+#pragma once
+// Mini-batches over a pair of in-memory tensors, optionally reshuffled every epoch.
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <vector>
+
+#include <xgrad/tensor.hpp>
+
+namespace xgrad::data {
+
+/// How a DataLoader cuts and orders its batches.
+struct DataLoaderOptions {
+  std::size_t batch_size = 1;
+  bool shuffle = false;
+  /// Leave out the last batch when it would be smaller than batch_size.
+  bool drop_last = false;
+  /// With the epoch number, fixes each epoch's order: the same seed gives the same epochs.
+  std::uint64_t seed = 0;
+};
+
+/// One mini-batch: rows of the inputs and the targets at the same sample indices.
+template <class T>
+struct Batch {
+  Tensor<T> inputs;
+  Tensor<T> targets;
+};
+
+/// Iterates over mini-batches of (inputs, targets), which share their first dim (the samples).
+/// Every begin() starts a new epoch; when shuffling, the epoch's order is a permutation drawn from
+/// a generator seeded with (seed, epoch number), so runs are reproducible. Each batch holds copies
+/// of its own rows only and never requires grad.
+template <class T>
+class DataLoader {
+ public:
+  /// Input iterator over one epoch's batches; dereferencing gathers the batch.
+  class Iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Batch<T>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Batch<T>;
+
+    Iterator() = default;
+    Batch<T> operator*() const { return loader_->gather(*order_, index_); }
+    Iterator& operator++() {
+      ++index_;
+      return *this;
+    }
+    void operator++(int) { ++index_; }
+    bool operator==(const Iterator& other) const { return index_ == other.index_; }
+
+   private:
+    friend class DataLoader;
+    Iterator(const DataLoader* loader, std::shared_ptr<const std::vector<std::size_t>> order,
+             std::size_t index)
+        : loader_(loader), order_(std::move(order)), index_(index) {}
+
+    const DataLoader* loader_ = nullptr;
+    std::shared_ptr<const std::vector<std::size_t>> order_;
+    std::size_t index_ = 0;
+  };
+
+  /// Raises ShapeError when either tensor is 0-dimensional or their first dims differ, and
+  /// ValueError when batch_size is 0. Keeps detached handles on the two tensors (no copy).
+  DataLoader(Tensor<T> inputs, Tensor<T> targets, DataLoaderOptions options = {});
+
+  /// Number of batches in one epoch.
+  std::size_t size() const;
+  /// Number of samples (the shared first dim).
+  std::size_t num_samples() const { return samples_; }
+  const DataLoaderOptions& options() const { return options_; }
+  /// Number of the epoch the next begin() starts (0 at first).
+  std::uint64_t epoch() const { return epoch_; }
+  /// Makes the next begin() start epoch `epoch` (to resume a run).
+  void set_epoch(std::uint64_t epoch) { epoch_ = epoch; }
+  /// The sample order of epoch `epoch`: 0..N-1, or its shuffle for that epoch.
+  std::vector<std::size_t> order(std::uint64_t epoch) const;
+
+  /// Starts the next epoch.
+  Iterator begin();
+  Iterator end() const { return Iterator(this, nullptr, size()); }
+
+ private:
+  Batch<T> gather(const std::vector<std::size_t>& order, std::size_t batch) const;
+
+  Tensor<T> inputs_;
+  Tensor<T> targets_;
+  DataLoaderOptions options_;
+  std::size_t samples_ = 0;
+  std::uint64_t epoch_ = 0;
+};
+
+}  // namespace xgrad::data

@@ -1,0 +1,149 @@
+#pragma once
+// First-order optimisers with torch.optim's update rules, option names and defaults. Each one
+// updates its parameters in place (through mutable_value(), with grad mode off) and keeps its
+// state buffers between steps, so a step allocates nothing after the first.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <xgrad/tensor.hpp>
+
+namespace xgrad::optim {
+
+/// Base of every optimiser: the parameter list, the learning rate and zero_grad().
+template <class T>
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// One update of every parameter that has a gradient; parameters without one are skipped.
+  virtual void step() = 0;
+  /// Zeroes every parameter's gradient, keeping its buffer; set_to_none drops the buffers
+  /// instead (PyTorch's default), which makes the next step() skip parameters that get no
+  /// gradient in between.
+  void zero_grad(bool set_to_none = false);
+
+  /// Current learning rate (schedulers change it through set_lr).
+  double lr() const { return lr_; }
+  /// Sets the learning rate; it must be finite and >= 0.
+  void set_lr(double lr);
+  /// The parameters, in the order given to the constructor.
+  const std::vector<Tensor<T>>& params() const { return params_; }
+  /// "SGD", "Adam", ...: the name that starts this optimiser's error messages.
+  const std::string& name() const { return name_; }
+
+ protected:
+  /// Checks lr (> 0, finite) and that params is non-empty and holds distinct leaves that require
+  /// grad; raises ValueError naming `name` otherwise.
+  Optimizer(std::vector<Tensor<T>> params, double lr, std::string name);
+  /// "xgrad::<name>: ", the start of every error message.
+  std::string prefix() const;
+  std::vector<Tensor<T>>& mutable_params() { return params_; }
+  /// Parameter i's gradient, or nullptr when it has none; raises ShapeError when the gradient's
+  /// size is not the value's.
+  const Array<T>* grad_for_step(std::size_t i) const;
+  /// Raises ValueError when parameter i no longer has the `state_size` elements its optimiser
+  /// state was built for (its value was replaced by one of another size).
+  void check_state_size(std::size_t i, std::size_t state_size) const;
+  /// Raises ValueError unless `value` is finite and >= 0 (or > 0 when `positive`).
+  void check_option(const char* option, double value, bool positive = false) const;
+
+ private:
+  std::vector<Tensor<T>> params_;
+  double lr_;
+  std::string name_;
+};
+
+/// torch.optim.SGD's options and defaults (lr has no default there either).
+struct SGDOptions {
+  double lr;
+  double momentum = 0;
+  double dampening = 0;
+  double weight_decay = 0;
+  bool nesterov = false;
+};
+
+/// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and L2
+/// weight decay, as torch.optim.SGD:
+///   d = g + weight_decay * p
+///   buf = d on the first step, else momentum * buf + (1 - dampening) * d
+///   d = d + momentum * buf (nesterov) or buf (momentum != 0)
+///   p -= lr * d
+template <class T>
+class SGD : public Optimizer<T> {
+ public:
+  /// Raises ValueError for lr <= 0, a negative or non-finite option, or nesterov without
+  /// momentum > 0 and dampening == 0.
+  SGD(std::vector<Tensor<T>> params, SGDOptions options);
+  void step() override;
+  const SGDOptions& options() const { return options_; }
+
+ private:
+  SGDOptions options_;
+  std::vector<std::vector<T>> momentum_;  // empty until the parameter's first step
+};
+
+/// torch.optim.Adam's options and defaults.
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;
+};
+
+/// torch.optim.AdamW's options and defaults (weight_decay is 1e-2 there, not 0).
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+};
+
+/// Adam as torch.optim.Adam (amsgrad off), with a step count per parameter:
+///   g += weight_decay * p                       (Adam: L2 penalty in the gradient)
+///   p *= 1 - lr * weight_decay                  (AdamW: decoupled decay instead)
+///   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+///   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+template <class T>
+class Adam : public Optimizer<T> {
+ public:
+  /// Raises ValueError for lr <= 0, betas outside [0, 1), eps < 0 or weight_decay < 0.
+  Adam(std::vector<Tensor<T>> params, AdamOptions options = {});
+  void step() override;
+  const AdamOptions& options() const { return options_; }
+  /// Number of steps parameter i has taken (its bias-correction exponent t).
+  std::int64_t step_count(std::size_t i) const { return steps_.at(i); }
+
+ protected:
+  Adam(std::vector<Tensor<T>> params, AdamOptions options, bool decoupled, std::string name);
+
+ private:
+  AdamOptions options_;
+  bool decoupled_;
+  std::vector<std::int64_t> steps_;
+  std::vector<std::vector<T>> exp_avg_, exp_avg_sq_;  // empty until the parameter's first step
+};
+
+/// AdamW as torch.optim.AdamW: Adam with decoupled weight decay (p *= 1 - lr * weight_decay
+/// before the Adam update).
+template <class T>
+class AdamW : public Adam<T> {
+ public:
+  AdamW(std::vector<Tensor<T>> params, AdamWOptions options = {});
+};
+
+extern template class Optimizer<float>;
+extern template class Optimizer<double>;
+extern template class SGD<float>;
+extern template class SGD<double>;
+extern template class Adam<float>;
+extern template class Adam<double>;
+extern template class AdamW<float>;
+extern template class AdamW<double>;
+
+}  // namespace xgrad::optim

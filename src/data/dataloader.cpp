@@ -1,0 +1,111 @@
+// Shuffling is Fisher-Yates over mt19937_64 with rejection sampling, not std::shuffle: the
+// standard fixes mt19937_64's output and seed_seq's mixing but not std::shuffle's algorithm or
+// uniform_int_distribution's, so this order is the same with every standard library.
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+
+#include <xgrad/data/dataloader.hpp>
+
+namespace xgrad::data {
+
+namespace {
+
+/// Uniform on [0, bound) without modulo bias.
+std::uint64_t below(std::mt19937_64& gen, std::uint64_t bound) {
+  const std::uint64_t limit =
+      std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % bound;
+  for (;;) {
+    const std::uint64_t r = gen();
+    if (r < limit) return r % bound;
+  }
+}
+
+}  // namespace
+
+template <class T>
+DataLoader<T>::DataLoader(Tensor<T> inputs, Tensor<T> targets, DataLoaderOptions options)
+    : options_(options) {
+  if (options.batch_size == 0) {
+    throw ValueError("xgrad::DataLoader: batch_size must be positive, got 0");
+  }
+  const Shape in_shape = inputs.shape();
+  const Shape tg_shape = targets.shape();
+  if (in_shape.empty() || tg_shape.empty()) {
+    throw ShapeError("xgrad::DataLoader: inputs " + shape_str(in_shape) + " and targets " +
+                     shape_str(tg_shape) + " need a leading dim of samples");
+  }
+  if (in_shape[0] != tg_shape[0]) {
+    throw ShapeError("xgrad::DataLoader: inputs " + shape_str(in_shape) + " and targets " +
+                     shape_str(tg_shape) + " hold different numbers of samples (" +
+                     std::to_string(in_shape[0]) + " vs " + std::to_string(tg_shape[0]) + ")");
+  }
+  // Detached: batches must not drag the producers' graphs along.
+  inputs_ = inputs.detach();
+  targets_ = targets.detach();
+  samples_ = in_shape[0];
+}
+
+template <class T>
+std::size_t DataLoader<T>::size() const {
+  const std::size_t b = options_.batch_size;
+  return options_.drop_last ? samples_ / b : (samples_ + b - 1) / b;
+}
+
+template <class T>
+std::vector<std::size_t> DataLoader<T>::order(std::uint64_t epoch) const {
+  std::vector<std::size_t> idx(samples_);
+  std::iota(idx.begin(), idx.end(), std::size_t(0));
+  if (!options_.shuffle) return idx;
+  const std::uint64_t s = options_.seed;
+  std::seed_seq seq{std::uint32_t(s), std::uint32_t(s >> 32), std::uint32_t(epoch),
+                    std::uint32_t(epoch >> 32)};
+  std::mt19937_64 gen(seq);
+  for (std::size_t i = samples_; i > 1; --i) {
+    std::swap(idx[i - 1], idx[below(gen, i)]);
+  }
+  return idx;
+}
+
+template <class T>
+typename DataLoader<T>::Iterator DataLoader<T>::begin() {
+  auto idx = std::make_shared<const std::vector<std::size_t>>(order(epoch_));
+  ++epoch_;
+  return Iterator(this, std::move(idx), 0);
+}
+
+namespace {
+
+/// Copies rows order[first..last) of src (rows of `row` elements) into a new [last-first, ...].
+template <class T>
+Tensor<T> gather_rows(const Array<T>& src, const std::vector<std::size_t>& order, std::size_t first,
+                      std::size_t last) {
+  Shape shape(src.shape().begin(), src.shape().end());
+  const std::size_t row = shape[0] == 0 ? 0 : src.size() / shape[0];
+  shape[0] = last - first;
+  Array<T> out = Array<T>::from_shape(shape);
+  const T* from = src.data();
+  T* to = out.data();
+  for (std::size_t i = first; i < last; ++i, to += row) {
+    std::copy(from + order[i] * row, from + (order[i] + 1) * row, to);
+  }
+  return Tensor<T>(std::move(out));
+}
+
+}  // namespace
+
+template <class T>
+Batch<T> DataLoader<T>::gather(const std::vector<std::size_t>& order, std::size_t batch) const {
+  const std::size_t first = batch * options_.batch_size;
+  const std::size_t last = std::min(samples_, first + options_.batch_size);
+  return {gather_rows(inputs_.value(), order, first, last),
+          gather_rows(targets_.value(), order, first, last)};
+}
+
+template class DataLoader<float>;
+template class DataLoader<double>;
+
+}  // namespace xgrad::data

@@ -1,0 +1,185 @@
+// HDF5 reader over the C API. Every handle is owned by an RAII wrapper, and HDF5's habit of
+// printing its error stack to stderr is switched off for the duration of a call (and restored, so
+// that other users of the library in the process keep their setting).
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xgrad/data/hdf5.hpp>
+
+#include "io_util.hpp"
+
+namespace xgrad::data {
+
+namespace {
+
+constexpr const char* kOp = "xgrad::read_hdf5";
+// Deflate cannot compress by more than about 1032:1, so a dataset claiming more than this many
+// bytes per stored byte (plus a margin for small fill-valued datasets) is refused before the
+// allocation rather than after it.
+constexpr std::uint64_t kMaxExpansion = 1100;
+constexpr std::uint64_t kFillMargin = 1u << 20;
+
+/// Owns one HDF5 identifier and closes it with the matching H5*close.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  ~Handle() {
+    if (id_ >= 0) close_(id_);
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  Closer close_;
+};
+
+/// Turns off HDF5's automatic error printing while alive, restoring the previous handler after.
+class QuietErrors {
+ public:
+  QuietErrors() {
+    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+/// The innermost message of HDF5's current error stack ("" when empty), e.g. "can't read data".
+std::string hdf5_error() {
+  std::string msg;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* e, void* out) -> herr_t {
+        if (n == 0 && e->desc != nullptr) *static_cast<std::string*>(out) = e->desc;
+        return 0;
+      },
+      &msg);
+  H5Eclear2(H5E_DEFAULT);
+  return msg.empty() ? "" : " (HDF5: " + msg + ")";
+}
+
+/// Names at the top level of the file, for the message about a missing dataset.
+std::string top_level_names(hid_t file) {
+  std::vector<std::string> names;
+  H5Literate(
+      file, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+        auto& v = *static_cast<std::vector<std::string>*>(out);
+        v.emplace_back(name);
+        return v.size() >= 20 ? 1 : 0;  // enough for a message
+      },
+      &names);
+  H5Eclear2(H5E_DEFAULT);
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s.empty() ? "none" : s;
+}
+
+const char* class_name(H5T_class_t c) {
+  switch (c) {
+    case H5T_STRING:
+      return "strings";
+    case H5T_COMPOUND:
+      return "compound records";
+    case H5T_ENUM:
+      return "enums";
+    case H5T_ARRAY:
+      return "arrays";
+    case H5T_VLEN:
+      return "variable-length sequences";
+    case H5T_REFERENCE:
+      return "references";
+    case H5T_OPAQUE:
+      return "opaque bytes";
+    case H5T_BITFIELD:
+      return "bitfields";
+    case H5T_TIME:
+      return "times";
+    default:
+      return "non-numeric values";
+  }
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> read_hdf5(const std::string& path, const std::string& dataset) {
+  const std::string where = path + ": dataset '" + dataset + "'";
+  const auto fail = [&](const std::string& what) { detail::io_fail(kOp, where, what); };
+  detail::regular_file_size(kOp, path);
+  QuietErrors quiet;
+
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) {
+    detail::io_fail(kOp, path, "cannot open as an HDF5 file" + hdf5_error());
+  }
+  // H5Lexists fails (negative) rather than returning 0 when an intermediate group is missing.
+  if (dataset.empty() || H5Lexists(file.get(), dataset.c_str(), H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    fail("no such dataset (top level of the file: " + top_level_names(file.get()) + ")");
+  }
+  Handle ds(H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) {
+    H5Eclear2(H5E_DEFAULT);
+    Handle group(H5Gopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Gclose);
+    H5Eclear2(H5E_DEFAULT);
+    fail(group.valid() ? "is a group, not a dataset" : "is not a dataset");
+  }
+
+  Handle type(H5Dget_type(ds.get()), H5Tclose);
+  if (!type.valid()) fail("cannot read its type" + hdf5_error());
+  const H5T_class_t cls = H5Tget_class(type.get());
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+    fail(std::string("holds ") + class_name(cls) + ", not integers or floats");
+  }
+  const std::size_t type_size = H5Tget_size(type.get());
+
+  Handle space(H5Dget_space(ds.get()), H5Sclose);
+  if (!space.valid()) fail("cannot read its dataspace" + hdf5_error());
+  const H5S_class_t space_class = H5Sget_simple_extent_type(space.get());
+  if (space_class == H5S_NULL) fail("has a null dataspace (no elements, no shape)");
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) fail("cannot read its rank" + hdf5_error());
+  std::vector<hsize_t> hdims(static_cast<std::size_t>(rank));
+  if (rank > 0 && H5Sget_simple_extent_dims(space.get(), hdims.data(), nullptr) < 0) {
+    fail("cannot read its dims" + hdf5_error());
+  }
+  const std::vector<std::uint64_t> dims(hdims.begin(), hdims.end());
+
+  std::uint64_t count = 0, file_bytes = 0, out_bytes = 0;
+  if (!detail::checked_product(dims, count) || !detail::checked_mul(count, type_size, file_bytes) ||
+      !detail::checked_mul(count, sizeof(T), out_bytes)) {
+    fail("the dims " + detail::dims_str(dims) + " overflow the data size");
+  }
+  const std::uint64_t stored = H5Dget_storage_size(ds.get());
+  if (file_bytes > kFillMargin && file_bytes / kMaxExpansion > stored) {
+    fail("the dims " + detail::dims_str(dims) + " declare " + std::to_string(file_bytes) +
+         " bytes but the file stores only " + std::to_string(stored) + " for it");
+  }
+
+  Array<T> out = Array<T>::from_shape(Shape(dims.begin(), dims.end()));
+  const hid_t mem_type = std::is_same_v<T, float> ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+  if (count > 0 && H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
+    fail("reading " + std::to_string(count) + " elements failed" + hdf5_error());
+  }
+  return Tensor<T>(std::move(out));
+}
+
+template Tensor<float> read_hdf5<float>(const std::string&, const std::string&);
+template Tensor<double> read_hdf5<double>(const std::string&, const std::string&);
+
+}  // namespace xgrad::data
