@@ -1,0 +1,57 @@
+#pragma once
+// Checkpoints in the safetensors format (https://github.com/huggingface/safetensors), so that
+// weights move between xgrad, PyTorch, JAX and NumPy without pickle:
+//
+//   8 bytes   N, the header length, unsigned little-endian
+//   N bytes   JSON: {"name": {"dtype": "F32", "shape": [2,3], "data_offsets": [begin, end]}, ...,
+//             "__metadata__": {"key": "value"}}, padded with spaces to a multiple of 8
+//   the rest  raw little-endian row-major data; offsets count from the start of this section,
+//             and the tensors cover it exactly, with no gap, overlap or trailing byte
+//
+// Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a crash or a full
+// disk never leaves a damaged checkpoint behind. Reads check every field and offset against the
+// file before trusting it; any fault raises IoError naming the path, the tensor and the byte.
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <xgrad/error.hpp>
+#include <xgrad/nn/module.hpp>
+#include <xgrad/tensor.hpp>
+
+namespace xgrad::io {
+
+/// Writes `tensors` to `path` as F32 (float) or F64 (double), header and data in the order given,
+/// with `metadata` as "__metadata__" when not empty. Replaces `path` atomically. Names must be
+/// unique, valid UTF-8 and not "__metadata__" (ValueError); I/O failures raise IoError.
+template <class T>
+void save_tensors(const std::vector<std::pair<std::string, Tensor<T>>>& tensors,
+                  const std::string& path, const std::map<std::string, std::string>& metadata = {});
+
+/// Every tensor of a safetensors file converted to T, in the order of their data in the file
+/// (which is the order save_tensors was given; empty tensors at one offset by name). Reads F32,
+/// F64 and BF16; other dtypes and any malformed file raise IoError.
+template <class T>
+std::vector<std::pair<std::string, Array<T>>> load_tensors(const std::string& path);
+
+/// The "__metadata__" map of a safetensors file ({} if it has none), after validating the file.
+std::map<std::string, std::string> load_metadata(const std::string& path);
+
+/// Copies a file's tensors into `tensors` by name, all or nothing: the names must match exactly
+/// and the shapes agree, else IoError listing every offending name and shape, with no tensor
+/// modified. Values are written through mutable_value(), so handles keep sharing them.
+template <class T>
+void load_into(const std::vector<std::pair<std::string, Tensor<T>>>& tensors,
+               const std::string& path);
+
+/// Saves every parameter of `module` under its dotted name (named_parameters()).
+template <class T>
+void save(const nn::Module<T>& module, const std::string& path);
+
+/// Loads a checkpoint into `module`'s parameters, all or nothing (see load_into).
+template <class T>
+void load(nn::Module<T>& module, const std::string& path);
+
+}  // namespace xgrad::io
