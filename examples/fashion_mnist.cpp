@@ -1,7 +1,8 @@
 // The main demo: an MLP 784-256-128-10 with ReLU learns Fashion-MNIST (Debian's
-// dataset-fashion-mnist) with cross-entropy and SGD with momentum, in minibatches of 64.
-// The learning rate follows a cosine from --lr to 0 over the epochs. Shows a progress bar per epoch and the test accuracy after each; writes the loss/accuracy
-// plot and a safetensors checkpoint of the trained model.
+// dataset-fashion-mnist) with cross-entropy and SGD with momentum, in minibatches of 64; the
+// learning rate follows a cosine from --lr to 0 over the epochs. Shows a progress bar per epoch
+// and the test accuracy after each; writes the loss/accuracy plots and a safetensors checkpoint
+// of the trained model.
 
 #include <cstdio>
 

@@ -252,6 +252,24 @@ TEST(Engine, CustomOpBroadcastGradientIsShapeChecked) {
   expect_error<ShapeError>([&] { y.sum().backward(); }, {"'bad_op'", "[2,5]", "[3]"});
 }
 
+TEST(Engine, CustomOpMisuseIsReportedByName) {
+  auto x = D::ones({2}).requires_grad_();
+  auto y = record<double>(
+      "one_input", Array<double>(x.value()), {x},
+      [](const Array<double>& grad, Grads<double>& g) { g.to(1, Array<double>(grad)); });
+  expect_error<GraphError>([&] { y.sum().backward(); }, {"'one_input'", "input 1", "1 input"});
+  expect_error<GraphError>([&] { record<double>("no_backward", Array<double>{1.0}, {x}, nullptr); },
+                           {"xgrad::record", "'no_backward'"});
+}
+
+TEST(Engine, InputReplacedWithAnotherShapeIsReported) {
+  auto x = D::ones({3}).requires_grad_();
+  auto b = D::ones({3}).requires_grad_();
+  auto y = (x + b).sum();
+  b.mutable_value() = Array<double>(Shape{1}, 5.0);
+  expect_error<GraphError>([&] { y.backward(); }, {"'add'", "[3]", "[1]", "in place"});
+}
+
 constexpr std::size_t kChain = 1000000;
 
 TEST(Engine, MillionNodeChainBackpropagatesAndFreesOnAnEightMiBStack) {

@@ -44,10 +44,16 @@ TEST(Errors, MatmulNamesShapes) {
   expect_error<ShapeError>([] { matmul(D::ones({3}), D::ones({4})); },
                            {"xgrad::matmul", "[3]", "[4]"});
   expect_error<ShapeError>([] { D::ones({2, 2, 2}).T(); }, {"xgrad::T", "[2,2,2]"});
-  expect_error<ShapeError>([] { linear(D::ones({2, 3}), D::ones({4, 5})); },
-                           {"xgrad::linear", "[2,3]", "[4,5]", "in_features"});
-  expect_error<ShapeError>([] { linear(D::ones({2, 3}), D::ones({4, 3}), D::ones({3})); },
-                           {"xgrad::linear", "bias [3]"});
+  expect_error<ShapeError>(
+      [] {
+        linear(D::ones({2, 3}), D::ones({4, 5}));
+      },
+      {"xgrad::linear", "[2,3]", "[4,5]", "in_features"});
+  expect_error<ShapeError>(
+      [] {
+        linear(D::ones({2, 3}), D::ones({4, 3}), D::ones({3}));
+      },
+      {"xgrad::linear", "bias [3]"});
   expect_error<ShapeError>(
       [] {
         transpose(D::ones({2, 2}), 0, 2);
@@ -70,7 +76,11 @@ TEST(Errors, ReductionDims) {
   expect_error<ValueError>([] { D::zeros({2, 0}).min(1); }, {"xgrad::min", "[2,0]"});
   expect_error<ShapeError>([&] { softmax(a, 2); }, {"xgrad::softmax", "dim 2"});
   expect_error<ShapeError>([&] { argmax(a, 2); }, {"xgrad::argmax", "dim 2"});
-  expect_error<ValueError>([] { argmin(D::zeros({2, 0}), 1); }, {"xgrad::argmin", "[2,0]", "empty"});
+  expect_error<ValueError>(
+      [] {
+        argmin(D::zeros({2, 0}), 1);
+      },
+      {"xgrad::argmin", "[2,0]", "empty"});
   expect_error<ShapeError>([&] { log_softmax(a, -3); }, {"xgrad::log_softmax", "dim -3"});
 }
 

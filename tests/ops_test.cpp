@@ -262,3 +262,62 @@ TEST(Precision, FloatAndDoubleAgree) {
 
 }  // namespace
 }  // namespace xgrad
+
+namespace xgrad {
+namespace {
+
+TEST(EdgeValues, ExtremaKeepInfinitiesAndPropagateNaN) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(Tensor<double>::from({-inf, -inf}).max().item(), -inf);
+  EXPECT_EQ(Tensor<double>::from({inf, inf}).min().item(), inf);
+  auto rows = Tensor<double>::from({{-inf, -inf}, {1.0, 2.0}}).requires_grad_();
+  auto m = rows.max(1);
+  EXPECT_EQ(m.value()(0), -inf);
+  m.sum().backward();
+  EXPECT_EQ(rows.grad(), Tensor<double>::from({{0.5, 0.5}, {0.0, 1.0}}).value());
+  for (auto v : {Tensor<double>::from({nan, 1.0}), Tensor<double>::from({1.0, nan, 0.0})}) {
+    EXPECT_TRUE(std::isnan(v.max().item()));
+    EXPECT_TRUE(std::isnan(v.min().item()));
+  }
+  EXPECT_EQ(argmax(Tensor<double>::from({1.0, nan, 0.0}), 0).item(), 1.0);
+  EXPECT_TRUE(std::isnan(relu(Tensor<double>::from({nan})).item()));
+  auto a = Tensor<double>::from({nan, 0.0}).requires_grad_();
+  auto b = Tensor<double>::from({0.0, nan}).requires_grad_();
+  auto mx = maximum(a, b);
+  EXPECT_TRUE(std::isnan(mx.value()(0)));
+  EXPECT_TRUE(std::isnan(mx.value()(1)));
+  mx.sum().backward();
+  EXPECT_EQ(a.grad(), (Array<double>{1.0, 0.0}));  // the gradient follows the NaN
+  EXPECT_EQ(b.grad(), (Array<double>{0.0, 1.0}));
+}
+
+TEST(EdgeValues, EmptyNestedListsAndSoftmaxOverNothing) {
+  EXPECT_EQ(Tensor<double>::from({{}, {}}).shape(), (Shape{2, 0}));
+  EXPECT_EQ(Tensor<double>::from({}).shape(), (Shape{0}));
+  auto e = Tensor<double>::zeros({2, 0}).requires_grad_();
+  auto s = softmax(e, 1) + log_softmax(e, 1);
+  EXPECT_EQ(s.shape(), (Shape{2, 0}));
+  s.sum().backward();
+  EXPECT_EQ(e.grad().shape(), (Array<double>::shape_type{2, 0}));
+  test::expect_error<ValueError>(
+      [] {
+        Tensor<double>::from({{1.0}, {2.0, 3.0}});
+      },
+      {"xgrad::from", "ragged"});
+}
+
+TEST(EdgeValues, PowZeroToTheZeroHasZeroGradient) {
+  auto x = Tensor<double>::zeros({2}).requires_grad_();
+  pow(x, Tensor<double>::zeros({2})).sum().backward();
+  EXPECT_EQ(x.grad(), (Array<double>{0.0, 0.0}));
+}
+
+TEST(EdgeValues, DivisionByAScalarIsExact) {
+  EXPECT_EQ((Tensor<double>::from({49.0}) / 49.0).item(), 1.0);
+  test::expect_error<ValueError>([] { Tensor<double>::arange(0.0, 1e300); },
+                                 {"xgrad::arange", "elements"});
+}
+
+}  // namespace
+}  // namespace xgrad

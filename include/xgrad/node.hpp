@@ -53,6 +53,7 @@ class Node {
   const char* name_;
   std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs_;
   std::vector<std::uint64_t> input_versions_;
+  std::vector<Shape> input_shapes_;  // to catch an input reshaped in place before backward
   std::shared_ptr<detail::Storage<T>> output_;
   std::uint64_t output_version_ = 0;
   BackwardFn<T> backward_;
@@ -72,6 +73,7 @@ class Grads {
   /// Value of input i as it was in the forward pass.
   /// Throws GraphError if it was modified in place since.
   const Array<T>& in(std::size_t i) const {
+    check_index(i);
     const auto& storage = *node_.inputs_[i]->storage;
     if (storage.version != node_.input_versions_[i]) modified(i);
     return storage.data;
@@ -82,7 +84,10 @@ class Grads {
     return node_.output_->data;
   }
   /// True when input i needs a gradient; compute nothing for it otherwise.
-  bool needs(std::size_t i) const { return node_.inputs_[i]->requires_grad; }
+  bool needs(std::size_t i) const {
+    check_index(i);
+    return node_.inputs_[i]->requires_grad;
+  }
   std::size_t size() const { return node_.inputs_.size(); }
 
   /// Adds `gradient` to input i's gradient. It may have the output's (broadcast) shape: the
@@ -98,6 +103,10 @@ class Grads {
   Grads(Node<T>& node, Engine<T>& engine) : node_(node), engine_(engine) {}
   /// Reports a saved value (input i, or the output for i == size()) changed after recording.
   [[noreturn]] void modified(std::size_t i) const;
+  void check_index(std::size_t i) const {
+    if (i >= node_.inputs_.size()) bad_index(i);
+  }
+  [[noreturn]] void bad_index(std::size_t i) const;
   Node<T>& node_;
   Engine<T>& engine_;
 };

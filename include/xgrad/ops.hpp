@@ -33,6 +33,9 @@ Tensor<T> add(const Tensor<T>& a, Scalar<T> s);
 /// a * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, Scalar<T> s);
+/// a / s
+template <class T>
+Tensor<T> div(const Tensor<T>& a, Scalar<T> s);
 /// s - a
 template <class T>
 Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a);
@@ -258,7 +261,7 @@ Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) {
 }
 template <class T>
 Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) {
-  return mul(a, Scalar<T>(1) / s);
+  return div(a, s);
 }
 template <class T>
 Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) {

@@ -4,8 +4,12 @@
 
 namespace xgrad {
 
-void set_num_threads(int threads) { openblas_set_num_threads(threads < 1 ? 1 : threads); }
-int get_num_threads() { return openblas_get_num_threads(); }
+void set_num_threads(int threads) {
+  openblas_set_num_threads(threads < 1 ? 1 : threads);
+}
+int get_num_threads() {
+  return openblas_get_num_threads();
+}
 
 }  // namespace xgrad
 

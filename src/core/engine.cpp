@@ -71,7 +71,11 @@ Node<T>::Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T
       output_(std::move(output)),
       backward_(std::move(backward)) {
   input_versions_.reserve(inputs_.size());
-  for (const auto& in : inputs_) input_versions_.push_back(in->storage->version);
+  input_shapes_.reserve(inputs_.size());
+  for (const auto& in : inputs_) {
+    input_versions_.push_back(in->storage->version);
+    input_shapes_.push_back(to_shape(in->storage->data.shape()));
+  }
   output_version_ = output_->version;
 }
 
@@ -97,8 +101,16 @@ void Node<T>::release() {
   released_ = true;
   backward_ = nullptr;
   inputs_.clear();
+  input_shapes_.clear();
   output_.reset();
   grad_.reset();
+}
+
+template <class T>
+void Grads<T>::bad_index(std::size_t i) const {
+  throw GraphError(std::string("xgrad::backward: the backward function of '") + node_.name_ +
+                   "' refers to input " + std::to_string(i) + " but the op has " +
+                   std::to_string(node_.inputs_.size()) + " input(s)");
 }
 
 template <class T>
@@ -197,6 +209,12 @@ class Engine {
   void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
     Impl& impl = *node.inputs_[i];
     const auto& target = impl.storage->data.shape();
+    if (!shapes_equal(target, node.input_shapes_[i])) {
+      throw GraphError(std::string("xgrad::backward: input ") + std::to_string(i) + " of '" +
+                       node.name_ + "' had shape " + shape_str(node.input_shapes_[i]) +
+                       " when it was used but has shape " + shape_str(to_shape(target)) +
+                       " now; it was replaced in place after the forward pass");
+    }
     if (!shapes_equal(g.shape(), target)) g = sum_to(std::move(g), target, node.name_);
     if (impl.grad_fn) {
       accumulate(impl.grad_fn->grad_, std::move(g));
@@ -250,6 +268,9 @@ bool needs_graph(const std::vector<Tensor<T>>& inputs) {
 template <class T>
 Tensor<T> record(const char* name, Array<T>&& value, std::vector<Tensor<T>> inputs,
                  BackwardFn<T> backward) {
+  if (!backward) {
+    throw GraphError(std::string("xgrad::record: '") + name + "' was given no backward function");
+  }
   Tensor<T> out(std::move(value));
   if (!needs_graph(inputs)) return out;
   std::vector<std::shared_ptr<detail::TensorImpl<T>>> impls;

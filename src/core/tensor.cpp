@@ -53,8 +53,13 @@ Tensor<V> Tensor<V>::arange(V start, V stop, V step) {
                      std::to_string(stop) + ", step " + std::to_string(step) +
                      " must be finite with a non-zero step");
   }
-  const double span = (static_cast<double>(stop) - start) / step;
-  const std::size_t n = span > 0 ? static_cast<std::size_t>(std::ceil(span)) : 0;
+  const double span = std::ceil((static_cast<double>(stop) - start) / step);
+  if (span > 1e12) {
+    throw ValueError("xgrad::arange: start " + std::to_string(start) + ", stop " +
+                     std::to_string(stop) + ", step " + std::to_string(step) + " would give " +
+                     std::to_string(span) + " elements");
+  }
+  const std::size_t n = span > 0 ? static_cast<std::size_t>(span) : 0;
   Array<V> out(Shape{n});
   for (std::size_t i = 0; i < n; ++i)
     out(i) = static_cast<V>(start + static_cast<double>(i) * step);
@@ -145,7 +150,6 @@ Tensor<V> Tensor<V>::from(std::initializer_list<NestedList<V>> values) {
   Shape shape;
   bool first_leaf = true;
   nested_shape(root, 0, shape, first_leaf);
-  if (first_leaf) shape.resize(1, 0);  // from({}) is an empty vector, as numpy.array([])
   Array<V> out = Array<V>::from_shape(shape);
   V* p = out.data();
   nested_fill(root, p);

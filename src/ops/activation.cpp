@@ -16,6 +16,14 @@ Array<T> finite_max(const Array<T>& x, std::size_t dim) {
   return xt::where(xt::isfinite(m), m, T(0));
 }
 
+// An op over an empty tensor: an empty result and an empty gradient. (xtensor's reducers must
+// not see empty arrays: they do pointer arithmetic on null data.)
+template <class T>
+Tensor<T> empty_like_op(const char* name, const Tensor<T>& a) {
+  return record<T>(name, Array<T>(a.value()), {a},
+                   [](const Array<T>& grad, Grads<T>& g) { g.to(0, Array<T>(grad)); });
+}
+
 template <class T, class E>
 Array<T> sum_keep(E&& e, std::size_t dim) {
   return xt::sum(std::forward<E>(e), {dim}, xt::keep_dims);
@@ -45,7 +53,8 @@ Tensor<T> tanh(const Tensor<T>& a) {
 template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
   const auto& x = a.value();
-  return record<T>("relu", xt::where(x > T(0), x, T(0)), {a},
+  // x <= 0 rather than x > 0 selects the zeros, so that NaN passes through as in PyTorch.
+  return record<T>("relu", xt::where(x <= T(0), T(0), x), {a},
                    [](const Array<T>& grad, Grads<T>& g) {
                      // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0,
                      // as PyTorch does, so a unit that is exactly 0 stays dead.
@@ -67,6 +76,7 @@ template <class T>
 Tensor<T> softmax(const Tensor<T>& a, int dim) {
   const auto& x = a.value();
   const std::size_t d = ops::normalize_dim("softmax", dim, x.dimension(), a.shape());
+  if (x.size() == 0) return empty_like_op("softmax", a);
   Array<T> e = xt::exp(x - finite_max(x, d));
   Array<T> out = e / sum_keep<T>(e, d);
   return record<T>("softmax", std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
@@ -80,6 +90,7 @@ template <class T>
 Tensor<T> log_softmax(const Tensor<T>& a, int dim) {
   const auto& x = a.value();
   const std::size_t d = ops::normalize_dim("log_softmax", dim, x.dimension(), a.shape());
+  if (x.size() == 0) return empty_like_op("log_softmax", a);
   // NOTE: log(sum(exp(x))) overflows at x = 1000; shifting by the max keeps exp in (0, 1].
   const Array<T> shifted = x - finite_max(x, d);
   Array<T> out = shifted - xt::log(sum_keep<T>(xt::exp(shifted), d));

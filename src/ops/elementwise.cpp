@@ -86,6 +86,13 @@ Tensor<T> mul(const Tensor<T>& a, Scalar<T> s) {
 }
 
 template <class T>
+Tensor<T> div(const Tensor<T>& a, Scalar<T> s) {
+  return record<T>("div", a.value() / s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
+    g.to(0, grad / s);  // div: grad / other
+  });
+}
+
+template <class T>
 Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a) {
   return record<T>("rsub", s - a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, -grad);  // rsub: -grad
@@ -141,7 +148,10 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
         const auto& base = g.in(0);
         const auto& e = g.in(1);
         // pow: grad * exponent * self^(exponent - 1)
-        if (g.needs(0)) g.to(0, masked(grad, e * xt::pow(base, e - T(1))));
+        // NOTE: exactly 0 where the exponent is 0, or 0 * 0^-1 = NaN at a zero base.
+        if (g.needs(0)) {
+          g.to(0, xt::where(xt::equal(e, T(0)), T(0), masked(grad, e * xt::pow(base, e - T(1)))));
+        }
         // pow: grad * result * log(self), taken as 0 where self == 0 and exponent >= 0
         // (the limit from the right), as PyTorch does.
         if (g.needs(1)) {
@@ -198,37 +208,46 @@ Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi) {
 template <class T>
 Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("maximum", a, b);
-  return record<T>("maximum", xt::maximum(a.value(), b.value()), {a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     const auto& x = g.in(0);
-                     const auto& y = g.in(1);
-                     // maximum: grad to the larger side; a tie splits it in half
-                     const auto half = grad * T(0.5);
-                     if (g.needs(0)) {
-                       g.to(0, xt::where(x > y, grad, xt::where(xt::equal(x, y), half, T(0))));
-                     }
-                     if (g.needs(1)) {
-                       g.to(1, xt::where(y > x, grad, xt::where(xt::equal(x, y), half, T(0))));
-                     }
-                   });
+  const auto& av = a.value();
+  const auto& bv = b.value();
+  // NaN propagates, as in numpy.maximum and torch.maximum.
+  Array<T> out = xt::where(xt::isnan(av), av, xt::where(xt::isnan(bv), bv, xt::maximum(av, bv)));
+  return record<T>("maximum", std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    const auto& x = g.in(0);
+    const auto& y = g.in(1);
+    // maximum: grad to the larger side (or the NaN one); a tie splits it
+    const auto half = grad * T(0.5);
+    const auto a_wins = xt::isnan(x) || (x > y);
+    const auto b_wins = !xt::isnan(x) && (xt::isnan(y) || (y > x));
+    if (g.needs(0)) {
+      g.to(0, xt::where(a_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
+    }
+    if (g.needs(1)) {
+      g.to(1, xt::where(b_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
+    }
+  });
 }
 
 template <class T>
 Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
   check_binary("minimum", a, b);
-  return record<T>("minimum", xt::minimum(a.value(), b.value()), {a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     const auto& x = g.in(0);
-                     const auto& y = g.in(1);
-                     // minimum: grad to the smaller side; a tie splits it in half
-                     const auto half = grad * T(0.5);
-                     if (g.needs(0)) {
-                       g.to(0, xt::where(x < y, grad, xt::where(xt::equal(x, y), half, T(0))));
-                     }
-                     if (g.needs(1)) {
-                       g.to(1, xt::where(y < x, grad, xt::where(xt::equal(x, y), half, T(0))));
-                     }
-                   });
+  const auto& av = a.value();
+  const auto& bv = b.value();
+  Array<T> out = xt::where(xt::isnan(av), av, xt::where(xt::isnan(bv), bv, xt::minimum(av, bv)));
+  return record<T>("minimum", std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+    const auto& x = g.in(0);
+    const auto& y = g.in(1);
+    // minimum: grad to the smaller side (or the NaN one); a tie splits it
+    const auto half = grad * T(0.5);
+    const auto a_wins = xt::isnan(x) || (x < y);
+    const auto b_wins = !xt::isnan(x) && (xt::isnan(y) || (y < x));
+    if (g.needs(0)) {
+      g.to(0, xt::where(a_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
+    }
+    if (g.needs(1)) {
+      g.to(1, xt::where(b_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
+    }
+  });
 }
 
 template <class T>
@@ -283,6 +302,7 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
   template Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&);                     \
   template Tensor<T> add<T>(const Tensor<T>&, Scalar<T>);                            \
   template Tensor<T> mul<T>(const Tensor<T>&, Scalar<T>);                            \
+  template Tensor<T> div<T>(const Tensor<T>&, Scalar<T>);                            \
   template Tensor<T> rsub<T>(Scalar<T>, const Tensor<T>&);                           \
   template Tensor<T> rdiv<T>(Scalar<T>, const Tensor<T>&);                           \
   template Tensor<T> neg<T>(const Tensor<T>&);                                       \

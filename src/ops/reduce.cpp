@@ -1,5 +1,7 @@
 // Reductions: sum, mean, max, min over all dims or a list of dims, with keepdim.
 
+#include <cmath>
+
 #include "common.hpp"
 
 namespace xgrad {
@@ -55,18 +57,37 @@ void check_not_empty(const char* op, const Plan& p, const std::vector<int>& dims
                    " of a tensor of shape " + shape_str(p.in) + " has no elements");
 }
 
-template <class T, class F>
+// max/min over `p.dims` with a plain loop: the reduced dims are moved last, so each output
+// element folds one contiguous run. NOTE: xtensor's amax starts from the lowest finite value
+// (max of {-inf} is -DBL_MAX) and lets NaN win or lose by position; here NaN always wins, as in
+// PyTorch, and infinities are exact.
+template <class T, class Better>
 Tensor<T> extremum(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim,
-                   F reducer) {
+                   Better better) {
   Plan p = plan(op, a, dims, keepdim);
   check_not_empty<T>(op, p, dims);
-  Array<T> out = reducer(a.value(), p.dims);
-  out.reshape(p.out);
+  std::vector<std::size_t> perm;
+  for (std::size_t i = 0; i < p.in.size(); ++i) {
+    if (std::find(p.dims.begin(), p.dims.end(), i) == p.dims.end()) perm.push_back(i);
+  }
+  perm.insert(perm.end(), p.dims.begin(), p.dims.end());
+  const Array<T> moved = xt::transpose(a.value(), perm);
+  Array<T> out = Array<T>::from_shape(p.out);
+  const std::size_t run = p.count;
+  const T* x = moved.data();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const T* r = x + i * run;
+    T best = r[0];
+    for (std::size_t k = 1; k < run && !std::isnan(best); ++k) {
+      if (std::isnan(r[k]) || better(r[k], best)) best = r[k];
+    }
+    out.data()[i] = best;
+  }
   return record<T>(op, std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
-    // amax/amin: grad shared equally among the elements equal to the result
-    const auto& x = g.in(0);
-    const Array<T> hit =
-        xt::cast<T>(xt::equal(x, xt::broadcast(xt::reshape_view(g.out(), p.keep), p.in)));
+    // amax/amin: grad shared equally among the elements equal to the result (NaN matches NaN)
+    const auto& in = g.in(0);
+    const auto result = xt::broadcast(xt::reshape_view(g.out(), p.keep), p.in);
+    const Array<T> hit = xt::cast<T>(xt::equal(in, result) || (xt::isnan(in) && xt::isnan(result)));
     Array<T> ties = xt::sum(hit, p.dims, xt::keep_dims);
     g.to(0, hit * xt::broadcast(xt::reshape_view(grad, p.keep) / ties, p.in));
   });
@@ -95,18 +116,12 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
 
 template <class T>
 Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
-  return extremum("max", a, dims, keepdim,
-                  [](const Array<T>& x, const std::vector<std::size_t>& d) {
-                    return Array<T>(xt::amax(x, d));
-                  });
+  return extremum<T>("max", a, dims, keepdim, [](T x, T best) { return x > best; });
 }
 
 template <class T>
 Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
-  return extremum("min", a, dims, keepdim,
-                  [](const Array<T>& x, const std::vector<std::size_t>& d) {
-                    return Array<T>(xt::amin(x, d));
-                  });
+  return extremum<T>("min", a, dims, keepdim, [](T x, T best) { return x < best; });
 }
 
 namespace {
@@ -131,8 +146,9 @@ Tensor<T> arg_extremum(const char* op, const Tensor<T>& a, int dim, bool keepdim
     for (std::size_t j = 0; j < inner; ++j) {
       const T* base = x + i * extent * inner + j;
       std::size_t best = 0;
-      for (std::size_t k = 1; k < extent; ++k) {
-        if (better(base[k * inner], base[best * inner])) best = k;
+      for (std::size_t k = 1; k < extent && !std::isnan(base[best * inner]); ++k) {
+        const T v = base[k * inner];
+        if (std::isnan(v) || better(v, base[best * inner])) best = k;  // NaN wins, as in PyTorch
       }
       o[i * inner + j] = static_cast<T>(best);
     }
