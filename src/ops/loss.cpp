@@ -83,6 +83,28 @@ void for_each_grad(const Array<T>& grad, Reduction reduction, std::size_t n, Bod
   for (std::size_t i = 0; i < n; ++i) body(i, s);
 }
 
+/// Backward of an elementwise loss of (input, target): writes item i's incoming gradient times
+/// d_input(a_i, b_i) to the input and times d_target(a_i, b_i) to the target, for those that
+/// need a gradient.
+template <class T, class DInput, class DTarget>
+void elementwise_loss_backward(const Array<T>& grad, Grads<T>& g, Reduction reduction,
+                               std::size_t n, DInput d_input, DTarget d_target) {
+  const bool need_a = g.needs(0);
+  const bool need_b = g.needs(1);
+  const T* a = g.in(0).data();
+  const T* b = g.in(1).data();
+  Array<T> ga = need_a ? Array<T>::from_shape(g.in(0).shape()) : Array<T>();
+  Array<T> gb = need_b ? Array<T>::from_shape(g.in(1).shape()) : Array<T>();
+  T* gap = ga.data();
+  T* gbp = gb.data();
+  for_each_grad(grad, reduction, n, [&](std::size_t i, T gi) {
+    if (need_a) gap[i] = gi * d_input(a[i], b[i]);
+    if (need_b) gbp[i] = gi * d_target(a[i], b[i]);
+  });
+  if (need_a) g.to(0, std::move(ga));
+  if (need_b) g.to(1, std::move(gb));
+}
+
 /// 1 / (1 + e^-x) without overflow for any x.
 template <class T>
 T stable_sigmoid(T x) {
@@ -151,21 +173,9 @@ Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
                    [reduction, n](const Array<T>& grad, Grads<T>& g) {
                      // mse_loss: self: 2 * (self - target) * grad
                      //           target: -2 * (self - target) * grad
-                     const bool need_x = g.needs(0);
-                     const bool need_y = g.needs(1);
-                     const T* a = g.in(0).data();
-                     const T* b = g.in(1).data();
-                     Array<T> gx = need_x ? Array<T>::from_shape(g.in(0).shape()) : Array<T>();
-                     Array<T> gy = need_y ? Array<T>::from_shape(g.in(1).shape()) : Array<T>();
-                     T* gxp = gx.data();
-                     T* gyp = gy.data();
-                     for_each_grad(grad, reduction, n, [&](std::size_t i, T gi) {
-                       const T d = T(2) * (a[i] - b[i]) * gi;
-                       if (need_x) gxp[i] = d;
-                       if (need_y) gyp[i] = -d;
-                     });
-                     if (need_x) g.to(0, std::move(gx));
-                     if (need_y) g.to(1, std::move(gy));
+                     elementwise_loss_backward(
+                         grad, g, reduction, n, [](T u, T v) { return T(2) * (u - v); },
+                         [](T u, T v) { return T(2) * (v - u); });
                    });
 }
 
@@ -190,25 +200,14 @@ Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
   });
   return record<T>("bce", std::move(value), {input, target},
                    [reduction, n](const Array<T>& grad, Grads<T>& g) {
-                     // binary_cross_entropy: -(target * max(log(self), -100)
-                     //                         + (1 - target) * max(log(1 - self), -100))
-                     //   self: grad * (self - target) / max((1 - self) * self, EPSILON), EPSILON =
-                     //   1e-12 target: grad * (max(log(1 - self), -100) - max(log(self), -100))
-                     const bool need_p = g.needs(0);
-                     const bool need_y = g.needs(1);
-                     const T* a = g.in(0).data();
-                     const T* b = g.in(1).data();
-                     Array<T> gp = need_p ? Array<T>::from_shape(g.in(0).shape()) : Array<T>();
-                     Array<T> gy = need_y ? Array<T>::from_shape(g.in(1).shape()) : Array<T>();
-                     T* gpp = gp.data();
-                     T* gyp = gy.data();
-                     for_each_grad(grad, reduction, n, [&](std::size_t i, T gi) {
-                       if (need_p)
-                         gpp[i] = gi * (a[i] - b[i]) / std::max((T(1) - a[i]) * a[i], T(1e-12));
-                       if (need_y) gyp[i] = gi * (clamped_log1m(a[i]) - clamped_log(a[i]));
-                     });
-                     if (need_p) g.to(0, std::move(gp));
-                     if (need_y) g.to(1, std::move(gy));
+                     // binary_cross_entropy:
+                     //   -(target max(log(self), -100) + (1 - target) max(log(1 - self), -100))
+                     //   self: grad * (self - target) / max((1 - self) * self, 1e-12)
+                     //   target: grad * (max(log(1 - self), -100) - max(log(self), -100))
+                     elementwise_loss_backward(
+                         grad, g, reduction, n,
+                         [](T q, T v) { return (q - v) / std::max((T(1) - q) * q, T(1e-12)); },
+                         [](T q, T) { return clamped_log1m(q) - clamped_log(q); });
                    });
 }
 
@@ -227,24 +226,13 @@ Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduc
   });
   return record<T>("bce_with_logits", std::move(value), {input, target},
                    [reduction, n](const Array<T>& grad, Grads<T>& g) {
-                     // binary_cross_entropy_with_logits: max(self, 0) - self * target +
-                     // log1p(exp(-|self|))
+                     // binary_cross_entropy_with_logits:
+                     //   max(self, 0) - self * target + log1p(exp(-|self|))
                      //   self: grad * (sigmoid(self) - target)
                      //   target: -grad * self
-                     const bool need_x = g.needs(0);
-                     const bool need_y = g.needs(1);
-                     const T* a = g.in(0).data();
-                     const T* b = g.in(1).data();
-                     Array<T> gx = need_x ? Array<T>::from_shape(g.in(0).shape()) : Array<T>();
-                     Array<T> gy = need_y ? Array<T>::from_shape(g.in(1).shape()) : Array<T>();
-                     T* gxp = gx.data();
-                     T* gyp = gy.data();
-                     for_each_grad(grad, reduction, n, [&](std::size_t i, T gi) {
-                       if (need_x) gxp[i] = gi * (stable_sigmoid(a[i]) - b[i]);
-                       if (need_y) gyp[i] = -gi * a[i];
-                     });
-                     if (need_x) g.to(0, std::move(gx));
-                     if (need_y) g.to(1, std::move(gy));
+                     elementwise_loss_backward(
+                         grad, g, reduction, n, [](T u, T v) { return stable_sigmoid(u) - v; },
+                         [](T u, T) { return -u; });
                    });
 }
 
