@@ -52,8 +52,14 @@ class Node {
 
   const char* name_;
   std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs_;
-  std::vector<std::uint64_t> input_versions_;
-  std::vector<Shape> input_shapes_;  // to catch an input reshaped in place before backward
+  // What each input looked like when recorded: the version catches a value changed in place, the
+  // shape a value replaced by one of another shape. The shape type keeps up to 4 dims inline, so
+  // recording costs one allocation per node, not one per input.
+  struct SavedInput {
+    std::uint64_t version;
+    typename Array<T>::shape_type shape;
+  };
+  std::vector<SavedInput> saved_inputs_;
   std::shared_ptr<detail::Storage<T>> output_;
   std::uint64_t output_version_ = 0;
   BackwardFn<T> backward_;
@@ -75,7 +81,7 @@ class Grads {
   const Array<T>& in(std::size_t i) const {
     check_index(i);
     const auto& storage = *node_.inputs_[i]->storage;
-    if (storage.version != node_.input_versions_[i]) modified(i);
+    if (storage.version != node_.saved_inputs_[i].version) modified(i);
     return storage.data;
   }
   /// Value of the op's output; throws GraphError if it was modified in place since.

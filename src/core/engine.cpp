@@ -70,11 +70,9 @@ Node<T>::Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T
       inputs_(std::move(inputs)),
       output_(std::move(output)),
       backward_(std::move(backward)) {
-  input_versions_.reserve(inputs_.size());
-  input_shapes_.reserve(inputs_.size());
+  saved_inputs_.reserve(inputs_.size());
   for (const auto& in : inputs_) {
-    input_versions_.push_back(in->storage->version);
-    input_shapes_.push_back(to_shape(in->storage->data.shape()));
+    saved_inputs_.push_back({in->storage->version, in->storage->data.shape()});
   }
   output_version_ = output_->version;
 }
@@ -101,7 +99,7 @@ void Node<T>::release() {
   released_ = true;
   backward_ = nullptr;
   inputs_.clear();
-  input_shapes_.clear();
+  saved_inputs_.clear();
   output_.reset();
   grad_.reset();
 }
@@ -117,7 +115,7 @@ template <class T>
 void Grads<T>::modified(std::size_t i) const {
   const bool is_output = i == node_.inputs_.size();
   const auto& storage = is_output ? *node_.output_ : *node_.inputs_[i]->storage;
-  const auto saved = is_output ? node_.output_version_ : node_.input_versions_[i];
+  const auto saved = is_output ? node_.output_version_ : node_.saved_inputs_[i].version;
   throw GraphError(std::string("xgrad::backward: ") +
                    (is_output ? std::string("the output") : "input " + std::to_string(i)) +
                    " of '" + node_.name_ + "' (shape " + shape_str(to_shape(storage.data.shape())) +
@@ -209,9 +207,10 @@ class Engine {
   void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
     Impl& impl = *node.inputs_[i];
     const auto& target = impl.storage->data.shape();
-    if (!shapes_equal(target, node.input_shapes_[i])) {
+    const auto& recorded = node.saved_inputs_[i].shape;
+    if (!shapes_equal(target, recorded)) {
       throw GraphError(std::string("xgrad::backward: input ") + std::to_string(i) + " of '" +
-                       node.name_ + "' had shape " + shape_str(node.input_shapes_[i]) +
+                       node.name_ + "' had shape " + shape_str(to_shape(recorded)) +
                        " when it was used but has shape " + shape_str(to_shape(target)) +
                        " now; it was replaced in place after the forward pass");
     }

@@ -156,84 +156,68 @@ std::vector<std::size_t> checked_labels(const char* op, const std::vector<std::i
 
 }  // namespace
 
+namespace {
+/// A loss of equally shaped input and target, item by item: loss(a_i, b_i) with derivatives
+/// d_input and d_target, reduced as asked. One node, one pass forward and one backward.
+template <class T, class Loss, class DInput, class DTarget>
+Tensor<T> elementwise_loss(const char* op, const Tensor<T>& input, const Tensor<T>& target,
+                           Reduction reduction, Loss loss, DInput d_input, DTarget d_target) {
+  check_same_shape(op, input, target);
+  const Array<T>& x = input.value();
+  const std::size_t n = x.size();
+  check_mean(op, reduction, n, "elements", ops::shape_of(x));
+  const T* xp = x.data();
+  const T* yp = target.value().data();
+  Array<T> value =
+      reduce_losses<T>(x.shape(), n, reduction, [&](std::size_t i) { return loss(xp[i], yp[i]); });
+  return record<T>(op, std::move(value), {input, target},
+                   [reduction, n, d_input, d_target](const Array<T>& grad, Grads<T>& g) {
+                     elementwise_loss_backward(grad, g, reduction, n, d_input, d_target);
+                   });
+}
+}  // namespace
+
 template <class T>
 Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction) {
-  check_same_shape("mse", input, target);
-  const Array<T>& x = input.value();
-  const Array<T>& y = target.value();
-  const std::size_t n = x.size();
-  check_mean("mse", reduction, n, "elements", ops::shape_of(x));
-  const T* xp = x.data();
-  const T* yp = y.data();
-  Array<T> value = reduce_losses<T>(x.shape(), n, reduction, [&](std::size_t i) {
-    const T d = xp[i] - yp[i];
-    return d * d;
-  });
-  return record<T>("mse", std::move(value), {input, target},
-                   [reduction, n](const Array<T>& grad, Grads<T>& g) {
-                     // mse_loss: self: 2 * (self - target) * grad
-                     //           target: -2 * (self - target) * grad
-                     elementwise_loss_backward(
-                         grad, g, reduction, n, [](T u, T v) { return T(2) * (u - v); },
-                         [](T u, T v) { return T(2) * (v - u); });
-                   });
+  // mse_loss: (self - target)^2
+  //   self: 2 * (self - target) * grad
+  //   target: -2 * (self - target) * grad
+  return elementwise_loss<T>(
+      "mse", input, target, reduction, [](T u, T v) { return (u - v) * (u - v); },
+      [](T u, T v) { return T(2) * (u - v); }, [](T u, T v) { return T(2) * (v - u); });
 }
 
 template <class T>
 Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction) {
-  check_same_shape("bce", input, target);
   const Array<T>& p = input.value();
-  const Array<T>& y = target.value();
-  const std::size_t n = p.size();
   const T* pp = p.data();
-  const T* yp = y.data();
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < p.size(); ++i) {
     if (!(pp[i] >= T(0) && pp[i] <= T(1))) {
       throw ValueError("xgrad::bce: input " + format_value(pp[i]) + " at flat index " +
                        std::to_string(i) + " is not a probability in [0, 1] (input shape " +
                        ops::shape_of(p) + ")");
     }
   }
-  check_mean("bce", reduction, n, "elements", ops::shape_of(p));
-  Array<T> value = reduce_losses<T>(p.shape(), n, reduction, [&](std::size_t i) {
-    return -(yp[i] * clamped_log(pp[i]) + (T(1) - yp[i]) * clamped_log1m(pp[i]));
-  });
-  return record<T>("bce", std::move(value), {input, target},
-                   [reduction, n](const Array<T>& grad, Grads<T>& g) {
-                     // binary_cross_entropy:
-                     //   -(target max(log(self), -100) + (1 - target) max(log(1 - self), -100))
-                     //   self: grad * (self - target) / max((1 - self) * self, 1e-12)
-                     //   target: grad * (max(log(1 - self), -100) - max(log(self), -100))
-                     elementwise_loss_backward(
-                         grad, g, reduction, n,
-                         [](T q, T v) { return (q - v) / std::max((T(1) - q) * q, T(1e-12)); },
-                         [](T q, T) { return clamped_log1m(q) - clamped_log(q); });
-                   });
+  // binary_cross_entropy:
+  //   -(target max(log(self), -100) + (1 - target) max(log(1 - self), -100))
+  //   self: grad * (self - target) / max((1 - self) * self, 1e-12)
+  //   target: grad * (max(log(1 - self), -100) - max(log(self), -100))
+  return elementwise_loss<T>(
+      "bce", input, target, reduction,
+      [](T q, T v) { return -(v * clamped_log(q) + (T(1) - v) * clamped_log1m(q)); },
+      [](T q, T v) { return (q - v) / std::max((T(1) - q) * q, T(1e-12)); },
+      [](T q, T) { return clamped_log1m(q) - clamped_log(q); });
 }
 
 template <class T>
 Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction) {
-  check_same_shape("bce_with_logits", input, target);
-  const Array<T>& x = input.value();
-  const Array<T>& y = target.value();
-  const std::size_t n = x.size();
-  check_mean("bce_with_logits", reduction, n, "elements", ops::shape_of(x));
-  const T* xp = x.data();
-  const T* yp = y.data();
-  Array<T> value = reduce_losses<T>(x.shape(), n, reduction, [&](std::size_t i) {
-    const T v = xp[i];
-    return std::max(v, T(0)) - v * yp[i] + std::log1p(std::exp(-std::abs(v)));
-  });
-  return record<T>("bce_with_logits", std::move(value), {input, target},
-                   [reduction, n](const Array<T>& grad, Grads<T>& g) {
-                     // binary_cross_entropy_with_logits:
-                     //   max(self, 0) - self * target + log1p(exp(-|self|))
-                     //   self: grad * (sigmoid(self) - target)
-                     //   target: -grad * self
-                     elementwise_loss_backward(
-                         grad, g, reduction, n, [](T u, T v) { return stable_sigmoid(u) - v; },
-                         [](T u, T) { return -u; });
-                   });
+  // binary_cross_entropy_with_logits: max(self, 0) - self * target + log1p(exp(-|self|))
+  //   self: grad * (sigmoid(self) - target)
+  //   target: -grad * self
+  return elementwise_loss<T>(
+      "bce_with_logits", input, target, reduction,
+      [](T u, T v) { return std::max(u, T(0)) - u * v + std::log1p(std::exp(-std::abs(u))); },
+      [](T u, T v) { return stable_sigmoid(u) - v; }, [](T u, T) { return -u; });
 }
 
 template <class T>

@@ -1,5 +1,6 @@
 // Reductions: sum, mean, max, min over all dims or a list of dims, with keepdim.
 
+#include <algorithm>
 #include <cmath>
 
 #include "common.hpp"
@@ -71,10 +72,12 @@ Tensor<T> extremum(const char* op, const Tensor<T>& a, const std::vector<int>& d
     if (std::find(p.dims.begin(), p.dims.end(), i) == p.dims.end()) perm.push_back(i);
   }
   perm.insert(perm.end(), p.dims.begin(), p.dims.end());
-  const Array<T> moved = xt::transpose(a.value(), perm);
+  // Reduced dims that are already the trailing ones (a row max, a full max) need no copy.
+  const bool in_place = std::is_sorted(perm.begin(), perm.end());
+  const Array<T> moved = in_place ? Array<T>() : Array<T>(xt::transpose(a.value(), perm));
   Array<T> out = Array<T>::from_shape(p.out);
   const std::size_t run = p.count;
-  const T* x = moved.data();
+  const T* x = in_place ? a.value().data() : moved.data();
   for (std::size_t i = 0; i < out.size(); ++i) {
     const T* r = x + i * run;
     T best = r[0];
