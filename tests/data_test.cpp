@@ -248,10 +248,19 @@ TEST(Data, IdxMalformedHeadersNameTheOffset) {
 TEST(Data, IdxZeroDimBeforeOverflowingDimsIsEmpty) {
   // The product is 0 whatever the order: a zero dim must not be mistaken for an overflow.
   TempDir dir;
-  write_bytes(dir.file("empty.idx"), idx_header(0x0E, {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0}));
-  const auto t = data::read_idx<float>(dir.file("empty.idx"));
-  EXPECT_EQ(t.shape(), (Shape{0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0}));
-  EXPECT_EQ(t.numel(), 0u);
+  for (const Shape& shape :
+       {Shape{0x80000000u, 0x80000000u, 0}, Shape{0, 0x80000000u, 0x80000000u}}) {
+    write_bytes(dir.file("empty.idx"),
+                idx_header(0x0E, std::vector<std::uint32_t>(shape.begin(), shape.end())));
+    const auto t = data::read_idx<float>(dir.file("empty.idx"));
+    EXPECT_EQ(t.shape(), shape);
+    EXPECT_EQ(t.numel(), 0u);
+  }
+  // But the other dims still make the array's strides, which must fit in ptrdiff_t (found by
+  // fuzzing: [0, 2^32-1, 2^32-1] overflowed them inside xtensor).
+  write_bytes(dir.file("wide.idx"), idx_header(0x08, {0, 0xFFFFFFFFu, 0xFFFFFFFFu, 2}));
+  expect_error<IoError>([&] { data::read_idx<float>(dir.file("wide.idx")); },
+                        {dir.file("wide.idx"), "[0,4294967295,4294967295,2] at byte 4 overflow"});
 }
 
 TEST(Data, IdxTrailingBytesRefused) {
