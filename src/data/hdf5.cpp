@@ -5,6 +5,9 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -114,13 +117,88 @@ const char* class_name(H5T_class_t c) {
   }
 }
 
+/// Little-endian unsigned integer of n bytes.
+std::uint64_t le(const unsigned char* p, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = n; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+/// Checks the superblock before libhdf5 sees the file, which it parses in C with less care for
+/// hostile input than for performance: the signature must sit at byte 0 or at a power of two from
+/// 512 on (after a user block), the version be one libhdf5 1.10 writes, and the end-of-file
+/// address it records lie within the file, so that cut-short files and files that are not HDF5 at
+/// all are refused here with the byte at fault.
+void check_superblock(const std::string& path, std::uint64_t size) {
+  const auto fail = [&](const std::string& what) {
+    detail::io_fail(kOp, path, "cannot open as an HDF5 file: " + what);
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(std::string("cannot open: ") + std::strerror(errno));
+  static constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  unsigned char sb[64] = {};
+  std::uint64_t at = 0;
+  std::size_t got = 0;
+  for (;;) {
+    if (at + 8 > size) {
+      fail(
+          "no HDF5 signature (\\x89HDF\\r\\n\\x1a\\n) at byte 0, nor at 512, 1024, 2048, ... "
+          "within its " +
+          std::to_string(size) + " bytes");
+    }
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(at));
+    in.read(reinterpret_cast<char*>(sb), sizeof sb);
+    got = static_cast<std::size_t>(in.gcount());
+    if (got >= 8 && std::memcmp(sb, kSignature, 8) == 0) break;
+    at = at == 0 ? 512 : 2 * at;
+  }
+  const unsigned version = sb[8];
+  std::size_t addresses = 0;  // offset of the base address within the superblock
+  unsigned offset_size = 0;
+  switch (version) {
+    case 0:
+    case 1:
+      offset_size = sb[13];
+      addresses = version == 0 ? 24 : 28;
+      break;
+    case 2:
+    case 3:
+      offset_size = sb[9];
+      addresses = 12;
+      break;
+    default:
+      fail("unknown superblock version " + std::to_string(version) + " at byte " +
+           std::to_string(at + 8) + " (expected 0 to 3)");
+  }
+  const std::uint64_t size_at = at + (version < 2 ? 13 : 9);
+  if (offset_size != 2 && offset_size != 4 && offset_size != 8) {
+    fail("address size " + std::to_string(offset_size) + " at byte " + std::to_string(size_at) +
+         " (expected 2, 4 or 8)");
+  }
+  // Base address, then the free-space (v0/1) or extension (v2/3) address, then end of file.
+  const std::size_t eof_at = addresses + 2 * offset_size;
+  if (got < eof_at + offset_size) {
+    fail("truncated at byte " + std::to_string(at + got) + ": the file ends inside the superblock");
+  }
+  const std::uint64_t base = le(sb + addresses, offset_size);
+  const std::uint64_t eof = le(sb + eof_at, offset_size);
+  std::uint64_t end = 0;
+  if (__builtin_add_overflow(base, eof, &end) || end > size) {
+    fail("the superblock at byte " + std::to_string(at) + " records the end of the file at byte " +
+         (end < base ? std::string("beyond 2^64") : std::to_string(end)) + " (byte " +
+         std::to_string(at + eof_at) + "), but the file has " + std::to_string(size) +
+         " bytes: it is cut short or damaged");
+  }
+}
+
 }  // namespace
 
 template <class T>
 Tensor<T> read_hdf5(const std::string& path, const std::string& dataset) {
   const std::string where = path + ": dataset '" + dataset + "'";
   const auto fail = [&](const std::string& what) { detail::io_fail(kOp, where, what); };
-  detail::regular_file_size(kOp, path);
+  check_superblock(path, detail::regular_file_size(kOp, path));
   QuietErrors quiet;
 
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
