@@ -177,16 +177,17 @@ void check_superblock(const std::string& path, std::uint64_t size) {
          " (expected 2, 4 or 8)");
   }
   // Base address, then the free-space (v0/1) or extension (v2/3) address, then end of file.
+  // Addresses count from the signature: libhdf5 itself replaces a recorded base address that
+  // differs from it (a user block added after the file was written).
   const std::size_t eof_at = addresses + 2 * offset_size;
   if (got < eof_at + offset_size) {
     fail("truncated at byte " + std::to_string(at + got) + ": the file ends inside the superblock");
   }
-  const std::uint64_t base = le(sb + addresses, offset_size);
   const std::uint64_t eof = le(sb + eof_at, offset_size);
   std::uint64_t end = 0;
-  if (__builtin_add_overflow(base, eof, &end) || end > size) {
+  if (__builtin_add_overflow(at, eof, &end) || end > size) {
     fail("the superblock at byte " + std::to_string(at) + " records the end of the file at byte " +
-         (end < base ? std::string("beyond 2^64") : std::to_string(end)) + " (byte " +
+         (end < at ? std::string("beyond 2^64") : std::to_string(end)) + " (byte " +
          std::to_string(at + eof_at) + "), but the file has " + std::to_string(size) +
          " bytes: it is cut short or damaged");
   }
@@ -198,24 +199,53 @@ template <class T>
 Tensor<T> read_hdf5(const std::string& path, const std::string& dataset) {
   const std::string where = path + ": dataset '" + dataset + "'";
   const auto fail = [&](const std::string& what) { detail::io_fail(kOp, where, what); };
-  check_superblock(path, detail::regular_file_size(kOp, path));
+  const std::uint64_t file_size = detail::regular_file_size(kOp, path);
+  check_superblock(path, file_size);
   QuietErrors quiet;
 
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) {
     detail::io_fail(kOp, path, "cannot open as an HDF5 file" + hdf5_error());
   }
+  // An external link makes the file choose another file on this machine to open, so none is
+  // followed: the traversal callback refuses every one.
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  Handle gapl(H5Pcreate(H5P_GROUP_ACCESS), H5Pclose);
+  const H5L_elink_traverse_t refuse = [](const char*, const char*, const char*, const char*,
+                                         unsigned*, hid_t, void*) -> herr_t { return -1; };
+  if (!dapl.valid() || !gapl.valid() || H5Pset_elink_cb(dapl.get(), refuse, nullptr) < 0 ||
+      H5Pset_elink_cb(gapl.get(), refuse, nullptr) < 0) {
+    fail("cannot set up link access" + hdf5_error());
+  }
   // H5Lexists fails (negative) rather than returning 0 when an intermediate group is missing.
-  if (dataset.empty() || H5Lexists(file.get(), dataset.c_str(), H5P_DEFAULT) <= 0) {
+  if (dataset.empty() || H5Lexists(file.get(), dataset.c_str(), dapl.get()) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     fail("no such dataset (top level of the file: " + top_level_names(file.get()) + ")");
   }
-  Handle ds(H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  Handle ds(H5Dopen2(file.get(), dataset.c_str(), dapl.get()), H5Dclose);
   if (!ds.valid()) {
     H5Eclear2(H5E_DEFAULT);
-    Handle group(H5Gopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Gclose);
+    Handle group(H5Gopen2(file.get(), dataset.c_str(), gapl.get()), H5Gclose);
+    H5Eclear2(H5E_DEFAULT);
+    H5L_info_t link{};
+    if (!group.valid() && H5Lget_info(file.get(), dataset.c_str(), &link, H5P_DEFAULT) >= 0 &&
+        link.type == H5L_TYPE_EXTERNAL) {
+      fail("is an external link to another file, which xgrad does not follow");
+    }
     H5Eclear2(H5E_DEFAULT);
     fail(group.valid() ? "is a group, not a dataset" : "is not a dataset");
+  }
+  // Likewise for data kept outside the file: external raw storage names any file to read.
+  {
+    Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+    if (!dcpl.valid()) fail("cannot read its creation properties" + hdf5_error());
+    if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL) {
+      fail("is a virtual dataset mapping other files, which xgrad does not follow");
+    }
+    if (const int n = H5Pget_external_count(dcpl.get()); n != 0) {
+      fail("keeps its data in " + std::to_string(n) +
+           " external file(s), which xgrad does not read");
+    }
   }
 
   Handle type(H5Dget_type(ds.get()), H5Tclose);
@@ -243,7 +273,13 @@ Tensor<T> read_hdf5(const std::string& path, const std::string& dataset) {
       !detail::checked_mul(count, sizeof(T), out_bytes)) {
     fail("the dims " + detail::dims_str(dims) + " overflow the data size");
   }
+  // The storage size comes from the file's own chunk index, so it is believed only up to the
+  // file's size.
   const std::uint64_t stored = H5Dget_storage_size(ds.get());
+  if (stored > file_size) {
+    fail("its storage size " + std::to_string(stored) + " exceeds the " +
+         std::to_string(file_size) + "-byte file");
+  }
   if (file_bytes > kFillMargin && file_bytes / kMaxExpansion > stored) {
     fail("the dims " + detail::dims_str(dims) + " declare " + std::to_string(file_bytes) +
          " bytes but the file stores only " + std::to_string(stored) + " for it");
