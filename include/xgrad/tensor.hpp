@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <source_location>
 #include <type_traits>
 #include <vector>
 
@@ -18,6 +19,9 @@ namespace xgrad {
 
 template <class T>
 class Node;
+
+/// Where an operation was called from (file and line); recorded on the node in anomaly mode.
+using Location = std::source_location;
 
 /// Reproducible random numbers for the factories and initialisers (mt19937_64).
 class Generator {
