@@ -84,6 +84,18 @@ TEST(Anomaly, NonFiniteSeedGradientIsReported) {
       {"xgrad::backward", "given", "-inf", "flat index 1"});
 }
 
+TEST(Anomaly, FailedBackwardLeavesEveryGradAsItWas) {
+  auto x = D::from({1.0, 2.0}).requires_grad_();
+  (x * 3.0).sum().backward();
+  const Array<double> before = x.grad();
+  int line = 0;
+  // Two branches into x: the finite one is swept first and must not reach x.grad() alone.
+  auto loss = scaled(x, std::nan(""), line).sum() + (x * 2.0).sum();
+  AnomalyGuard anomaly;
+  expect_error<AnomalyError>([&] { loss.backward(); }, {"'scaled'", "NaN"});
+  EXPECT_EQ(x.grad(), before);
+}
+
 TEST(LiveNodes, CountsNodesUntilTheGraphIsFreed) {
   const std::size_t start = live_nodes();
   auto x = D::from({1.0, 2.0}).requires_grad_();

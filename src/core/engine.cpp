@@ -233,7 +233,7 @@ class Engine {
       if (impl->grad_fn) {
         accumulate(impl->grad_fn->grad_, std::move(g));
       } else {
-        to_leaf(*impl, std::move(g));
+        to_leaf(impl, std::move(g));
       }
     }
     std::vector<Node<T>*> ready;
@@ -260,6 +260,7 @@ class Engine {
       }
       if (!retain_graph) n->release();
     }
+    for (auto& [impl, g] : leaf_grads_) accumulate(impl->grad, std::move(g));
   }
 
   void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
@@ -278,25 +279,36 @@ class Engine {
     if (impl.grad_fn) {
       accumulate(impl.grad_fn->grad_, std::move(g));
     } else {
-      to_leaf(impl, std::move(g));
+      to_leaf(node.inputs_[i], std::move(g));
     }
   }
 
  private:
-  void to_leaf(Impl& impl, Array<T>&& g) {
-    if (!impl.requires_grad) return;
+  // Leaf gradients of this pass, added to the leaves' grad() only once the whole sweep has
+  // succeeded: a backward that throws halfway (a saved value modified in place, an anomaly)
+  // leaves every grad() as it was. The handles keep leaves alive that only the graph held.
+  std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>> leaf_grads_;
+  std::unordered_map<const Impl*, std::size_t> leaf_index_;
+
+  void to_leaf(const std::shared_ptr<Impl>& impl, Array<T>&& g) {
+    if (!impl->requires_grad) return;
     if (capture) {
-      auto it = leaf_slots.find(&impl);
+      auto it = leaf_slots.find(impl.get());
       if (it != leaf_slots.end()) accumulate(*it->second, std::move(g));
       return;
     }
-    if (impl.grad && !shapes_equal(impl.grad->shape(), g.shape())) {
+    if (impl->grad && !shapes_equal(impl->grad->shape(), g.shape())) {
       throw GraphError("xgrad::backward: a leaf's accumulated gradient has shape " +
-                       shape_str(to_shape(impl.grad->shape())) + " but its value now has shape " +
+                       shape_str(to_shape(impl->grad->shape())) + " but its value now has shape " +
                        shape_str(to_shape(g.shape())) +
                        "; call clear_grad() after reshaping a parameter");
     }
-    accumulate(impl.grad, std::move(g));
+    const auto [it, fresh] = leaf_index_.try_emplace(impl.get(), leaf_grads_.size());
+    if (fresh) {
+      leaf_grads_.emplace_back(impl, std::move(g));
+    } else {
+      xt::noalias(leaf_grads_[it->second].second) += g;
+    }
   }
 
   // The first NaN or infinite gradient, named by the op that produced it and where that op was
