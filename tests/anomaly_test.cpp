@@ -84,6 +84,54 @@ TEST(Anomaly, NonFiniteSeedGradientIsReported) {
       {"xgrad::backward", "given", "-inf", "flat index 1"});
 }
 
+TEST(Anomaly, LogAtZeroInASmallModelIsReportedAsLogWithItsLine) {
+  nn::Linear<double> layer(3, 2);
+  auto w = layer.weight();
+  auto b = layer.bias();
+  w.mutable_value() = Array<double>{{1.0, 0.0, 0.0}, {0.0, 1.0, 0.0}};
+  b.mutable_value().fill(0.0);
+  auto x = D::from({{0.0, 2.0, 1.0}});  // the first unit's pre-activation is exactly 0
+  AnomalyGuard anomaly;
+  auto h = relu(layer(x));
+  const int line = __LINE__ + 1;
+  auto loss = -log(h).sum();
+  EXPECT_EQ(loss.item(), std::numeric_limits<double>::infinity());
+  expect_error<AnomalyError>(
+      [&] { loss.backward(); },
+      {"xgrad::backward (anomaly mode): 'log' created at",
+       "anomaly_test.cpp:" + std::to_string(line), "-inf", "input 0", "[1,2]", "flat index 0"});
+  EXPECT_FALSE(w.has_grad());
+  EXPECT_FALSE(b.has_grad());
+}
+
+// Each spelling of an op (function, method, operator with a tensor or a scalar on either side,
+// unary minus) is located on the line where it is written.
+TEST(Anomaly, FunctionsMethodsAndOperatorsAreLocatedWhereWritten) {
+  auto x = D::from({1.0, 2.0}).requires_grad_();
+  std::vector<std::pair<D, unsigned>> made;
+  {
+    AnomalyGuard anomaly;
+    made.emplace_back(exp(x), __LINE__);
+    made.emplace_back(x.exp(), __LINE__);
+    made.emplace_back(x + x, __LINE__);
+    made.emplace_back(x * 2.0, __LINE__);
+    made.emplace_back(2.0 - x, __LINE__);
+    made.emplace_back(1.0 / x, __LINE__);
+    made.emplace_back(-x, __LINE__);
+    made.emplace_back(x.sum(), __LINE__);
+    made.emplace_back(cross_entropy(x.reshape({1, 2}), {1}), __LINE__);
+    made.emplace_back(x.reshape({1, 2}).matmul(x), __LINE__);
+  }
+  for (const auto& [t, line] : made) {
+    SCOPED_TRACE(t.op_name());
+    const Location& where = t.impl()->grad_fn->where();
+    EXPECT_EQ(where.line(), line);
+    EXPECT_NE(std::string(where.file_name()).find("anomaly_test.cpp"), std::string::npos);
+  }
+  // Recorded with anomaly mode off: no place kept.
+  EXPECT_EQ((x * x).impl()->grad_fn->where().line(), 0u);
+}
+
 TEST(Anomaly, FailedBackwardLeavesEveryGradAsItWas) {
   auto x = D::from({1.0, 2.0}).requires_grad_();
   (x * 3.0).sum().backward();

@@ -158,45 +158,50 @@ class Tensor {
   /// Backpropagate with an explicit gradient of this tensor's shape.
   void backward(const Array<V>& gradient, bool retain_graph = false) const;
 
-  // ---- operations as methods (defined with the ops; see ops.hpp for the formulas) ----
-  Tensor matmul(const Tensor& other) const;
+  // ---- operations as methods (defined with the ops; see ops.hpp for the formulas). Each records
+  // where it was called from, for anomaly mode. ----
+  Tensor matmul(const Tensor& other, Location loc = Location::current()) const;
   /// Transpose of a matrix (dims reversed for dim <= 2).
-  Tensor T() const;
-  Tensor transpose(int dim0, int dim1) const;
-  Tensor reshape(const Dims& shape) const;
-  Tensor flatten(int start_dim = 0, int end_dim = -1) const;
-  Tensor unsqueeze(int dim) const;
-  Tensor squeeze() const;
-  Tensor squeeze(int dim) const;
-  Tensor broadcast_to(const Shape& shape) const;
-  Tensor index_select(int dim, const std::vector<std::size_t>& index) const;
-  Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1) const;
+  Tensor T(Location loc = Location::current()) const;
+  Tensor transpose(int dim0, int dim1, Location loc = Location::current()) const;
+  Tensor reshape(const Dims& shape, Location loc = Location::current()) const;
+  Tensor flatten(int start_dim = 0, int end_dim = -1, Location loc = Location::current()) const;
+  Tensor unsqueeze(int dim, Location loc = Location::current()) const;
+  Tensor squeeze(Location loc = Location::current()) const;
+  Tensor squeeze(int dim, Location loc = Location::current()) const;
+  Tensor broadcast_to(const Shape& shape, Location loc = Location::current()) const;
+  Tensor index_select(int dim, const std::vector<std::size_t>& index,
+                      Location loc = Location::current()) const;
+  Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1,
+               Location loc = Location::current()) const;
 
-  Tensor sum() const;
-  Tensor sum(int dim, bool keepdim = false) const;
-  Tensor sum(const std::vector<int>& dims, bool keepdim = false) const;
-  Tensor mean() const;
-  Tensor mean(int dim, bool keepdim = false) const;
-  Tensor mean(const std::vector<int>& dims, bool keepdim = false) const;
-  Tensor max() const;
-  Tensor max(int dim, bool keepdim = false) const;
-  Tensor min() const;
-  Tensor min(int dim, bool keepdim = false) const;
+  Tensor sum(Location loc = Location::current()) const;
+  Tensor sum(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  Tensor sum(const std::vector<int>& dims, bool keepdim = false,
+             Location loc = Location::current()) const;
+  Tensor mean(Location loc = Location::current()) const;
+  Tensor mean(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  Tensor mean(const std::vector<int>& dims, bool keepdim = false,
+              Location loc = Location::current()) const;
+  Tensor max(Location loc = Location::current()) const;
+  Tensor max(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  Tensor min(Location loc = Location::current()) const;
+  Tensor min(int dim, bool keepdim = false, Location loc = Location::current()) const;
 
-  Tensor neg() const;
-  Tensor exp() const;
-  Tensor log() const;
-  Tensor sqrt() const;
-  Tensor abs() const;
-  Tensor pow(V exponent) const;
-  Tensor pow(const Tensor& exponent) const;
-  Tensor clamp(V lo, V hi) const;
-  Tensor sigmoid() const;
-  Tensor tanh() const;
-  Tensor relu() const;
-  Tensor leaky_relu(V negative_slope = V(0.01)) const;
-  Tensor softmax(int dim) const;
-  Tensor log_softmax(int dim) const;
+  Tensor neg(Location loc = Location::current()) const;
+  Tensor exp(Location loc = Location::current()) const;
+  Tensor log(Location loc = Location::current()) const;
+  Tensor sqrt(Location loc = Location::current()) const;
+  Tensor abs(Location loc = Location::current()) const;
+  Tensor pow(V exponent, Location loc = Location::current()) const;
+  Tensor pow(const Tensor& exponent, Location loc = Location::current()) const;
+  Tensor clamp(V lo, V hi, Location loc = Location::current()) const;
+  Tensor sigmoid(Location loc = Location::current()) const;
+  Tensor tanh(Location loc = Location::current()) const;
+  Tensor relu(Location loc = Location::current()) const;
+  Tensor leaky_relu(V negative_slope = V(0.01), Location loc = Location::current()) const;
+  Tensor softmax(int dim, Location loc = Location::current()) const;
+  Tensor log_softmax(int dim, Location loc = Location::current()) const;
 
   /// The shared implementation (for the engine and custom operations).
   const std::shared_ptr<detail::TensorImpl<V>>& impl() const { return impl_; }
