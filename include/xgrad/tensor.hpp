@@ -48,6 +48,11 @@ struct Storage {
   std::uint64_t version = 0;
 };
 
+/// Raises ValueError (naming xgrad::`op` and the shape) when an array of `shape` could not be
+/// addressed: xtensor multiplies extents without checking, so an overflowing count would
+/// allocate a small buffer under a huge shape.
+void check_element_count(const char* op, const Shape& shape, std::size_t element_size);
+
 template <class T>
 struct TensorImpl {
   std::shared_ptr<Storage<T>> storage;

@@ -293,6 +293,7 @@ Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc) {
     throw ShapeError("xgrad::broadcast_to: cannot broadcast a tensor of shape " +
                      shape_str(in_shape) + " to shape " + shape_str(shape));
   }
+  detail::check_element_count("broadcast_to", shape, sizeof(T));
   Array<T> out = xt::broadcast(a.value(), shape);
   return record<T>({"broadcast_to", loc}, std::move(out), {a},
                    [](const Array<T>& grad, Grads<T>& g) {
