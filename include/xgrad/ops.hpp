@@ -12,7 +12,11 @@
 namespace xgrad {
 
 /// How a loss reduces its per-element values.
-enum class Reduction { None, Mean, Sum };
+enum class Reduction {
+  None,  ///< one loss per element, in the input's shape
+  Mean,  ///< the mean over all elements
+  Sum,   ///< the sum over all elements
+};
 
 // ---- arithmetic (broadcasting) ----
 /// a + b
@@ -78,14 +82,19 @@ template <class T>
 Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b);
 
 // ---- comparisons: 1 where true, 0 where false; no gradient ----
+/// a > b
 template <class T>
 Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b);
+/// a < b
 template <class T>
 Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b);
+/// a >= b
 template <class T>
 Tensor<T> ge(const Tensor<T>& a, const Tensor<T>& b);
+/// a <= b
 template <class T>
 Tensor<T> le(const Tensor<T>& a, const Tensor<T>& b);
+/// a == b
 template <class T>
 Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b);
 
@@ -219,70 +228,87 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
               Reduction reduction = Reduction::Mean);
 
 // ---- operators ----
+/// a + b: add()
 template <class T>
 Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
   return add(a, b);
 }
+/// a - b: sub()
 template <class T>
 Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
   return sub(a, b);
 }
+/// a * b: mul()
 template <class T>
 Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
   return mul(a, b);
 }
+/// a / b: div()
 template <class T>
 Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
   return div(a, b);
 }
+/// a + s
 template <class T>
 Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) {
   return add(a, s);
 }
+/// s + a
 template <class T>
 Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) {
   return add(a, s);
 }
+/// a - s
 template <class T>
 Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) {
   return add(a, -s);
 }
+/// s - a: rsub()
 template <class T>
 Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) {
   return rsub(s, a);
 }
+/// a * s
 template <class T>
 Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) {
   return mul(a, s);
 }
+/// s * a
 template <class T>
 Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) {
   return mul(a, s);
 }
+/// a / s
 template <class T>
 Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) {
   return div(a, s);
 }
+/// s / a: rdiv()
 template <class T>
 Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) {
   return rdiv(s, a);
 }
+/// -a: neg()
 template <class T>
 Tensor<T> operator-(const Tensor<T>& a) {
   return neg(a);
 }
+/// gt(a, b): 1 where a > b, else 0
 template <class T>
 Tensor<T> operator>(const Tensor<T>& a, const Tensor<T>& b) {
   return gt(a, b);
 }
+/// lt(a, b): 1 where a < b, else 0
 template <class T>
 Tensor<T> operator<(const Tensor<T>& a, const Tensor<T>& b) {
   return lt(a, b);
 }
+/// ge(a, b): 1 where a >= b, else 0
 template <class T>
 Tensor<T> operator>=(const Tensor<T>& a, const Tensor<T>& b) {
   return ge(a, b);
 }
+/// le(a, b): 1 where a <= b, else 0
 template <class T>
 Tensor<T> operator<=(const Tensor<T>& a, const Tensor<T>& b) {
   return le(a, b);
