@@ -20,19 +20,24 @@ for t in "${targets[@]}"; do
   [[ " ${all_targets[*]} " == *" $t "* ]] || { echo "run.sh: unknown target '$t'" >&2; exit 2; }
 done
 
-# clang 14 and its runtime (libclang-rt-14-dev holds libFuzzer) come from Debian.
-if ! command -v clang++-14 >/dev/null || [ ! -d /usr/lib/llvm-14/lib/clang ] ||
-  ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+# clang 16 and its runtime (libclang-rt-16-dev holds libFuzzer) come from Debian. clang 14 will
+# not do: its libstdc++ lacks std::source_location, which the library uses.
+if ! command -v clang++-16 >/dev/null ||
+  ! ls /usr/lib/llvm-16/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
-  echo "run.sh: installing clang-14 and libclang-rt-14-dev"
+  echo "run.sh: installing clang-16 and libclang-rt-16-dev"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang-14 \
-    libclang-rt-14-dev
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang-16 \
+    libclang-rt-16-dev
 fi
 
 build=${XGRAD_FUZZ_BUILD:-build-fuzz}
-CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+if [ -f "$build/CMakeCache.txt" ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang++-16$' "$build/CMakeCache.txt"; then
+  echo "run.sh: $build was configured with another compiler; remove it or set XGRAD_FUZZ_BUILD" >&2
+  exit 2
+fi
+CC=clang-16 CXX=clang++-16 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DXGRAD_FUZZ=ON -DXGRAD_BUILD_TESTS=OFF -DXGRAD_BUILD_EXAMPLES=OFF \
   -DXGRAD_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/%/_fuzz}" >/dev/null
