@@ -63,11 +63,13 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
   corpus=$(find "$work/corpus" -type f | wc -l)
-  findings=$(find "$work/findings" -type f | wc -l)
+  # slow-unit-* files are inputs over libFuzzer's slow-unit threshold, kept for looking at, not
+  # failures; everything else (crash-, leak-, oom-, timeout-) is a finding.
+  findings=$(find "$work/findings" -type f ! -name 'slow-unit-*' | wc -l)
   line="$t: ${elapsed}s, ${execs:-?} executions, ${cov:-cov: ?}, corpus $corpus files, findings $findings"
   if ((findings)); then
     status=1
-    line+=" ($(find "$work/findings" -type f | tr '\n' ' '))"
+    line+=" ($(find "$work/findings" -type f ! -name 'slow-unit-*' | tr '\n' ' '))"
     grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error|terminate called' \
       "$log" || true
   fi
