@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages xgrad needs (only those missing), then optionally:
 #   ./setup.sh demo   build in release mode and run the main demo (Fashion-MNIST MLP)
-#   ./setup.sh test   check formatting, build and run every test in release mode and again
-#                     under AddressSanitizer + UndefinedBehaviorSanitizer
+#   ./setup.sh test   check formatting, build the API reference, build and run every test in
+#                     release mode and again under AddressSanitizer + UndefinedBehaviorSanitizer
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(cmake make g++ git clang-format pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev
           libopenblas-dev libgtest-dev libbenchmark-dev zlib1g-dev libhdf5-dev nlohmann-json3-dev
-          libeigen3-dev liblbfgspp-dev libcli11-dev libstb-dev dataset-fashion-mnist python3-numpy)
+          libeigen3-dev liblbfgspp-dev libcli11-dev libstb-dev dataset-fashion-mnist python3-numpy
+          doxygen)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -52,6 +53,7 @@ case "${1:-}" in
   test)
     check_format
     build build/release
+    cmake --build build/release --target docs  # the API reference; any Doxygen warning fails
     ctest --test-dir build/release --output-on-failure -j "$jobs"
     build build/sanitize -DXGRAD_SANITIZE=ON -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCHMARKS=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -248,10 +248,19 @@ TEST(Data, IdxMalformedHeadersNameTheOffset) {
 TEST(Data, IdxZeroDimBeforeOverflowingDimsIsEmpty) {
   // The product is 0 whatever the order: a zero dim must not be mistaken for an overflow.
   TempDir dir;
-  write_bytes(dir.file("empty.idx"), idx_header(0x0E, {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0}));
-  const auto t = data::read_idx<float>(dir.file("empty.idx"));
-  EXPECT_EQ(t.shape(), (Shape{0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0}));
-  EXPECT_EQ(t.numel(), 0u);
+  for (const Shape& shape :
+       {Shape{0x80000000u, 0x80000000u, 0}, Shape{0, 0x80000000u, 0x80000000u}}) {
+    write_bytes(dir.file("empty.idx"),
+                idx_header(0x0E, std::vector<std::uint32_t>(shape.begin(), shape.end())));
+    const auto t = data::read_idx<float>(dir.file("empty.idx"));
+    EXPECT_EQ(t.shape(), shape);
+    EXPECT_EQ(t.numel(), 0u);
+  }
+  // But the other dims still make the array's strides, which must fit in ptrdiff_t (found by
+  // fuzzing: [0, 2^32-1, 2^32-1] overflowed them inside xtensor).
+  write_bytes(dir.file("wide.idx"), idx_header(0x08, {0, 0xFFFFFFFFu, 0xFFFFFFFFu, 2}));
+  expect_error<IoError>([&] { data::read_idx<float>(dir.file("wide.idx")); },
+                        {dir.file("wide.idx"), "[0,4294967295,4294967295,2] at byte 4 overflow"});
 }
 
 TEST(Data, IdxTrailingBytesRefused) {
@@ -576,7 +585,39 @@ TEST(Data, Hdf5ErrorsNameFileAndDataset) {
   expect_error<IoError>([&] { data::read_hdf5<float>(kData + "/absent.h5", "train_set_x"); },
                         {kData + "/absent.h5", "no such file"});
   expect_error<IoError>([&] { data::read_hdf5<float>(npy("f4.npy"), "train_set_x"); },
-                        {npy("f4.npy"), "cannot open as an HDF5 file"});
+                        {npy("f4.npy"), "cannot open as an HDF5 file", "no HDF5 signature"});
+}
+
+TEST(Data, Hdf5RefusesCutShortFilesBeforeLibhdf5) {
+  TempDir dir;
+  const std::string file = dir.file("cut.h5");
+  std::ifstream in(kH5, std::ios::binary);
+  Bytes whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write_bytes(file, Bytes(whole.begin(), whole.begin() + 2048));
+  expect_error<IoError>([&] { data::read_hdf5<float>(file, "train_set_x"); },
+                        {file,
+                         "superblock at byte 0 records the end of the file at byte " +
+                             std::to_string(whole.size()) + " (byte 40)",
+                         "the file has 2048 bytes"});
+  write_bytes(file, Bytes(whole.begin(), whole.begin() + 30));
+  expect_error<IoError>([&] { data::read_hdf5<float>(file, "train_set_x"); },
+                        {file, "truncated at byte 30", "inside the superblock"});
+  // A user block of 512 bytes before the signature is allowed (and then the addresses count
+  // from the signature), so only the end-of-file check fails here.
+  Bytes shifted(512, 0);
+  shifted.insert(shifted.end(), whole.begin(), whole.begin() + 100);
+  write_bytes(file, shifted);
+  expect_error<IoError>([&] { data::read_hdf5<float>(file, "train_set_x"); },
+                        {file, "superblock at byte 512"});
+}
+
+TEST(Data, Hdf5FollowsNoLinkOrStorageOutsideTheFile) {
+  // Both point at files that exist beside it (or could): the file must not choose what is read.
+  const std::string file = kData + "/hdf5_outside.h5";
+  expect_error<IoError>([&] { data::read_hdf5<float>(file, "elink"); },
+                        {file, "dataset 'elink'", "external link to another file"});
+  expect_error<IoError>([&] { data::read_hdf5<float>(file, "raw"); },
+                        {file, "dataset 'raw'", "1 external file(s)"});
 }
 
 // ---------------------------------------------------------------- DataLoader

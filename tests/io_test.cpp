@@ -448,6 +448,15 @@ std::vector<Corrupt> corrupt_files() {
       {"entry not an object",
        make_file(R"({"weight":[0,32]})", kData),
        {"tensor 'weight'", "not an object"}},
+      // Found by fuzzing: nlohmann raises out_of_range, not parse_error, for these numbers.
+      {"number beyond double",
+       make_file(R"({"weight":{"dtype":"F64","shape":[1e999],"data_offsets":[0,32]}})", kData),
+       {"not usable JSON", "number overflow parsing '1e999'"}},
+      // Spelling out a value this deep in the message would recurse once per level.
+      {"deeply nested entry",
+       make_file("{\"weight\":" + std::string(300'000, '[') + std::string(300'000, ']') + "}",
+                 kData),
+       {"tensor 'weight'", "entry is an array of 1 items, not an object"}},
   };
   return c;
 }

@@ -31,6 +31,7 @@ using BackwardFn = std::function<void(const Array<T>& grad, Grads<T>& g)>;
 template <class T>
 class Node {
  public:
+  /// Built by record(), not directly: `name` must outlive the node (a string literal).
   Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
        std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward, Location where = {});
   /// Frees the chain of nodes behind this one without recursion.
@@ -38,10 +39,13 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
+  /// The op name given to record() ("matmul").
   const char* name() const { return name_; }
   /// Where the op was called from when anomaly mode was on as it was recorded (line 0 if not).
   const Location& where() const { return where_; }
+  /// The op's inputs, in record() order.
   const std::vector<std::shared_ptr<detail::TensorImpl<T>>>& inputs() const { return inputs_; }
+  /// True once backward freed the saved state (without retain_graph).
   bool released() const { return released_; }
 
  private:
@@ -97,11 +101,13 @@ class Grads {
     check_index(i);
     return node_.inputs_[i]->requires_grad;
   }
+  /// Number of inputs.
   std::size_t size() const { return node_.inputs_.size(); }
 
   /// Adds `gradient` to input i's gradient. It may have the output's (broadcast) shape: the
   /// engine sums it down to the input's shape.
   void to(std::size_t i, Array<T>&& gradient);
+  /// Same, from an xtensor expression: evaluated only when input i needs a gradient.
   template <class E>
   void to(std::size_t i, E&& expression) {
     if (needs(i)) to(i, Array<T>(std::forward<E>(expression)));

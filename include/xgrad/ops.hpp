@@ -13,7 +13,11 @@
 namespace xgrad {
 
 /// How a loss reduces its per-element values.
-enum class Reduction { None, Mean, Sum };
+enum class Reduction {
+  None,  ///< one loss per element, in the input's shape
+  Mean,  ///< the mean over all elements
+  Sum,   ///< the sum over all elements
+};
 
 // ---- arithmetic (broadcasting) ----
 /// a + b
@@ -80,14 +84,19 @@ Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b,
                 Location loc = Location::current());
 
 // ---- comparisons: 1 where true, 0 where false; no gradient ----
+/// a > b
 template <class T>
 Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b);
+/// a < b
 template <class T>
 Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b);
+/// a >= b
 template <class T>
 Tensor<T> ge(const Tensor<T>& a, const Tensor<T>& b);
+/// a <= b
 template <class T>
 Tensor<T> le(const Tensor<T>& a, const Tensor<T>& b);
+/// a == b
 template <class T>
 Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b);
 
@@ -251,72 +260,90 @@ struct Located {
 template <class X>
 using LocatedArg = std::type_identity_t<Located<X>>;
 
+/// a + b: add()
 template <class T>
 Tensor<T> operator+(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
   return add(a, b.value, b.loc);
 }
+/// a - b: sub()
 template <class T>
 Tensor<T> operator-(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
   return sub(a, b.value, b.loc);
 }
+/// a * b: mul()
 template <class T>
 Tensor<T> operator*(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
   return mul(a, b.value, b.loc);
 }
+/// a / b: div()
 template <class T>
 Tensor<T> operator/(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
   return div(a, b.value, b.loc);
 }
+/// a + s
 template <class T>
 Tensor<T> operator+(const Tensor<T>& a, LocatedArg<T> s) {
   return add(a, s.value, s.loc);
 }
+/// s + a
 template <class T>
 Tensor<T> operator+(LocatedArg<T> s, const Tensor<T>& a) {
   return add(a, s.value, s.loc);
 }
+/// a - s
 template <class T>
 Tensor<T> operator-(const Tensor<T>& a, LocatedArg<T> s) {
   return add(a, -s.value, s.loc);
 }
+/// s - a: rsub()
 template <class T>
 Tensor<T> operator-(LocatedArg<T> s, const Tensor<T>& a) {
   return rsub(s.value, a, s.loc);
 }
+/// a * s
 template <class T>
 Tensor<T> operator*(const Tensor<T>& a, LocatedArg<T> s) {
   return mul(a, s.value, s.loc);
 }
+/// s * a
 template <class T>
 Tensor<T> operator*(LocatedArg<T> s, const Tensor<T>& a) {
   return mul(a, s.value, s.loc);
 }
+/// a / s
 template <class T>
 Tensor<T> operator/(const Tensor<T>& a, LocatedArg<T> s) {
   return div(a, s.value, s.loc);
 }
+/// s / a: rdiv()
 template <class T>
 Tensor<T> operator/(LocatedArg<T> s, const Tensor<T>& a) {
   return rdiv(s.value, a, s.loc);
 }
+/// -a: neg()
 inline Tensor<float> operator-(Located<Tensor<float>> a) {
   return neg(a.value, a.loc);
 }
+/// -a: neg()
 inline Tensor<double> operator-(Located<Tensor<double>> a) {
   return neg(a.value, a.loc);
 }
+/// gt(a, b): 1 where a > b, else 0
 template <class T>
 Tensor<T> operator>(const Tensor<T>& a, const Tensor<T>& b) {
   return gt(a, b);
 }
+/// lt(a, b): 1 where a < b, else 0
 template <class T>
 Tensor<T> operator<(const Tensor<T>& a, const Tensor<T>& b) {
   return lt(a, b);
 }
+/// ge(a, b): 1 where a >= b, else 0
 template <class T>
 Tensor<T> operator>=(const Tensor<T>& a, const Tensor<T>& b) {
   return ge(a, b);
 }
+/// le(a, b): 1 where a <= b, else 0
 template <class T>
 Tensor<T> operator<=(const Tensor<T>& a, const Tensor<T>& b) {
   return le(a, b);

@@ -26,8 +26,11 @@ using Location = std::source_location;
 /// Reproducible random numbers for the factories and initialisers (mt19937_64).
 class Generator {
  public:
+  /// A generator seeded with `seed` (5489, mt19937_64's default, when omitted).
   explicit Generator(std::uint64_t seed = 5489u) : engine_(seed) {}
+  /// Restarts the sequence from `seed`.
   void manual_seed(std::uint64_t seed) { engine_.seed(seed); }
+  /// The underlying engine, for std:: distributions.
   std::mt19937_64& engine() { return engine_; }
 
  private:
@@ -72,11 +75,16 @@ using Scalar = std::type_identity_t<T>;
 template <class V>
 class NestedList {
  public:
+  /// A single number (a leaf).
   NestedList(V value) : value_(value), leaf_(true) {}  // NOLINT: implicit by design
+  /// A list of lists or numbers: one more dimension.
   NestedList(std::initializer_list<NestedList> items) : items_(items) {}
 
+  /// True for a single number.
   bool leaf() const { return leaf_; }
+  /// The number of a leaf.
   V value() const { return value_; }
+  /// The elements of a list.
   const std::vector<NestedList>& items() const { return items_; }
 
  private:
@@ -96,6 +104,7 @@ class Tensor {
                 "xgrad::Tensor is defined for float and double");
 
  public:
+  /// The element type, float or double.
   using value_type = V;
 
   /// An undefined tensor (like a default torch::Tensor); most calls on it throw.
@@ -104,19 +113,25 @@ class Tensor {
   explicit Tensor(Array<V> value, bool requires_grad = false);
 
   // ---- factories (each random one takes a seed or a Generator; default: default_generator()) ----
+  /// All zeros.
   static Tensor zeros(const Shape& shape);
+  /// All ones.
   static Tensor ones(const Shape& shape);
+  /// Every element `value`.
   static Tensor full(const Shape& shape, V value);
   /// [start, stop) in steps of `step`, like numpy.arange.
   static Tensor arange(V start, V stop, V step = V(1));
+  /// [0, stop) in steps of 1.
   static Tensor arange(V stop) { return arange(V(0), stop); }
   /// n x n identity.
   static Tensor eye(std::size_t n);
   /// Uniform on [0, 1).
   static Tensor rand(const Shape& shape, std::uint64_t seed);
+  /// Uniform on [0, 1), drawn from `gen`.
   static Tensor rand(const Shape& shape, Generator& gen = default_generator());
   /// Standard normal.
   static Tensor randn(const Shape& shape, std::uint64_t seed);
+  /// Standard normal, drawn from `gen`.
   static Tensor randn(const Shape& shape, Generator& gen = default_generator());
   /// A 0-dimensional tensor holding `value`.
   static Tensor scalar(V value);
@@ -124,29 +139,40 @@ class Tensor {
   static Tensor from(std::initializer_list<NestedList<V>> values);
 
   // ---- state ----
+  /// False for a default-constructed tensor.
   bool defined() const { return impl_ != nullptr; }
+  /// The value, read-only and shared with every handle (no copy); see docs/interop.md.
   const Array<V>& value() const;
   /// Writable access to the value for in-place updates (optimisers); bumps the version counter so
   /// that a backward pass which saved this value notices the change.
   Array<V>& mutable_value();
+  /// One extent per dimension; [] for a 0-dimensional tensor.
   Shape shape() const;
+  /// Number of dimensions.
   std::size_t dim() const { return shape().size(); }
+  /// Extent of dimension `dim` (negative counts from the end).
   std::size_t size(int dim) const;
+  /// Number of elements.
   std::size_t numel() const;
   /// The single element of a one-element tensor.
   V item() const;
+  /// Counter of in-place writes to the value (mutable_value() calls).
   std::uint64_t version() const;
 
+  /// True when backward() computes a gradient for this tensor.
   bool requires_grad() const;
   /// Marks a leaf as a parameter whose gradient backward() should fill. Returns *this.
   Tensor& requires_grad_(bool on = true);
+  /// True for a tensor no recorded operation produced (parameters, inputs).
   bool is_leaf() const;
   /// Name of the operation that produced this tensor, or "" for a leaf.
   const char* op_name() const;
 
+  /// True once backward() has given this tensor a gradient.
   bool has_grad() const;
   /// Accumulated gradient; throws if backward has not reached this tensor yet.
   const Array<V>& grad() const;
+  /// Writable gradient (clipping, custom updates); throws like grad().
   Array<V>& mutable_grad();
   /// Sets the gradient to zero, keeping its buffer.
   void zero_grad();
@@ -165,51 +191,86 @@ class Tensor {
 
   // ---- operations as methods (defined with the ops; see ops.hpp for the formulas). Each records
   // where it was called from, for anomaly mode. ----
+  /// matmul(*this, other).
   Tensor matmul(const Tensor& other, Location loc = Location::current()) const;
   /// Transpose of a matrix (dims reversed for dim <= 2).
   Tensor T(Location loc = Location::current()) const;
+  /// transpose(*this, dim0, dim1).
   Tensor transpose(int dim0, int dim1, Location loc = Location::current()) const;
+  /// reshape(*this, shape).
   Tensor reshape(const Dims& shape, Location loc = Location::current()) const;
+  /// flatten(*this, start_dim, end_dim).
   Tensor flatten(int start_dim = 0, int end_dim = -1, Location loc = Location::current()) const;
+  /// unsqueeze(*this, dim).
   Tensor unsqueeze(int dim, Location loc = Location::current()) const;
+  /// squeeze(*this).
   Tensor squeeze(Location loc = Location::current()) const;
+  /// squeeze(*this, dim).
   Tensor squeeze(int dim, Location loc = Location::current()) const;
+  /// broadcast_to(*this, shape).
   Tensor broadcast_to(const Shape& shape, Location loc = Location::current()) const;
+  /// index_select(*this, dim, index).
   Tensor index_select(int dim, const std::vector<std::size_t>& index,
                       Location loc = Location::current()) const;
+  /// slice(*this, dim, start, end, step).
   Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1,
                Location loc = Location::current()) const;
 
+  /// Sum of all elements -> [].
   Tensor sum(Location loc = Location::current()) const;
+  /// Sum over `dim`.
   Tensor sum(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  /// Sum over `dims`.
   Tensor sum(const std::vector<int>& dims, bool keepdim = false,
              Location loc = Location::current()) const;
+  /// Mean of all elements -> [].
   Tensor mean(Location loc = Location::current()) const;
+  /// Mean over `dim`.
   Tensor mean(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  /// Mean over `dims`.
   Tensor mean(const std::vector<int>& dims, bool keepdim = false,
               Location loc = Location::current()) const;
+  /// Largest element -> [].
   Tensor max(Location loc = Location::current()) const;
+  /// Maximum over `dim`.
   Tensor max(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  /// Smallest element -> [].
   Tensor min(Location loc = Location::current()) const;
+  /// Minimum over `dim`.
   Tensor min(int dim, bool keepdim = false, Location loc = Location::current()) const;
 
+  /// -x.
   Tensor neg(Location loc = Location::current()) const;
+  /// e^x.
   Tensor exp(Location loc = Location::current()) const;
+  /// Natural log.
   Tensor log(Location loc = Location::current()) const;
+  /// Square root.
   Tensor sqrt(Location loc = Location::current()) const;
+  /// |x|.
   Tensor abs(Location loc = Location::current()) const;
+  /// x^exponent.
   Tensor pow(V exponent, Location loc = Location::current()) const;
+  /// x^exponent elementwise (broadcasting).
   Tensor pow(const Tensor& exponent, Location loc = Location::current()) const;
+  /// min(max(x, lo), hi).
   Tensor clamp(V lo, V hi, Location loc = Location::current()) const;
+  /// 1 / (1 + e^-x).
   Tensor sigmoid(Location loc = Location::current()) const;
+  /// Hyperbolic tangent.
   Tensor tanh(Location loc = Location::current()) const;
+  /// max(x, 0).
   Tensor relu(Location loc = Location::current()) const;
+  /// x > 0 ? x : negative_slope * x.
   Tensor leaky_relu(V negative_slope = V(0.01), Location loc = Location::current()) const;
+  /// softmax(*this, dim).
   Tensor softmax(int dim, Location loc = Location::current()) const;
+  /// log_softmax(*this, dim).
   Tensor log_softmax(int dim, Location loc = Location::current()) const;
 
   /// The shared implementation (for the engine and custom operations).
   const std::shared_ptr<detail::TensorImpl<V>>& impl() const { return impl_; }
+  /// A handle on an existing implementation (shares it).
   explicit Tensor(std::shared_ptr<detail::TensorImpl<V>> impl) : impl_(std::move(impl)) {}
 
  private:

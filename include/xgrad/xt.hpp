@@ -2,9 +2,11 @@
 // The only header that includes xtensor. Everything else in xgrad sees xtensor through here,
 // so a move to xtensor 0.25+ (which nests its headers in sub-folders) touches one file.
 
+#include <xgrad/config.hpp>
 #include <xtensor/xtensor_config.hpp>
 
 #if XTENSOR_VERSION_MAJOR == 0 && XTENSOR_VERSION_MINOR < 25
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xbroadcast.hpp>
 #include <xtensor/xbuilder.hpp>
@@ -18,6 +20,7 @@
 #include <xtensor/xstrided_view.hpp>
 #include <xtensor/xview.hpp>
 #else
+#include <xtensor/containers/xadapt.hpp>
 #include <xtensor/containers/xarray.hpp>
 #include <xtensor/core/xmath.hpp>
 #include <xtensor/core/xnoalias.hpp>
@@ -46,6 +49,7 @@ using Shape = std::vector<std::size_t>;
 
 /// Threads OpenBLAS may use for matrix products (1 = single-threaded).
 void set_num_threads(int threads);
+/// Threads OpenBLAS uses for matrix products.
 int get_num_threads();
 
 namespace blas {
@@ -54,6 +58,7 @@ namespace blas {
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
           std::size_t ldc);
+/// The same in double precision.
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha,
           const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
           double* c, std::size_t ldc);

@@ -5,6 +5,9 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -114,30 +117,135 @@ const char* class_name(H5T_class_t c) {
   }
 }
 
+/// Little-endian unsigned integer of n bytes.
+std::uint64_t le(const unsigned char* p, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = n; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+/// Checks the superblock before libhdf5 sees the file, which it parses in C with less care for
+/// hostile input than for performance: the signature must sit at byte 0 or at a power of two from
+/// 512 on (after a user block), the version be one libhdf5 1.10 writes, and the end-of-file
+/// address it records lie within the file, so that cut-short files and files that are not HDF5 at
+/// all are refused here with the byte at fault.
+void check_superblock(const std::string& path, std::uint64_t size) {
+  const auto fail = [&](const std::string& what) {
+    detail::io_fail(kOp, path, "cannot open as an HDF5 file: " + what);
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(std::string("cannot open: ") + std::strerror(errno));
+  static constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  unsigned char sb[64] = {};
+  std::uint64_t at = 0;
+  std::size_t got = 0;
+  for (;;) {
+    if (at + 8 > size) {
+      fail(
+          "no HDF5 signature (\\x89HDF\\r\\n\\x1a\\n) at byte 0, nor at 512, 1024, 2048, ... "
+          "within its " +
+          std::to_string(size) + " bytes");
+    }
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(at));
+    in.read(reinterpret_cast<char*>(sb), sizeof sb);
+    got = static_cast<std::size_t>(in.gcount());
+    if (got >= 8 && std::memcmp(sb, kSignature, 8) == 0) break;
+    at = at == 0 ? 512 : 2 * at;
+  }
+  const unsigned version = sb[8];
+  std::size_t addresses = 0;  // offset of the base address within the superblock
+  unsigned offset_size = 0;
+  switch (version) {
+    case 0:
+    case 1:
+      offset_size = sb[13];
+      addresses = version == 0 ? 24 : 28;
+      break;
+    case 2:
+    case 3:
+      offset_size = sb[9];
+      addresses = 12;
+      break;
+    default:
+      fail("unknown superblock version " + std::to_string(version) + " at byte " +
+           std::to_string(at + 8) + " (expected 0 to 3)");
+  }
+  const std::uint64_t size_at = at + (version < 2 ? 13 : 9);
+  if (offset_size != 2 && offset_size != 4 && offset_size != 8) {
+    fail("address size " + std::to_string(offset_size) + " at byte " + std::to_string(size_at) +
+         " (expected 2, 4 or 8)");
+  }
+  // Base address, then the free-space (v0/1) or extension (v2/3) address, then end of file.
+  // Addresses count from the signature: libhdf5 itself replaces a recorded base address that
+  // differs from it (a user block added after the file was written).
+  const std::size_t eof_at = addresses + 2 * offset_size;
+  if (got < eof_at + offset_size) {
+    fail("truncated at byte " + std::to_string(at + got) + ": the file ends inside the superblock");
+  }
+  const std::uint64_t eof = le(sb + eof_at, offset_size);
+  std::uint64_t end = 0;
+  if (__builtin_add_overflow(at, eof, &end) || end > size) {
+    fail("the superblock at byte " + std::to_string(at) + " records the end of the file at byte " +
+         (end < at ? std::string("beyond 2^64") : std::to_string(end)) + " (byte " +
+         std::to_string(at + eof_at) + "), but the file has " + std::to_string(size) +
+         " bytes: it is cut short or damaged");
+  }
+}
+
 }  // namespace
 
 template <class T>
 Tensor<T> read_hdf5(const std::string& path, const std::string& dataset) {
   const std::string where = path + ": dataset '" + dataset + "'";
   const auto fail = [&](const std::string& what) { detail::io_fail(kOp, where, what); };
-  detail::regular_file_size(kOp, path);
+  const std::uint64_t file_size = detail::regular_file_size(kOp, path);
+  check_superblock(path, file_size);
   QuietErrors quiet;
 
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) {
     detail::io_fail(kOp, path, "cannot open as an HDF5 file" + hdf5_error());
   }
+  // An external link makes the file choose another file on this machine to open, so none is
+  // followed: the traversal callback refuses every one.
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  Handle gapl(H5Pcreate(H5P_GROUP_ACCESS), H5Pclose);
+  const H5L_elink_traverse_t refuse = [](const char*, const char*, const char*, const char*,
+                                         unsigned*, hid_t, void*) -> herr_t { return -1; };
+  if (!dapl.valid() || !gapl.valid() || H5Pset_elink_cb(dapl.get(), refuse, nullptr) < 0 ||
+      H5Pset_elink_cb(gapl.get(), refuse, nullptr) < 0) {
+    fail("cannot set up link access" + hdf5_error());
+  }
   // H5Lexists fails (negative) rather than returning 0 when an intermediate group is missing.
-  if (dataset.empty() || H5Lexists(file.get(), dataset.c_str(), H5P_DEFAULT) <= 0) {
+  if (dataset.empty() || H5Lexists(file.get(), dataset.c_str(), dapl.get()) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     fail("no such dataset (top level of the file: " + top_level_names(file.get()) + ")");
   }
-  Handle ds(H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  Handle ds(H5Dopen2(file.get(), dataset.c_str(), dapl.get()), H5Dclose);
   if (!ds.valid()) {
     H5Eclear2(H5E_DEFAULT);
-    Handle group(H5Gopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Gclose);
+    Handle group(H5Gopen2(file.get(), dataset.c_str(), gapl.get()), H5Gclose);
+    H5Eclear2(H5E_DEFAULT);
+    H5L_info_t link{};
+    if (!group.valid() && H5Lget_info(file.get(), dataset.c_str(), &link, H5P_DEFAULT) >= 0 &&
+        link.type == H5L_TYPE_EXTERNAL) {
+      fail("is an external link to another file, which xgrad does not follow");
+    }
     H5Eclear2(H5E_DEFAULT);
     fail(group.valid() ? "is a group, not a dataset" : "is not a dataset");
+  }
+  // Likewise for data kept outside the file: external raw storage names any file to read.
+  {
+    Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+    if (!dcpl.valid()) fail("cannot read its creation properties" + hdf5_error());
+    if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL) {
+      fail("is a virtual dataset mapping other files, which xgrad does not follow");
+    }
+    if (const int n = H5Pget_external_count(dcpl.get()); n != 0) {
+      fail("keeps its data in " + std::to_string(n) +
+           " external file(s), which xgrad does not read");
+    }
   }
 
   Handle type(H5Dget_type(ds.get()), H5Tclose);
@@ -165,7 +273,13 @@ Tensor<T> read_hdf5(const std::string& path, const std::string& dataset) {
       !detail::checked_mul(count, sizeof(T), out_bytes)) {
     fail("the dims " + detail::dims_str(dims) + " overflow the data size");
   }
+  // The storage size comes from the file's own chunk index, so it is believed only up to the
+  // file's size.
   const std::uint64_t stored = H5Dget_storage_size(ds.get());
+  if (stored > file_size) {
+    fail("its storage size " + std::to_string(stored) + " exceeds the " +
+         std::to_string(file_size) + "-byte file");
+  }
   if (file_bytes > kFillMargin && file_bytes / kMaxExpansion > stored) {
     fail("the dims " + detail::dims_str(dims) + " declare " + std::to_string(file_bytes) +
          " bytes but the file stores only " + std::to_string(stored) + " for it");

@@ -1,6 +1,8 @@
 #include "io_util.hpp"
 
+#include <cstddef>
 #include <filesystem>
+#include <limits>
 #include <system_error>
 
 namespace xgrad::data::detail {
@@ -20,17 +22,17 @@ std::uint64_t regular_file_size(const char* op, const std::string& path) {
 }
 
 bool checked_product(const std::vector<std::uint64_t>& dims, std::uint64_t& out) {
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  std::uint64_t nonzero = 1;
+  bool empty = false;
   for (auto d : dims) {
     if (d == 0) {
-      out = 0;
-      return true;
+      empty = true;
+    } else if (!checked_mul(nonzero, d, nonzero) || nonzero > kMax) {
+      return false;
     }
   }
-  std::uint64_t p = 1;
-  for (auto d : dims) {
-    if (!checked_mul(p, d, p)) return false;
-  }
-  out = p;
+  out = empty ? 0 : nonzero;
   return true;
 }
 

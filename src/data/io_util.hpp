@@ -24,8 +24,9 @@ inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
   return !__builtin_mul_overflow(a, b, &out);
 }
 
-/// Product of the dims, or false when it overflows. A zero dim makes the product 0 even when the
-/// other dims alone would overflow, so the order of the dims does not matter.
+/// Product of the dims, or false when the product of the non-zero dims exceeds PTRDIFF_MAX. A zero
+/// dim makes the product 0, but the other dims still count: xtensor's strides are products of
+/// trailing dims in ptrdiff_t, so [0, 2^32, 2^32] would overflow them although it holds nothing.
 bool checked_product(const std::vector<std::uint64_t>& dims, std::uint64_t& out);
 
 /// "[2,3]" for dims read from a file.

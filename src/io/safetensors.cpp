@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -182,31 +183,43 @@ bool as_count(const json& j, std::uint64_t& out) {
 }
 
 std::string describe_json(const json& j) {
+  // dump() recurses once per nesting level, and a 100 MB header can nest millions deep: only
+  // flat values are spelled out.
+  bool flat = true;
+  if (j.is_structured()) {
+    for (const auto& child : j) flat = flat && !child.is_structured();
+  }
+  if (!flat) {
+    return (j.is_array() ? "an array of " : "an object of ") + std::to_string(j.size()) +
+           (j.is_array() ? " items" : " members");
+  }
   std::string s = j.dump();
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return s;
 }
 
-/// Checks one header entry's fields; `where` locates it in messages.
+/// Checks one header entry's fields; `where` locates it in messages. It is called only on failure:
+/// finding an entry in the header costs a scan, which for every entry of a large header would be
+/// quadratic.
 Entry parse_entry(const char* op, const std::string& path, const std::string& name, const json& v,
-                  const std::string& where) {
-  const std::string tensor = "tensor " + in_quotes(name) + " (" + where + ")";
+                  const std::function<std::string()>& where) {
+  const auto tensor = [&] { return "tensor " + in_quotes(name) + " (" + where() + ")"; };
   if (!v.is_object()) {
-    fail(op, path, tensor + ": entry is " + describe_json(v) + ", not an object");
+    fail(op, path, tensor() + ": entry is " + describe_json(v) + ", not an object");
   }
   Entry e;
   e.name = name;
   const auto dtype = v.find("dtype");
   if (dtype == v.end() || !dtype->is_string()) {
-    fail(op, path, tensor + ": \"dtype\" is missing or not a string");
+    fail(op, path, tensor() + ": \"dtype\" is missing or not a string");
   }
   e.dtype = dtype->get<std::string>();
   const Dtype* info = find_dtype(e.dtype);
-  if (!info) fail(op, path, tensor + ": unknown dtype " + in_quotes(e.dtype));
+  if (!info) fail(op, path, tensor() + ": unknown dtype " + in_quotes(e.dtype));
 
   const auto shape = v.find("shape");
   if (shape == v.end() || !shape->is_array()) {
-    fail(op, path, tensor + ": \"shape\" is missing or not an array");
+    fail(op, path, tensor() + ": \"shape\" is missing or not an array");
   }
   // Elements counted over the non-zero extents as well, so that a shape like [0, 2^40, 2^40]
   // cannot overflow the strides of the array built from it.
@@ -218,22 +231,23 @@ Entry parse_entry(const char* op, const std::string& path, const std::string& na
     std::uint64_t d = 0;
     if (!as_count((*shape)[i], d)) {
       fail(op, path,
-           tensor + ": shape[" + std::to_string(i) + "] is " + describe_json((*shape)[i]) +
+           tensor() + ": shape[" + std::to_string(i) + "] is " + describe_json((*shape)[i]) +
                ", not a non-negative integer");
     }
     if (d != 0 && (__builtin_mul_overflow(nonzero, d, &nonzero) || nonzero > kMaxExtent)) {
-      fail(op, path, tensor + ": shape " + describe_json(*shape) + " overflows the element count");
+      fail(op, path,
+           tensor() + ": shape " + describe_json(*shape) + " overflows the element count");
     }
     elements *= d;
     e.shape.push_back(static_cast<std::size_t>(d));
   }
   std::uint64_t bits = 0;
   if (__builtin_mul_overflow(elements, info->bits, &bits)) {
-    fail(op, path, tensor + ": shape " + shape_str(e.shape) + " overflows the byte count");
+    fail(op, path, tensor() + ": shape " + shape_str(e.shape) + " overflows the byte count");
   }
   if (bits % 8 != 0) {
     fail(op, path,
-         tensor + ": " + std::to_string(elements) + " elements of " + e.dtype +
+         tensor() + ": " + std::to_string(elements) + " elements of " + e.dtype +
              " do not fill a whole number of bytes");
   }
   const std::uint64_t nbytes = bits / 8;
@@ -242,17 +256,17 @@ Entry parse_entry(const char* op, const std::string& path, const std::string& na
   if (offsets == v.end() || !offsets->is_array() || offsets->size() != 2 ||
       !as_count((*offsets)[0], e.begin) || !as_count((*offsets)[1], e.end)) {
     fail(op, path,
-         tensor + ": \"data_offsets\" must be [begin, end] with non-negative integers, not " +
+         tensor() + ": \"data_offsets\" must be [begin, end] with non-negative integers, not " +
              (offsets == v.end() ? std::string("missing") : describe_json(*offsets)));
   }
   if (e.end < e.begin) {
     fail(op, path,
-         tensor + ": data_offsets [" + std::to_string(e.begin) + "," + std::to_string(e.end) +
+         tensor() + ": data_offsets [" + std::to_string(e.begin) + "," + std::to_string(e.end) +
              "] end before they begin");
   }
   if (e.end - e.begin != nbytes) {
     fail(op, path,
-         tensor + ": dtype " + e.dtype + " and shape " + shape_str(e.shape) + " need " +
+         tensor() + ": dtype " + e.dtype + " and shape " + shape_str(e.shape) + " need " +
              std::to_string(nbytes) + " bytes but data_offsets [" + std::to_string(e.begin) + "," +
              std::to_string(e.end) + "] span " + std::to_string(e.end - e.begin));
   }
@@ -332,6 +346,15 @@ Parsed parse_file(const char* op, const std::string& path) {
     }
     const std::uint64_t at = 8 + (e.byte > 0 ? e.byte - 1 : 0);
     fail(op, path, "the header is not valid JSON at byte " + std::to_string(at) + ": " + why);
+  } catch (const json::exception& e) {
+    // Not a syntax error but a value nlohmann cannot hold (a number beyond double, 1e999); it
+    // records no position, so the message gives the header's range.
+    std::string why = e.what();
+    if (const auto close = why.find("] ");
+        why.rfind("[json.exception", 0) == 0 && close != why.npos) {
+      why = why.substr(close + 2);
+    }
+    fail(op, path, "the header at " + byte_range(8, 8 + n) + " is not usable JSON: " + why);
   }
   if (!duplicate.empty()) fail(op, path, "the header repeats the key " + in_quotes(duplicate));
 
@@ -350,9 +373,11 @@ Parsed parse_file(const char* op, const std::string& path) {
       }
       continue;
     }
-    const std::uint64_t pos = entry_position(header, key);
-    const std::string where =
-        pos ? "header byte " + std::to_string(pos) : "in the header at " + byte_range(8, 8 + n);
+    const auto where = [&, &key = key] {
+      const std::uint64_t pos = entry_position(header, key);
+      return pos ? "header byte " + std::to_string(pos)
+                 : "in the header at " + byte_range(8, 8 + n);
+    };
     Entry e = parse_entry(op, path, key, value, where);
     if (e.end > data_size) {
       fail(op, path,

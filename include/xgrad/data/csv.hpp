@@ -11,7 +11,9 @@ namespace xgrad::data {
 /// A CSV table: the header's column names and the cells as [rows, columns].
 template <class T>
 struct Csv {
+  /// Column names from the header line.
   std::vector<std::string> columns;
+  /// The numbers, [rows, columns].
   Tensor<T> values;
 };
 

@@ -13,7 +13,9 @@ namespace xgrad::data {
 
 /// How a DataLoader cuts and orders its batches.
 struct DataLoaderOptions {
+  /// Samples per batch (the last one may be smaller unless drop_last).
   std::size_t batch_size = 1;
+  /// Draw a new sample order every epoch.
   bool shuffle = false;
   /// Leave out the last batch when it would be smaller than batch_size.
   bool drop_last = false;
@@ -24,7 +26,9 @@ struct DataLoaderOptions {
 /// One mini-batch: rows of the inputs and the targets at the same sample indices.
 template <class T>
 struct Batch {
+  /// Rows of the inputs, [batch, ...].
   Tensor<T> inputs;
+  /// Rows of the targets at the same samples.
   Tensor<T> targets;
 };
 
@@ -38,19 +42,28 @@ class DataLoader {
   /// Input iterator over one epoch's batches; dereferencing gathers the batch.
   class Iterator {
    public:
+    /// Single pass: each begin() is a new epoch.
     using iterator_category = std::input_iterator_tag;
+    /// What dereferencing gives.
     using value_type = Batch<T>;
+    /// Distance between iterators.
     using difference_type = std::ptrdiff_t;
+    /// No pointer: batches are built on dereference.
     using pointer = void;
+    /// Batches are returned by value.
     using reference = Batch<T>;
 
     Iterator() = default;
+    /// Gathers the current batch (a copy of its rows).
     Batch<T> operator*() const { return loader_->gather(*order_, index_); }
+    /// Moves to the next batch.
     Iterator& operator++() {
       ++index_;
       return *this;
     }
+    /// Moves to the next batch.
     void operator++(int) { ++index_; }
+    /// Same batch position.
     bool operator==(const Iterator& other) const { return index_ == other.index_; }
 
    private:
@@ -72,6 +85,7 @@ class DataLoader {
   std::size_t size() const;
   /// Number of samples (the shared first dim).
   std::size_t num_samples() const { return samples_; }
+  /// The options given to the constructor.
   const DataLoaderOptions& options() const { return options_; }
   /// Number of the epoch the next begin() starts (0 at first).
   std::uint64_t epoch() const { return epoch_; }
@@ -82,6 +96,7 @@ class DataLoader {
 
   /// Starts the next epoch.
   Iterator begin();
+  /// Past the last batch of an epoch.
   Iterator end() const { return Iterator(this, nullptr, size()); }
 
  private:

@@ -21,7 +21,9 @@ inline constexpr std::array<std::string_view, 10> kFashionMnistClasses = {
 /// Images as [N, 784] with pixels scaled to [0, 1], labels as [N] class indices 0..9.
 template <class T>
 struct FashionMnist {
+  /// [N, 784], pixels in [0, 1].
   Tensor<T> images;
+  /// [N], class indices 0..9.
   Tensor<T> labels;
 };
 

@@ -17,14 +17,20 @@ namespace xgrad::nn {
 template <class T>
 class Linear : public Module<T> {
  public:
+  /// A layer mapping [..., in_features] to [..., out_features], drawn from `gen`.
   Linear(std::size_t in_features, std::size_t out_features, bool bias = true,
          Generator& gen = default_generator());
+  /// linear(input, weight, bias).
   Tensor<T> forward(const Tensor<T>& input) override;
+  /// "Linear(in_features=784, out_features=256, bias=true)".
   std::string describe() const override;
+  /// W, [out_features, in_features].
   const Tensor<T>& weight() const { return weight_; }
   /// Undefined when the layer has no bias.
   const Tensor<T>& bias() const { return bias_; }
+  /// Size of the last input dim.
   std::size_t in_features() const { return in_; }
+  /// Size of the last output dim.
   std::size_t out_features() const { return out_; }
 
  private:
@@ -37,26 +43,45 @@ class Linear : public Module<T> {
 template <class T>
 class Sequential : public Module<T> {
  public:
+  /// An empty container (push_back adds modules).
   Sequential() = default;
+  /// The modules, in order.
   Sequential(std::initializer_list<std::shared_ptr<Module<T>>> modules);
   /// Appends a module; returns *this for chaining.
   Sequential& push_back(std::shared_ptr<Module<T>> module);
+  /// Each child applied to the previous one's output.
   Tensor<T> forward(const Tensor<T>& input) override;
+  /// "Sequential".
   std::string describe() const override { return "Sequential"; }
+  /// Number of children.
   std::size_t size() const { return this->children().size(); }
+  /// Child i; throws std::out_of_range past the end.
   Module<T>& operator[](std::size_t i) { return *this->children().at(i).second; }
 };
 
 /// Activation functions by name, for MLP and the Activation module.
-enum class Act { Identity, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Step };
+enum class Act {
+  Identity,    ///< x
+  ReLU,        ///< max(x, 0)
+  LeakyReLU,   ///< x > 0 ? x : slope * x
+  Sigmoid,     ///< 1 / (1 + e^-x)
+  Tanh,        ///< tanh(x)
+  Softmax,     ///< softmax over the last dim
+  LogSoftmax,  ///< log_softmax over the last dim
+  Step,        ///< x > 0 ? 1 : 0 (zero gradient)
+};
 
 /// An activation as a module (no parameters). Softmax/LogSoftmax act on the last dim.
 template <class T>
 class Activation : public Module<T> {
  public:
+  /// The activation `kind`; negative_slope is used by LeakyReLU only.
   explicit Activation(Act kind, T negative_slope = T(0.01)) : kind_(kind), slope_(negative_slope) {}
+  /// The activation applied elementwise (or along the last dim).
   Tensor<T> forward(const Tensor<T>& input) override;
+  /// "ReLU()", "LeakyReLU(negative_slope=0.010000)", "Softmax(dim=-1)", ...
   std::string describe() const override;
+  /// Which activation this is.
   Act kind() const { return kind_; }
 
  private:
@@ -64,18 +89,22 @@ class Activation : public Module<T> {
   T slope_;
 };
 
+/// A ReLU module, as torch::nn::ReLU.
 template <class T>
 std::shared_ptr<Activation<T>> ReLU() {
   return std::make_shared<Activation<T>>(Act::ReLU);
 }
+/// A Sigmoid module.
 template <class T>
 std::shared_ptr<Activation<T>> Sigmoid() {
   return std::make_shared<Activation<T>>(Act::Sigmoid);
 }
+/// A Tanh module.
 template <class T>
 std::shared_ptr<Activation<T>> Tanh() {
   return std::make_shared<Activation<T>>(Act::Tanh);
 }
+/// A LeakyReLU module with the given slope for negative inputs.
 template <class T>
 std::shared_ptr<Activation<T>> LeakyReLU(T negative_slope = T(0.01)) {
   return std::make_shared<Activation<T>>(Act::LeakyReLU, negative_slope);
@@ -86,8 +115,12 @@ std::shared_ptr<Activation<T>> LeakyReLU(T negative_slope = T(0.01)) {
 template <class T>
 class Dropout : public Module<T> {
  public:
+  /// Drops with probability p in [0, 1) (ValueError otherwise); masks come from a generator
+  /// seeded with `seed`.
   explicit Dropout(T p = T(0.5), std::uint64_t seed = 0);
+  /// input * mask / (1 - p) in training mode, input in evaluation mode.
   Tensor<T> forward(const Tensor<T>& input) override;
+  /// "Dropout(p=0.500000)".
   std::string describe() const override;
 
  private:
@@ -100,8 +133,11 @@ class Dropout : public Module<T> {
 template <class T>
 class MLP : public Sequential<T> {
  public:
+  /// Layers of the given sizes (at least two: input and output), `hidden` after every Linear but
+  /// the last, `output` after the last; weights drawn from `gen`.
   MLP(const std::vector<std::size_t>& sizes, Act hidden = Act::ReLU, Act output = Act::Identity,
       Generator& gen = default_generator());
+  /// "MLP(784-256-10)".
   std::string describe() const override;
   /// The Linear layers in order.
   std::vector<Linear<T>*> linears() const { return linears_; }

@@ -13,6 +13,9 @@
 
 namespace xgrad::nn {
 
+/// Base of every layer and model: owns named parameters and child modules and maps a tensor to
+/// a tensor (torch::nn::Module). Derive from it, register parameters and children in the
+/// constructor, and override forward() and describe().
 template <class T>
 class Module {
  public:
@@ -23,6 +26,7 @@ class Module {
 
   /// The module's computation.
   virtual Tensor<T> forward(const Tensor<T>& input) = 0;
+  /// forward(input), so that a module is called like a function.
   Tensor<T> operator()(const Tensor<T>& input) { return forward(input); }
 
   /// One line describing this module alone, like PyTorch's extra_repr: "Linear(784, 256)".
@@ -42,7 +46,9 @@ class Module {
   void zero_grad();
   /// Training mode (Dropout active) or evaluation mode, for this module and all children.
   void train(bool on = true);
+  /// Evaluation mode: train(false).
   void eval() { train(false); }
+  /// True in training mode (the default).
   bool is_training() const { return training_; }
   /// A printable tree of the module, its children and the parameter count, like print(model).
   std::string summary() const;

@@ -15,7 +15,9 @@ namespace xgrad::optim {
 template <class T>
 T clip_grad_norm_(const std::vector<Tensor<T>>& params, double max_norm, double norm_type = 2);
 
+/// Compiled into the library for float.
 extern template float clip_grad_norm_<float>(const std::vector<Tensor<float>>&, double, double);
+/// Compiled into the library for double.
 extern template double clip_grad_norm_<double>(const std::vector<Tensor<double>>&, double, double);
 
 }  // namespace xgrad::optim

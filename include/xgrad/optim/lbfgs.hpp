@@ -20,13 +20,19 @@ enum class LineSearch {
 /// torch.optim.LBFGS's options, except history_size (10 here, 100 there) and line_search
 /// (strong Wolfe here, none there).
 struct LBFGSOptions {
+  /// Step length scale (torch's lr).
   double lr = 1;
+  /// Most iterations per step().
   int max_iter = 20;
   /// Most closure evaluations per step(); unset means max_iter * 5 / 4, as in torch.
   std::optional<int> max_eval = std::nullopt;
+  /// Curvature pairs kept for the two-loop recursion.
   int history_size = 10;
+  /// Stop when the largest gradient element is at most this.
   double tolerance_grad = 1e-7;
+  /// Stop when a step or loss change is below this.
   double tolerance_change = 1e-9;
+  /// The line search.
   LineSearch line_search = LineSearch::StrongWolfe;
 };
 
@@ -55,6 +61,7 @@ class LBFGS : public Optimizer<T> {
   /// raised by the closure propagates after the parameters are restored to that point.
   T step(const Closure& closure);
 
+  /// The options given to the constructor.
   const LBFGSOptions& options() const { return options_; }
   /// Iterations run over all step() calls (torch's state['n_iter']).
   std::int64_t n_iter() const;

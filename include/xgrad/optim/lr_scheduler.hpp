@@ -24,6 +24,7 @@ class LRScheduler {
   double base_lr() const { return base_lr_; }
 
  protected:
+  /// Remembers the optimiser and its lr as base_lr().
   explicit LRScheduler(Optimizer<T>& optimizer);
   /// The lr at `epoch`.
   virtual double lr_at(int epoch) const = 0;

@@ -41,6 +41,7 @@ class Optimizer {
   Optimizer(std::vector<Tensor<T>> params, double lr, std::string name);
   /// "xgrad::<name>: ", the start of every error message.
   std::string prefix() const;
+  /// The parameters, for derived optimisers.
   std::vector<Tensor<T>>& mutable_params() { return params_; }
   /// Parameter i's gradient, or nullptr when it has none; raises ShapeError when the gradient's
   /// size is not the value's.
@@ -59,10 +60,15 @@ class Optimizer {
 
 /// torch.optim.SGD's options and defaults (lr has no default there either).
 struct SGDOptions {
+  /// Learning rate (no default: must be given, > 0).
   double lr;
+  /// Momentum factor; 0 disables the buffer.
   double momentum = 0;
+  /// Dampening of the momentum.
   double dampening = 0;
+  /// L2 penalty added to the gradient.
   double weight_decay = 0;
+  /// Nesterov momentum.
   bool nesterov = false;
 };
 
@@ -79,6 +85,7 @@ class SGD : public Optimizer<T> {
   /// momentum > 0 and dampening == 0.
   SGD(std::vector<Tensor<T>> params, SGDOptions options);
   void step() override;
+  /// The options given to the constructor.
   const SGDOptions& options() const { return options_; }
 
  private:
@@ -88,19 +95,29 @@ class SGD : public Optimizer<T> {
 
 /// torch.optim.Adam's options and defaults.
 struct AdamOptions {
+  /// Learning rate.
   double lr = 1e-3;
+  /// Decay of the first-moment average.
   double beta1 = 0.9;
+  /// Decay of the second-moment average.
   double beta2 = 0.999;
+  /// Added to the denominator.
   double eps = 1e-8;
+  /// L2 penalty added to the gradient.
   double weight_decay = 0;
 };
 
 /// torch.optim.AdamW's options and defaults (weight_decay is 1e-2 there, not 0).
 struct AdamWOptions {
+  /// Learning rate.
   double lr = 1e-3;
+  /// Decay of the first-moment average.
   double beta1 = 0.9;
+  /// Decay of the second-moment average.
   double beta2 = 0.999;
+  /// Added to the denominator.
   double eps = 1e-8;
+  /// Decoupled weight decay.
   double weight_decay = 1e-2;
 };
 
@@ -115,11 +132,13 @@ class Adam : public Optimizer<T> {
   /// Raises ValueError for lr <= 0, betas outside [0, 1), eps < 0 or weight_decay < 0.
   Adam(std::vector<Tensor<T>> params, AdamOptions options = {});
   void step() override;
+  /// The options given to the constructor.
   const AdamOptions& options() const { return options_; }
   /// Number of steps parameter i has taken (its bias-correction exponent t).
   std::int64_t step_count(std::size_t i) const { return steps_.at(i); }
 
  protected:
+  /// For AdamW: decoupled weight decay, and `name` in error messages.
   Adam(std::vector<Tensor<T>> params, AdamOptions options, bool decoupled, std::string name);
 
  private:
@@ -134,6 +153,7 @@ class Adam : public Optimizer<T> {
 template <class T>
 class AdamW : public Adam<T> {
  public:
+  /// Raises ValueError as Adam does.
   AdamW(std::vector<Tensor<T>> params, AdamWOptions options = {});
 };
 

@@ -16,27 +16,39 @@ namespace xgrad::testing {
 
 /// Tolerances: an element passes when |analytic - numeric| <= atol + rtol * |numeric|.
 struct GradcheckOptions {
+  /// Step of the central differences.
   double eps = 1e-6;
+  /// Absolute tolerance.
   double atol = 1e-5;
+  /// Relative tolerance.
   double rtol = 1e-3;
 };
 
 /// The verdict for one input: its worst element and both derivative values there.
 struct InputReport {
+  /// Position of the input in the list given to gradcheck.
   std::size_t input = 0;
+  /// Shape of the input.
   Shape shape;
-  bool checked = false;  // false when the input does not require grad
-  bool ok = true;
-  std::size_t worst_element = 0;  // flat index into the input
-  std::size_t worst_output = 0;   // flat index into the output
+  bool checked = false;           ///< false when the input does not require grad
+  bool ok = true;                 ///< true when every element is within tolerance
+  std::size_t worst_element = 0;  ///< flat index into the input
+  std::size_t worst_output = 0;   ///< flat index into the output
+  /// The engine's derivative at the worst element.
   double analytic = 0;
+  /// The central difference there.
   double numeric = 0;
+  /// |analytic - numeric|.
   double abs_error = 0;
 };
 
+/// What gradcheck found: ok, and one InputReport per input.
 struct GradcheckReport {
+  /// True when every checked input passed.
   bool ok = true;
+  /// One report per input, in order.
   std::vector<InputReport> inputs;
+  /// ok.
   explicit operator bool() const { return ok; }
 
   /// One line per checked input.

@@ -15,15 +15,21 @@ namespace xgrad::viz {
 
 /// One line of a line plot; an empty `x` means 0, 1, ..., y.size() - 1.
 struct Series {
+  /// Legend text.
   std::string label;
+  /// x coordinates (empty: 0, 1, 2, ...).
   std::vector<double> x;
+  /// y coordinates.
   std::vector<double> y;
 };
 
 /// Text and size of a line plot.
 struct PlotOptions {
+  /// Text above the plot.
   std::string title;
+  /// Text under the x axis.
   std::string x_label;
+  /// Text beside the y axis.
   std::string y_label;
   bool log_y = false;  ///< log10 y axis; points with y <= 0 are skipped
   int width = 800;     ///< pixels, at least 200
@@ -39,17 +45,25 @@ void line_plot_svg(const std::string& path, const std::vector<Series>& series,
 
 /// An 8-bit RGB colour.
 struct Rgb {
+  /// Red.
   std::uint8_t r = 0;
+  /// Green.
   std::uint8_t g = 0;
+  /// Blue.
   std::uint8_t b = 0;
+  /// Same three components.
   bool operator==(const Rgb&) const = default;
 };
 
 /// The data-space rectangle a boundary image shows.
 struct Bounds {
+  /// Left edge.
   double x_min = 0;
+  /// Right edge.
   double x_max = 0;
+  /// Bottom edge.
   double y_min = 0;
+  /// Top edge.
   double y_max = 0;
 };
 
@@ -59,11 +73,13 @@ struct BoundaryOptions {
   int height = 500;  ///< pixels, 1 to 4096
   /// Area shown; when unset, the points' bounding box grown by `margin` of its size on each side.
   std::optional<Bounds> bounds;
+  /// Fraction of the points' extent added on each side when `bounds` is unset.
   double margin = 0.1;
   double threshold = 0.5;     ///< a score >= threshold predicts class 1
   double point_radius = 4.0;  ///< pixels, outline included; 0 draws no points
   std::array<Rgb, 2> background{Rgb{174, 199, 232}, Rgb{255, 187, 120}};  ///< by predicted class
   std::array<Rgb, 2> point_colour{Rgb{31, 119, 180}, Rgb{230, 100, 0}};   ///< by true label
+  /// Colour of the points' outline.
   Rgb outline{40, 40, 40};
 };
 

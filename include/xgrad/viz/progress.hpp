@@ -33,7 +33,7 @@ class ProgressBar {
   /// Raises ValueError if called twice.
   void finish(const std::string& summary = "");
 
-  /// Whether lines are redrawn in place with '\r'.
+  /// Whether lines are redrawn in place with '\\r'.
   bool interactive() const { return interactive_; }
 
  private:
