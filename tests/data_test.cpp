@@ -408,12 +408,13 @@ TEST(Data, CsvReadsHeaderAndNumbers) {
 TEST(Data, CsvErrorsNameLineAndColumn) {
   TempDir dir;
   write_text(dir.file("ragged.csv"), "a,b,c\n1,2,3\n4,5\n");
-  expect_error<IoError>(
-      [&] { data::read_csv<float>(dir.file("ragged.csv")); },
-      {"xgrad::read_csv: ", dir.file("ragged.csv"), "line 3", "2 columns, the header has 3"});
+  expect_error<IoError>([&] { data::read_csv<float>(dir.file("ragged.csv")); },
+                        {"xgrad::read_csv: ", dir.file("ragged.csv"),
+                         "line 3 (byte 12): 2 columns, the header has 3"});
   write_text(dir.file("text.csv"), "a,b\n1,abc\n");
-  expect_error<IoError>([&] { data::read_csv<float>(dir.file("text.csv")); },
-                        {dir.file("text.csv"), "line 2, column 2 ('b')", "'abc' is not a number"});
+  expect_error<IoError>(
+      [&] { data::read_csv<float>(dir.file("text.csv")); },
+      {dir.file("text.csv"), "line 2, column 2 ('b') at byte 6: 'abc' is not a number"});
   write_text(dir.file("partial.csv"), "a,b\n1,2.5x\n");
   expect_error<IoError>([&] { data::read_csv<double>(dir.file("partial.csv")); },
                         {"line 2, column 2", "'2.5x'"});
@@ -609,6 +610,22 @@ TEST(Data, Hdf5RefusesCutShortFilesBeforeLibhdf5) {
   write_bytes(file, shifted);
   expect_error<IoError>([&] { data::read_hdf5<float>(file, "train_set_x"); },
                         {file, "superblock at byte 512"});
+  // Found by fuzzing: libhdf5 allocated the length of a driver information block unchecked.
+  const std::string driver = kData + "/../fuzz/regressions/hdf5/oom_driver_info_length.h5";
+  expect_error<IoError>(
+      [&] { data::read_hdf5<float>(driver, "train_set_x"); },
+      {"driver information block at byte 136 declares 1610612736 bytes (byte 140)"});
+}
+
+TEST(Data, Hdf5RefusesTypesWhoseBitsDoNotFit) {
+  // Found by fuzzing: train_set_y's int64 type with its precision zeroed crashed libhdf5's
+  // conversion (SIGBUS); the type is now checked before any value is read.
+  const std::string file =
+      kData + "/../fuzz/regressions/hdf5/sigbus_integer_precision_beyond_size.h5";
+  expect_error<IoError>(
+      [&] { data::read_hdf5<float>(file, "train_set_y"); },
+      {"dataset 'train_set_y'", "bit layout does not fit: 0 bits at bit offset 0 in 8 bytes"});
+  EXPECT_EQ(data::read_hdf5<float>(file, "train_set_x").numel(), 48u);  // the rest still reads
 }
 
 TEST(Data, Hdf5FollowsNoLinkOrStorageOutsideTheFile) {

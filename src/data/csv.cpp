@@ -1,5 +1,6 @@
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -71,9 +72,12 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
   std::vector<T> values;
   std::size_t rows = 0;
   std::size_t lineno = 1;
+  std::uint64_t next_line = line.size() + 1;  // byte offset of the next line in the file
   std::size_t first_blank = 0;  // line number of the first blank line, 0 when none so far
   while (std::getline(in, line)) {
     ++lineno;
+    const std::uint64_t line_start = next_line;
+    next_line += line.size() + 1;
     const std::string_view text = chomp(line);
     if (blank(text)) {
       if (first_blank == 0) first_blank = lineno;
@@ -87,12 +91,16 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
     const auto cells = split(text, delimiter);
     if (cells.size() != cols) {
       detail::io_fail(kOp, path,
-                      "line " + std::to_string(lineno) + ": " + std::to_string(cells.size()) +
+                      "line " + std::to_string(lineno) + " (byte " + std::to_string(line_start) +
+                          "): " + std::to_string(cells.size()) +
                           (cells.size() == 1 ? " column" : " columns") + ", the header has " +
                           std::to_string(cols));
     }
     for (std::size_t c = 0; c < cols; ++c) {
       const std::string_view cell = trim(cells[c]);
+      const auto at = [&] {
+        return " at byte " + std::to_string(line_start + std::uint64_t(cell.data() - text.data()));
+      };
       // from_chars accepts no leading '+', which CSV writers do emit.
       const std::string_view digits =
           cell.size() > 1 && cell.front() == '+' ? cell.substr(1) : cell;
@@ -102,13 +110,13 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
           ptr != digits.data() + digits.size()) {
         detail::io_fail(kOp, path,
                         "line " + std::to_string(lineno) + ", column " + std::to_string(c + 1) +
-                            " ('" + out.columns[c] + "'): '" + std::string(cell) +
+                            " ('" + out.columns[c] + "')" + at() + ": '" + std::string(cell) +
                             "' is not a number");
       }
       if (ec == std::errc::result_out_of_range) {
         detail::io_fail(kOp, path,
                         "line " + std::to_string(lineno) + ", column " + std::to_string(c + 1) +
-                            " ('" + out.columns[c] + "'): '" + std::string(cell) +
+                            " ('" + out.columns[c] + "')" + at() + ": '" + std::string(cell) +
                             "' is out of range");
       }
       values.push_back(v);

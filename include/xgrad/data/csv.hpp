@@ -20,7 +20,7 @@ struct Csv {
 /// Reads a CSV file whose first line names the columns (surrounding quotes and spaces are
 /// stripped) and whose other lines hold numbers only. CRLF line ends and empty lines at the end are
 /// accepted. A ragged row, an empty line before the end or a cell that is not a number raises
-/// IoError naming the path, the line and the column.
+/// IoError naming the path, the line, the column and the byte offset.
 template <class T>
 Csv<T> read_csv(const std::string& path, char delimiter = ',');
 
