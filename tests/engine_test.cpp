@@ -1,10 +1,6 @@
 // The engine: graph recording, accumulation, grad mode, retain_graph, functional grad(),
 // in-place modification checks, deep graphs, and gradcheck itself.
 
-#include <pthread.h>
-
-#include <functional>
-
 #include "test_util.hpp"
 
 namespace xgrad {
@@ -12,31 +8,7 @@ namespace {
 
 using D = Tensor<double>;
 using test::expect_error;
-
-// Runs fn on a thread with exactly `stack_bytes` of stack, rethrowing what it throws.
-void run_with_stack(std::size_t stack_bytes, std::function<void()> fn) {
-  struct Job {
-    std::function<void()> fn;
-    std::exception_ptr error;
-  } job{std::move(fn), nullptr};
-  pthread_attr_t attr;
-  ASSERT_EQ(pthread_attr_init(&attr), 0);
-  ASSERT_EQ(pthread_attr_setstacksize(&attr, stack_bytes), 0);
-  pthread_t thread;
-  auto body = [](void* p) -> void* {
-    auto* j = static_cast<Job*>(p);
-    try {
-      j->fn();
-    } catch (...) {
-      j->error = std::current_exception();
-    }
-    return nullptr;
-  };
-  ASSERT_EQ(pthread_create(&thread, &attr, body, &job), 0);
-  pthread_join(thread, nullptr);
-  pthread_attr_destroy(&attr);
-  if (job.error) std::rethrow_exception(job.error);
-}
+using test::run_with_stack;
 
 TEST(Engine, IssueExampleLogisticGradients) {
   auto x = D::randn({4, 3}, /*seed=*/7);
@@ -274,32 +246,45 @@ constexpr std::size_t kChain = 1000000;
 
 TEST(Engine, MillionNodeChainBackpropagatesAndFreesOnAnEightMiBStack) {
   run_with_stack(8u << 20, [] {
-    auto x = D::from({1.0}).requires_grad_();
-    D y = x;
-    for (std::size_t i = 0; i < kChain; ++i) y = y + 1.0;
-    y.sum().backward();
-    EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
-    EXPECT_DOUBLE_EQ(y.item(), 1.0 + kChain);
+    const std::size_t start = live_nodes();
+    {
+      auto x = D::from({1.0}).requires_grad_();
+      D y = x;
+      for (std::size_t i = 0; i < kChain; ++i) y = y + 1.0;
+      y.sum().backward();
+      EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+      EXPECT_DOUBLE_EQ(y.item(), 1.0 + kChain);
+    }
+    EXPECT_EQ(live_nodes(), start);
   });
 }
 
-TEST(Engine, MillionNodeChainIsFreedWithoutBackward) {
-  run_with_stack(8u << 20, [] {
+// The two below run on a 256 KiB stack: teardown and the sweep must not grow the stack with the
+// depth of the graph.
+TEST(Engine, MillionNodeChainIsFreedWithoutBackwardOnA256KiBStack) {
+  run_with_stack(256u << 10, [] {
+    const std::size_t start = live_nodes();
     auto x = D::from({1.0}).requires_grad_();
     D y = x;
     for (std::size_t i = 0; i < kChain; ++i) y = y * 1.0;
+    EXPECT_EQ(live_nodes(), start + kChain);
     y = D();  // the whole chain dies here
+    EXPECT_EQ(live_nodes(), start);
     EXPECT_TRUE(x.requires_grad());
   });
 }
 
-TEST(Engine, RetainedMillionNodeChainIsFreedAfterBackward) {
-  run_with_stack(8u << 20, [] {
-    auto x = D::from({2.0}).requires_grad_();
-    D y = x;
-    for (std::size_t i = 0; i < kChain; ++i) y = y - 1.0;
-    y.backward(/*retain_graph=*/true);
-    EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+TEST(Engine, RetainedMillionNodeChainIsFreedAfterBackwardOnA256KiBStack) {
+  run_with_stack(256u << 10, [] {
+    const std::size_t start = live_nodes();
+    {
+      auto x = D::from({2.0}).requires_grad_();
+      D y = x;
+      for (std::size_t i = 0; i < kChain; ++i) y = y - 1.0;
+      y.backward(/*retain_graph=*/true);
+      EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+    }
+    EXPECT_EQ(live_nodes(), start);
   });
 }
 

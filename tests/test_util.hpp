@@ -2,7 +2,10 @@
 // Small helpers shared by the tests.
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <exception>
+#include <functional>
 #include <string>
 #include <xgrad/xgrad.hpp>
 
@@ -33,6 +36,31 @@ void expect_error(F&& f, std::initializer_list<std::string> fragments) {
       EXPECT_NE(msg.find(frag), std::string::npos) << "message: " << msg << "\nmissing: " << frag;
     }
   }
+}
+
+/// Runs fn on a thread with exactly `stack_bytes` of stack, rethrowing what it throws.
+inline void run_with_stack(std::size_t stack_bytes, std::function<void()> fn) {
+  struct Job {
+    std::function<void()> fn;
+    std::exception_ptr error;
+  } job{std::move(fn), nullptr};
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, stack_bytes), 0);
+  pthread_t thread;
+  auto body = [](void* p) -> void* {
+    auto* j = static_cast<Job*>(p);
+    try {
+      j->fn();
+    } catch (...) {
+      j->error = std::current_exception();
+    }
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, body, &job), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 }  // namespace xgrad::test

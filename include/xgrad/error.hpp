@@ -34,6 +34,13 @@ class GraphError : public Error {
   using Error::Error;
 };
 
+/// Anomaly mode (AnomalyGuard): a backward pass produced a NaN or infinite gradient. The message
+/// names the op whose backward produced it and where that op was called from.
+class AnomalyError : public GraphError {
+ public:
+  using GraphError::GraphError;
+};
+
 /// Reading or writing a file failed or the file is malformed.
 class IoError : public Error {
  public:

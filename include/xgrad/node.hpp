@@ -33,7 +33,7 @@ class Node {
  public:
   /// Built by record(), not directly: `name` must outlive the node (a string literal).
   Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
-       std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward);
+       std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward, Location where = {});
   /// Frees the chain of nodes behind this one without recursion.
   ~Node();
   Node(const Node&) = delete;
@@ -41,6 +41,8 @@ class Node {
 
   /// The op name given to record() ("matmul").
   const char* name() const { return name_; }
+  /// Where the op was called from when anomaly mode was on as it was recorded (line 0 if not).
+  const Location& where() const { return where_; }
   /// The op's inputs, in record() order.
   const std::vector<std::shared_ptr<detail::TensorImpl<T>>>& inputs() const { return inputs_; }
   /// True once backward freed the saved state (without retain_graph).
@@ -55,6 +57,7 @@ class Node {
   void release();
 
   const char* name_;
+  Location where_;
   std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs_;
   // What each input looked like when recorded: the version catches a value changed in place, the
   // shape a value replaced by one of another shape. The shape type keeps up to 4 dims inline, so
@@ -123,10 +126,23 @@ class Grads {
   Engine<T>& engine_;
 };
 
+/// An op's name and the place it was called from. A plain name converts to it and takes the
+/// line where it is written: record("my_op", ...) locates a custom op on that line, while the
+/// built-in ops pass {"log", loc} with the caller's place.
+struct OpName {
+  /// A name, located where the conversion happens.
+  OpName(const char* n, Location w = Location::current()) : name(n), where(w) {}  // NOLINT
+  /// The op name (a string literal: nodes keep the pointer).
+  const char* name;
+  /// Where the op was called from.
+  Location where;
+};
+
 /// Builds the op's output tensor from `value`. When grad mode is on and any input requires a
-/// gradient, the output gets a node holding `backward`; otherwise `backward` is dropped.
+/// gradient, the output gets a node holding `backward`; otherwise `backward` is dropped. In
+/// anomaly mode the node also keeps op.where.
 template <class T>
-Tensor<T> record(const char* name, Array<T>&& value, std::vector<Tensor<T>> inputs,
+Tensor<T> record(OpName op, Array<T>&& value, std::vector<Tensor<T>> inputs,
                  BackwardFn<T> backward);
 
 /// True when an op over these inputs would be recorded (grad mode on and one requires grad).

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 #include <vector>
 
 #include <xgrad/tensor.hpp>
@@ -21,65 +22,66 @@ enum class Reduction {
 // ---- arithmetic (broadcasting) ----
 /// a + b
 template <class T>
-Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// a - b
 template <class T>
-Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// a * b
 template <class T>
-Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// a / b
 template <class T>
-Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// a + s
 template <class T>
-Tensor<T> add(const Tensor<T>& a, Scalar<T> s);
+Tensor<T> add(const Tensor<T>& a, Scalar<T> s, Location loc = Location::current());
 /// a * s
 template <class T>
-Tensor<T> mul(const Tensor<T>& a, Scalar<T> s);
+Tensor<T> mul(const Tensor<T>& a, Scalar<T> s, Location loc = Location::current());
 /// a / s
 template <class T>
-Tensor<T> div(const Tensor<T>& a, Scalar<T> s);
+Tensor<T> div(const Tensor<T>& a, Scalar<T> s, Location loc = Location::current());
 /// s - a
 template <class T>
-Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a);
+Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a, Location loc = Location::current());
 /// s / a
 template <class T>
-Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a);
+Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a, Location loc = Location::current());
 /// -a
 template <class T>
-Tensor<T> neg(const Tensor<T>& a);
+Tensor<T> neg(const Tensor<T>& a, Location loc = Location::current());
 /// a ^ p for a scalar exponent.
 template <class T>
-Tensor<T> pow(const Tensor<T>& a, Scalar<T> p);
+Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc = Location::current());
 /// a ^ b elementwise (broadcasting); d/db = a^b log(a), taken as 0 where a == 0.
 template <class T>
-Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// e ^ a
 template <class T>
-Tensor<T> exp(const Tensor<T>& a);
+Tensor<T> exp(const Tensor<T>& a, Location loc = Location::current());
 /// natural log; -inf at 0.
 template <class T>
-Tensor<T> log(const Tensor<T>& a);
+Tensor<T> log(const Tensor<T>& a, Location loc = Location::current());
 /// square root
 template <class T>
-Tensor<T> sqrt(const Tensor<T>& a);
+Tensor<T> sqrt(const Tensor<T>& a, Location loc = Location::current());
 /// |a|; gradient sign(a), 0 at 0.
 template <class T>
-Tensor<T> abs(const Tensor<T>& a);
+Tensor<T> abs(const Tensor<T>& a, Location loc = Location::current());
 /// min(max(a, lo), hi); gradient passes where lo <= a <= hi.
 template <class T>
-Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi);
+Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi, Location loc = Location::current());
 /// Elementwise maximum (broadcasting); a tie sends half the gradient to each side.
 template <class T>
-Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// Elementwise minimum (broadcasting); a tie sends half the gradient to each side.
 template <class T>
-Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// cond != 0 ? a : b (all three broadcast). The branch not taken receives an exact zero gradient,
 /// and a NaN or Inf it holds never reaches the result.
 template <class T>
-Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b,
+                Location loc = Location::current());
 
 // ---- comparisons: 1 where true, 0 where false; no gradient ----
 /// a > b
@@ -101,42 +103,49 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b);
 // ---- activations ----
 /// 1 / (1 + e^-a), computed without overflow for any finite a.
 template <class T>
-Tensor<T> sigmoid(const Tensor<T>& a);
+Tensor<T> sigmoid(const Tensor<T>& a, Location loc = Location::current());
 /// hyperbolic tangent
 template <class T>
-Tensor<T> tanh(const Tensor<T>& a);
+Tensor<T> tanh(const Tensor<T>& a, Location loc = Location::current());
 /// max(a, 0); gradient 0 at a == 0 (as PyTorch).
 template <class T>
-Tensor<T> relu(const Tensor<T>& a);
+Tensor<T> relu(const Tensor<T>& a, Location loc = Location::current());
 /// a > 0 ? a : slope * a
 template <class T>
-Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope = Scalar<T>(0.01));
+Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope = Scalar<T>(0.01),
+                     Location loc = Location::current());
 /// e^a / sum(e^a) along dim, shifted by the max so that it never overflows.
 template <class T>
-Tensor<T> softmax(const Tensor<T>& a, int dim);
+Tensor<T> softmax(const Tensor<T>& a, int dim, Location loc = Location::current());
 /// a - logsumexp(a) along dim; finite for logits of any finite magnitude.
 template <class T>
-Tensor<T> log_softmax(const Tensor<T>& a, int dim);
+Tensor<T> log_softmax(const Tensor<T>& a, int dim, Location loc = Location::current());
 /// a > threshold ? 1 : 0. Piecewise constant: its gradient is zero everywhere.
 template <class T>
-Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold = Scalar<T>(0));
+Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold = Scalar<T>(0),
+               Location loc = Location::current());
 /// 0 for a < 0, value_at_zero at 0, 1 for a > 0 (numpy.heaviside). Zero gradient.
 template <class T>
-Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero);
+Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero,
+                    Location loc = Location::current());
 
 // ---- reductions (an empty dims list means all dims) ----
 /// Sum over dims; [2,3].sum({1}) -> [2], with keepdim -> [2,1]; sum() -> [].
 template <class T>
-Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current());
 /// Mean over dims; raises on an empty reduction instead of returning NaN.
 template <class T>
-Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false,
+               Location loc = Location::current());
 /// Maximum over dims; ties share the gradient equally. Raises on an empty reduction.
 template <class T>
-Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current());
 /// Minimum over dims; ties share the gradient equally. Raises on an empty reduction.
 template <class T>
-Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false);
+Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current());
 
 /// Index of the largest element along dim (the first one on ties), as whole numbers in T; no
 /// gradient. Raises on an empty dim.
@@ -150,148 +159,177 @@ Tensor<T> argmin(const Tensor<T>& a, int dim, bool keepdim = false);
 /// Matrix product through BLAS gemm: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
 /// a 2-D operand is shared across the batch of a 3-D one; a 1-D operand is a vector as in NumPy.
 template <class T>
-Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b);
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// Fully connected layer in one op: x W^T + b, x [..., in], W [out, in], b [out] (optional:
 /// pass an undefined tensor) -> [..., out]. One gemm with the bias preloaded; backward is two
 /// gemms and a column sum, with no transpose materialised.
 template <class T>
-Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>());
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
+                 Location loc = Location::current());
 /// Swaps two dims.
 template <class T>
-Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1);
+Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1, Location loc = Location::current());
 
 // ---- shape ----
 /// Same elements in a new shape; one entry may be -1 (inferred).
 template <class T>
-Tensor<T> reshape(const Tensor<T>& a, const Dims& shape);
+Tensor<T> reshape(const Tensor<T>& a, const Dims& shape, Location loc = Location::current());
 /// Merges dims start_dim..end_dim into one.
 template <class T>
-Tensor<T> flatten(const Tensor<T>& a, int start_dim = 0, int end_dim = -1);
+Tensor<T> flatten(const Tensor<T>& a, int start_dim = 0, int end_dim = -1,
+                  Location loc = Location::current());
 /// Inserts a size-1 dim at `dim` (in [-dim()-1, dim()]).
 template <class T>
-Tensor<T> unsqueeze(const Tensor<T>& a, int dim);
+Tensor<T> unsqueeze(const Tensor<T>& a, int dim, Location loc = Location::current());
 /// Removes every size-1 dim.
 template <class T>
-Tensor<T> squeeze(const Tensor<T>& a);
+Tensor<T> squeeze(const Tensor<T>& a, Location loc = Location::current());
 /// Removes dim `dim`, which must have size 1.
 template <class T>
-Tensor<T> squeeze(const Tensor<T>& a, int dim);
+Tensor<T> squeeze(const Tensor<T>& a, int dim, Location loc = Location::current());
 /// Repeats size-1 (or missing leading) dims to reach `shape`.
 template <class T>
-Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape);
+Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc = Location::current());
 /// Joins tensors along an existing dim; all other extents must agree.
 template <class T>
-Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim = 0);
+Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim = 0,
+                 Location loc = Location::current());
 /// Joins same-shaped tensors along a new dim.
 template <class T>
-Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim = 0);
+Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim = 0,
+                Location loc = Location::current());
 /// Picks entries `index` along dim (repeats allowed: their gradients add up).
 template <class T>
-Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_t>& index);
+Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_t>& index,
+                       Location loc = Location::current());
 /// Elements start, start+step, ... < end along dim (Python slice rules, negative start/end count
 /// from the end, out-of-range bounds are clipped; step > 0).
 template <class T>
 Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t end,
-                std::int64_t step = 1);
+                std::int64_t step = 1, Location loc = Location::current());
 
 // ---- losses (prediction first, target second; a target that requires grad gets one too) ----
 /// (input - target)^2, shapes must match.
 template <class T>
 Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target,
-              Reduction reduction = Reduction::Mean);
+              Reduction reduction = Reduction::Mean, Location loc = Location::current());
 /// -(y log p + (1 - y) log(1 - p)) on probabilities p in [0, 1]; each log clamped at -100 as
 /// PyTorch does, so p = 0 or 1 gives a finite loss.
 template <class T>
 Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target,
-              Reduction reduction = Reduction::Mean);
+              Reduction reduction = Reduction::Mean, Location loc = Location::current());
 /// bce(sigmoid(x), y) computed as max(x, 0) - x y + log(1 + e^-|x|): finite for any logit.
 template <class T>
 Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target,
-                          Reduction reduction = Reduction::Mean);
+                          Reduction reduction = Reduction::Mean,
+                          Location loc = Location::current());
 /// -log_softmax(logits)[n, target[n]] for logits [N, C] and class indices in [0, C).
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>& target,
-                        Reduction reduction = Reduction::Mean);
+                        Reduction reduction = Reduction::Mean, Location loc = Location::current());
 /// cross_entropy(logits, {2, 0, 1}): class indices written inline.
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, std::initializer_list<std::int64_t> target,
-                        Reduction reduction = Reduction::Mean) {
-  return cross_entropy(logits, std::vector<std::int64_t>(target), reduction);
+                        Reduction reduction = Reduction::Mean, Location loc = Location::current()) {
+  return cross_entropy(logits, std::vector<std::int64_t>(target), reduction, loc);
 }
 /// cross_entropy with the class indices held in a tensor of shape [N] (whole numbers).
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target,
-                        Reduction reduction = Reduction::Mean);
+                        Reduction reduction = Reduction::Mean, Location loc = Location::current());
 /// -log_probs[n, target[n]] for log-probabilities [N, C].
 template <class T>
 Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& target,
-              Reduction reduction = Reduction::Mean);
+              Reduction reduction = Reduction::Mean, Location loc = Location::current());
 
 // ---- operators ----
+// NOTE: an operator cannot have a defaulted parameter, so to know where `a + b` was written one
+// operand of each arithmetic operator is a Located<...>. Its implicit constructor's defaulted
+// std::source_location argument is evaluated where the conversion happens: at the operator.
+// The Located operand is not deduced (std::type_identity_t), so the conversion is allowed and T
+// comes from the other operand; unary minus, with no other operand, has one overload per type.
+
+/// An operand together with the place (file, line) of the expression it appears in.
+template <class X>
+struct Located {
+  /// Wraps `v`; the default argument takes the place of the conversion.
+  Located(const X& v, Location l = Location::current()) : value(v), loc(l) {}  // NOLINT: implicit
+  /// The operand (it must outlive the expression).
+  const X& value;
+  /// Where the expression is written.
+  Location loc;
+};
+/// A Located operand that takes no part in template argument deduction.
+template <class X>
+using LocatedArg = std::type_identity_t<Located<X>>;
+
 /// a + b: add()
 template <class T>
-Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
-  return add(a, b);
+Tensor<T> operator+(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
+  return add(a, b.value, b.loc);
 }
 /// a - b: sub()
 template <class T>
-Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
-  return sub(a, b);
+Tensor<T> operator-(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
+  return sub(a, b.value, b.loc);
 }
 /// a * b: mul()
 template <class T>
-Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
-  return mul(a, b);
+Tensor<T> operator*(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
+  return mul(a, b.value, b.loc);
 }
 /// a / b: div()
 template <class T>
-Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
-  return div(a, b);
+Tensor<T> operator/(const Tensor<T>& a, LocatedArg<Tensor<T>> b) {
+  return div(a, b.value, b.loc);
 }
 /// a + s
 template <class T>
-Tensor<T> operator+(const Tensor<T>& a, Scalar<T> s) {
-  return add(a, s);
+Tensor<T> operator+(const Tensor<T>& a, LocatedArg<T> s) {
+  return add(a, s.value, s.loc);
 }
 /// s + a
 template <class T>
-Tensor<T> operator+(Scalar<T> s, const Tensor<T>& a) {
-  return add(a, s);
+Tensor<T> operator+(LocatedArg<T> s, const Tensor<T>& a) {
+  return add(a, s.value, s.loc);
 }
 /// a - s
 template <class T>
-Tensor<T> operator-(const Tensor<T>& a, Scalar<T> s) {
-  return add(a, -s);
+Tensor<T> operator-(const Tensor<T>& a, LocatedArg<T> s) {
+  return add(a, -s.value, s.loc);
 }
 /// s - a: rsub()
 template <class T>
-Tensor<T> operator-(Scalar<T> s, const Tensor<T>& a) {
-  return rsub(s, a);
+Tensor<T> operator-(LocatedArg<T> s, const Tensor<T>& a) {
+  return rsub(s.value, a, s.loc);
 }
 /// a * s
 template <class T>
-Tensor<T> operator*(const Tensor<T>& a, Scalar<T> s) {
-  return mul(a, s);
+Tensor<T> operator*(const Tensor<T>& a, LocatedArg<T> s) {
+  return mul(a, s.value, s.loc);
 }
 /// s * a
 template <class T>
-Tensor<T> operator*(Scalar<T> s, const Tensor<T>& a) {
-  return mul(a, s);
+Tensor<T> operator*(LocatedArg<T> s, const Tensor<T>& a) {
+  return mul(a, s.value, s.loc);
 }
 /// a / s
 template <class T>
-Tensor<T> operator/(const Tensor<T>& a, Scalar<T> s) {
-  return div(a, s);
+Tensor<T> operator/(const Tensor<T>& a, LocatedArg<T> s) {
+  return div(a, s.value, s.loc);
 }
 /// s / a: rdiv()
 template <class T>
-Tensor<T> operator/(Scalar<T> s, const Tensor<T>& a) {
-  return rdiv(s, a);
+Tensor<T> operator/(LocatedArg<T> s, const Tensor<T>& a) {
+  return rdiv(s.value, a, s.loc);
 }
 /// -a: neg()
-template <class T>
-Tensor<T> operator-(const Tensor<T>& a) {
-  return neg(a);
+inline Tensor<float> operator-(Located<Tensor<float>> a) {
+  return neg(a.value, a.loc);
+}
+/// -a: neg()
+inline Tensor<double> operator-(Located<Tensor<double>> a) {
+  return neg(a.value, a.loc);
 }
 /// gt(a, b): 1 where a > b, else 0
 template <class T>

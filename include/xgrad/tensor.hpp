@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <source_location>
 #include <type_traits>
 #include <vector>
 
@@ -18,6 +19,9 @@ namespace xgrad {
 
 template <class T>
 class Node;
+
+/// Where an operation was called from (file and line); recorded on the node in anomaly mode.
+using Location = std::source_location;
 
 /// Reproducible random numbers for the factories and initialisers (mt19937_64).
 class Generator {
@@ -46,6 +50,11 @@ struct Storage {
   Array<T> data;
   std::uint64_t version = 0;
 };
+
+/// Raises ValueError (naming xgrad::`op` and the shape) when an array of `shape` could not be
+/// addressed: xtensor multiplies extents without checking, so an overflowing count would
+/// allocate a small buffer under a huge shape.
+void check_element_count(const char* op, const Shape& shape, std::size_t element_size);
 
 template <class T>
 struct TensorImpl {
@@ -180,79 +189,84 @@ class Tensor {
   /// Backpropagate with an explicit gradient of this tensor's shape.
   void backward(const Array<V>& gradient, bool retain_graph = false) const;
 
-  // ---- operations as methods (defined with the ops; see ops.hpp for the formulas) ----
+  // ---- operations as methods (defined with the ops; see ops.hpp for the formulas). Each records
+  // where it was called from, for anomaly mode. ----
   /// matmul(*this, other).
-  Tensor matmul(const Tensor& other) const;
+  Tensor matmul(const Tensor& other, Location loc = Location::current()) const;
   /// Transpose of a matrix (dims reversed for dim <= 2).
-  Tensor T() const;
+  Tensor T(Location loc = Location::current()) const;
   /// transpose(*this, dim0, dim1).
-  Tensor transpose(int dim0, int dim1) const;
+  Tensor transpose(int dim0, int dim1, Location loc = Location::current()) const;
   /// reshape(*this, shape).
-  Tensor reshape(const Dims& shape) const;
+  Tensor reshape(const Dims& shape, Location loc = Location::current()) const;
   /// flatten(*this, start_dim, end_dim).
-  Tensor flatten(int start_dim = 0, int end_dim = -1) const;
+  Tensor flatten(int start_dim = 0, int end_dim = -1, Location loc = Location::current()) const;
   /// unsqueeze(*this, dim).
-  Tensor unsqueeze(int dim) const;
+  Tensor unsqueeze(int dim, Location loc = Location::current()) const;
   /// squeeze(*this).
-  Tensor squeeze() const;
+  Tensor squeeze(Location loc = Location::current()) const;
   /// squeeze(*this, dim).
-  Tensor squeeze(int dim) const;
+  Tensor squeeze(int dim, Location loc = Location::current()) const;
   /// broadcast_to(*this, shape).
-  Tensor broadcast_to(const Shape& shape) const;
+  Tensor broadcast_to(const Shape& shape, Location loc = Location::current()) const;
   /// index_select(*this, dim, index).
-  Tensor index_select(int dim, const std::vector<std::size_t>& index) const;
+  Tensor index_select(int dim, const std::vector<std::size_t>& index,
+                      Location loc = Location::current()) const;
   /// slice(*this, dim, start, end, step).
-  Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1) const;
+  Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1,
+               Location loc = Location::current()) const;
 
   /// Sum of all elements -> [].
-  Tensor sum() const;
+  Tensor sum(Location loc = Location::current()) const;
   /// Sum over `dim`.
-  Tensor sum(int dim, bool keepdim = false) const;
+  Tensor sum(int dim, bool keepdim = false, Location loc = Location::current()) const;
   /// Sum over `dims`.
-  Tensor sum(const std::vector<int>& dims, bool keepdim = false) const;
+  Tensor sum(const std::vector<int>& dims, bool keepdim = false,
+             Location loc = Location::current()) const;
   /// Mean of all elements -> [].
-  Tensor mean() const;
+  Tensor mean(Location loc = Location::current()) const;
   /// Mean over `dim`.
-  Tensor mean(int dim, bool keepdim = false) const;
+  Tensor mean(int dim, bool keepdim = false, Location loc = Location::current()) const;
   /// Mean over `dims`.
-  Tensor mean(const std::vector<int>& dims, bool keepdim = false) const;
+  Tensor mean(const std::vector<int>& dims, bool keepdim = false,
+              Location loc = Location::current()) const;
   /// Largest element -> [].
-  Tensor max() const;
+  Tensor max(Location loc = Location::current()) const;
   /// Maximum over `dim`.
-  Tensor max(int dim, bool keepdim = false) const;
+  Tensor max(int dim, bool keepdim = false, Location loc = Location::current()) const;
   /// Smallest element -> [].
-  Tensor min() const;
+  Tensor min(Location loc = Location::current()) const;
   /// Minimum over `dim`.
-  Tensor min(int dim, bool keepdim = false) const;
+  Tensor min(int dim, bool keepdim = false, Location loc = Location::current()) const;
 
   /// -x.
-  Tensor neg() const;
+  Tensor neg(Location loc = Location::current()) const;
   /// e^x.
-  Tensor exp() const;
+  Tensor exp(Location loc = Location::current()) const;
   /// Natural log.
-  Tensor log() const;
+  Tensor log(Location loc = Location::current()) const;
   /// Square root.
-  Tensor sqrt() const;
+  Tensor sqrt(Location loc = Location::current()) const;
   /// |x|.
-  Tensor abs() const;
+  Tensor abs(Location loc = Location::current()) const;
   /// x^exponent.
-  Tensor pow(V exponent) const;
+  Tensor pow(V exponent, Location loc = Location::current()) const;
   /// x^exponent elementwise (broadcasting).
-  Tensor pow(const Tensor& exponent) const;
+  Tensor pow(const Tensor& exponent, Location loc = Location::current()) const;
   /// min(max(x, lo), hi).
-  Tensor clamp(V lo, V hi) const;
+  Tensor clamp(V lo, V hi, Location loc = Location::current()) const;
   /// 1 / (1 + e^-x).
-  Tensor sigmoid() const;
+  Tensor sigmoid(Location loc = Location::current()) const;
   /// Hyperbolic tangent.
-  Tensor tanh() const;
+  Tensor tanh(Location loc = Location::current()) const;
   /// max(x, 0).
-  Tensor relu() const;
+  Tensor relu(Location loc = Location::current()) const;
   /// x > 0 ? x : negative_slope * x.
-  Tensor leaky_relu(V negative_slope = V(0.01)) const;
+  Tensor leaky_relu(V negative_slope = V(0.01), Location loc = Location::current()) const;
   /// softmax(*this, dim).
-  Tensor softmax(int dim) const;
+  Tensor softmax(int dim, Location loc = Location::current()) const;
   /// log_softmax(*this, dim).
-  Tensor log_softmax(int dim) const;
+  Tensor log_softmax(int dim, Location loc = Location::current()) const;
 
   /// The shared implementation (for the engine and custom operations).
   const std::shared_ptr<detail::TensorImpl<V>>& impl() const { return impl_; }

@@ -2,6 +2,7 @@
 // input's shape, accumulates, and frees what it no longer needs. It knows no operation.
 
 #include <atomic>
+#include <cmath>
 #include <string>
 #include <unordered_map>
 
@@ -11,8 +12,16 @@
 namespace xgrad {
 
 namespace {
-thread_local bool grad_mode = true;
+// Both flags in one thread-local so that record() reads them with one TLS access.
+struct Modes {
+  bool grad = true;
+  bool anomaly = false;
+};
+thread_local Modes modes;
 std::atomic<std::uint64_t> pass_counter{0};
+// Relaxed: a count, not a synchronisation point; a node may die on another thread than the one
+// that made it, so the count cannot be thread-local.
+std::atomic<std::int64_t> live_node_count{0};
 
 template <class S1, class S2>
 bool shapes_equal(const S1& a, const S2& b) {
@@ -49,24 +58,59 @@ Array<T> sum_to(Array<T>&& g, const S& target, const char* op) {
   reduced.reshape(target);
   return reduced;
 }
+
+std::string location_str(const Location& where) {
+  if (where.line() == 0) return "an unknown place (anomaly mode was off when it was recorded)";
+  return std::string(where.file_name()) + ":" + std::to_string(where.line());
+}
+
+// Index of the first NaN or infinite element, or npos.
+template <class T>
+std::size_t first_non_finite(const Array<T>& g) {
+  const T* p = g.data();
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(p[i])) return i;
+  }
+  return std::string::npos;
+}
+
+template <class T>
+std::string value_str(T v) {
+  return std::isnan(v) ? "NaN" : (v > 0 ? "inf" : "-inf");
+}
 }  // namespace
 
 bool is_grad_enabled() {
-  return grad_mode;
+  return modes.grad;
 }
-NoGradGuard::NoGradGuard() : previous_(grad_mode) {
-  grad_mode = false;
+NoGradGuard::NoGradGuard() : previous_(modes.grad) {
+  modes.grad = false;
 }
 NoGradGuard::~NoGradGuard() {
-  grad_mode = previous_;
+  modes.grad = previous_;
+}
+
+bool is_anomaly_enabled() {
+  return modes.anomaly;
+}
+AnomalyGuard::AnomalyGuard(bool enabled) : previous_(modes.anomaly) {
+  modes.anomaly = enabled;
+}
+AnomalyGuard::~AnomalyGuard() {
+  modes.anomaly = previous_;
+}
+
+std::size_t live_nodes() {
+  return static_cast<std::size_t>(live_node_count.load(std::memory_order_relaxed));
 }
 
 // ---- Node ----
 
 template <class T>
 Node<T>::Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
-              std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward)
+              std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward, Location where)
     : name_(name),
+      where_(where),
       inputs_(std::move(inputs)),
       output_(std::move(output)),
       backward_(std::move(backward)) {
@@ -75,10 +119,12 @@ Node<T>::Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T
     saved_inputs_.push_back({in->storage->version, in->storage->data.shape()});
   }
   output_version_ = output_->version;
+  live_node_count.fetch_add(1, std::memory_order_relaxed);
 }
 
 template <class T>
 Node<T>::~Node() {
+  live_node_count.fetch_sub(1, std::memory_order_relaxed);
   // Destroying a tensor destroys its node, which drops its inputs, whose nodes drop theirs...
   // Done naively that recursion overflows the stack on a long chain. Instead, take over the
   // inputs of every node about to die with us, so each destructor below finds nothing to free.
@@ -133,6 +179,8 @@ class Engine {
   using Slot = std::optional<Array<T>>;
 
   bool retain_graph = false;
+  // Read once per pass: anomaly mode off costs one predictable branch per gradient.
+  const bool anomaly = modes.anomaly;
   // grad(): gradients go to these slots instead of the leaves' grad().
   bool capture = false;
   std::unordered_map<const Impl*, Slot*> leaf_slots;
@@ -172,10 +220,20 @@ class Engine {
     }
 
     for (auto& [impl, g] : roots) {
+      if (anomaly) [[unlikely]] {
+        const std::size_t bad = first_non_finite(g);
+        if (bad != std::string::npos) {
+          throw AnomalyError(
+              "xgrad::backward (anomaly mode): the gradient given for an output of "
+              "shape " +
+              shape_str(to_shape(g.shape())) + " holds " + value_str(g.data()[bad]) +
+              " at flat index " + std::to_string(bad));
+        }
+      }
       if (impl->grad_fn) {
         accumulate(impl->grad_fn->grad_, std::move(g));
       } else {
-        to_leaf(*impl, std::move(g));
+        to_leaf(impl, std::move(g));
       }
     }
     std::vector<Node<T>*> ready;
@@ -202,6 +260,7 @@ class Engine {
       }
       if (!retain_graph) n->release();
     }
+    for (auto& [impl, g] : leaf_grads_) accumulate(impl->grad, std::move(g));
   }
 
   void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
@@ -215,28 +274,53 @@ class Engine {
                        " now; it was replaced in place after the forward pass");
     }
     if (!shapes_equal(g.shape(), target)) g = sum_to(std::move(g), target, node.name_);
+    if (anomaly) [[unlikely]]
+      check_finite(node, i, g);
     if (impl.grad_fn) {
       accumulate(impl.grad_fn->grad_, std::move(g));
     } else {
-      to_leaf(impl, std::move(g));
+      to_leaf(node.inputs_[i], std::move(g));
     }
   }
 
  private:
-  void to_leaf(Impl& impl, Array<T>&& g) {
-    if (!impl.requires_grad) return;
+  // Leaf gradients of this pass, added to the leaves' grad() only once the whole sweep has
+  // succeeded: a backward that throws halfway (a saved value modified in place, an anomaly)
+  // leaves every grad() as it was. The handles keep leaves alive that only the graph held.
+  std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>> leaf_grads_;
+  std::unordered_map<const Impl*, std::size_t> leaf_index_;
+
+  void to_leaf(const std::shared_ptr<Impl>& impl, Array<T>&& g) {
+    if (!impl->requires_grad) return;
     if (capture) {
-      auto it = leaf_slots.find(&impl);
+      auto it = leaf_slots.find(impl.get());
       if (it != leaf_slots.end()) accumulate(*it->second, std::move(g));
       return;
     }
-    if (impl.grad && !shapes_equal(impl.grad->shape(), g.shape())) {
+    if (impl->grad && !shapes_equal(impl->grad->shape(), g.shape())) {
       throw GraphError("xgrad::backward: a leaf's accumulated gradient has shape " +
-                       shape_str(to_shape(impl.grad->shape())) + " but its value now has shape " +
+                       shape_str(to_shape(impl->grad->shape())) + " but its value now has shape " +
                        shape_str(to_shape(g.shape())) +
                        "; call clear_grad() after reshaping a parameter");
     }
-    accumulate(impl.grad, std::move(g));
+    const auto [it, fresh] = leaf_index_.try_emplace(impl.get(), leaf_grads_.size());
+    if (fresh) {
+      leaf_grads_.emplace_back(impl, std::move(g));
+    } else {
+      xt::noalias(leaf_grads_[it->second].second) += g;
+    }
+  }
+
+  // The first NaN or infinite gradient, named by the op that produced it and where that op was
+  // called from.
+  static void check_finite(const Node<T>& node, std::size_t i, const Array<T>& g) {
+    const std::size_t bad = first_non_finite(g);
+    if (bad == std::string::npos) return;
+    throw AnomalyError(std::string("xgrad::backward (anomaly mode): '") + node.name_ +
+                       "' created at " + location_str(node.where_) + " produced " +
+                       value_str(g.data()[bad]) + " in the gradient of its input " +
+                       std::to_string(i) + " (shape " + shape_str(to_shape(g.shape())) +
+                       ", flat index " + std::to_string(bad) + ")");
   }
 
   static void accumulate(Slot& slot, Array<T>&& g) {
@@ -257,7 +341,7 @@ void Grads<T>::to(std::size_t i, Array<T>&& gradient) {
 
 template <class T>
 bool needs_graph(const std::vector<Tensor<T>>& inputs) {
-  if (!grad_mode) return false;
+  if (!modes.grad) return false;
   for (const auto& t : inputs) {
     if (t.requires_grad()) return true;
   }
@@ -265,10 +349,11 @@ bool needs_graph(const std::vector<Tensor<T>>& inputs) {
 }
 
 template <class T>
-Tensor<T> record(const char* name, Array<T>&& value, std::vector<Tensor<T>> inputs,
+Tensor<T> record(OpName op, Array<T>&& value, std::vector<Tensor<T>> inputs,
                  BackwardFn<T> backward) {
   if (!backward) {
-    throw GraphError(std::string("xgrad::record: '") + name + "' was given no backward function");
+    throw GraphError(std::string("xgrad::record: '") + op.name +
+                     "' was given no backward function");
   }
   Tensor<T> out(std::move(value));
   if (!needs_graph(inputs)) return out;
@@ -278,7 +363,8 @@ Tensor<T> record(const char* name, Array<T>&& value, std::vector<Tensor<T>> inpu
   const auto& impl = out.impl();
   impl->requires_grad = true;
   impl->grad_fn =
-      std::make_shared<Node<T>>(name, std::move(impls), impl->storage, std::move(backward));
+      std::make_shared<Node<T>>(op.name, std::move(impls), impl->storage, std::move(backward),
+                                modes.anomaly ? op.where : Location());
   return out;
 }
 
@@ -383,16 +469,16 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
   return result;
 }
 
-#define XGRAD_INSTANTIATE_ENGINE(T)                                                             \
-  template class Node<T>;                                                                       \
-  template class Grads<T>;                                                                      \
-  template class Engine<T>;                                                                     \
-  template bool needs_graph<T>(const std::vector<Tensor<T>>&);                                  \
-  template Tensor<T> record<T>(const char*, Array<T>&&, std::vector<Tensor<T>>, BackwardFn<T>); \
-  template void Tensor<T>::backward(bool) const;                                                \
-  template void Tensor<T>::backward(const Array<T>&, bool) const;                               \
-  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                        \
-                                          const std::vector<Tensor<T>>&,                        \
+#define XGRAD_INSTANTIATE_ENGINE(T)                                                        \
+  template class Node<T>;                                                                  \
+  template class Grads<T>;                                                                 \
+  template class Engine<T>;                                                                \
+  template bool needs_graph<T>(const std::vector<Tensor<T>>&);                             \
+  template Tensor<T> record<T>(OpName, Array<T>&&, std::vector<Tensor<T>>, BackwardFn<T>); \
+  template void Tensor<T>::backward(bool) const;                                           \
+  template void Tensor<T>::backward(const Array<T>&, bool) const;                          \
+  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                   \
+                                          const std::vector<Tensor<T>>&,                   \
                                           const std::vector<Array<T>>&, bool, bool);
 
 XGRAD_INSTANTIATE_ENGINE(float)

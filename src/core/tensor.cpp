@@ -1,3 +1,4 @@
+#include <limits>
 #include <ostream>
 
 #include <xgrad/autograd.hpp>
@@ -31,18 +32,39 @@ detail::TensorImpl<V>& Tensor<V>::checked(const char* what) const {
 
 // ---- factories ----
 
+namespace detail {
+void check_element_count(const char* op, const Shape& shape, std::size_t element_size) {
+  std::size_t n = 1;
+  bool overflow = false;
+  bool empty = false;
+  for (std::size_t extent : shape) {
+    empty = empty || extent == 0;
+    overflow = __builtin_mul_overflow(n, extent, &n) || overflow;
+  }
+  if (empty) return;
+  const auto limit = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  if (overflow || n > limit / element_size) {
+    throw ValueError(std::string("xgrad::") + op + ": shape " + shape_str(shape) +
+                     " has more elements than memory can address");
+  }
+}
+}  // namespace detail
+
 template <class V>
 Tensor<V> Tensor<V>::zeros(const Shape& shape) {
+  detail::check_element_count("zeros", shape, sizeof(V));
   return Tensor(Array<V>(shape, V(0)));
 }
 
 template <class V>
 Tensor<V> Tensor<V>::ones(const Shape& shape) {
+  detail::check_element_count("ones", shape, sizeof(V));
   return Tensor(Array<V>(shape, V(1)));
 }
 
 template <class V>
 Tensor<V> Tensor<V>::full(const Shape& shape, V value) {
+  detail::check_element_count("full", shape, sizeof(V));
   return Tensor(Array<V>(shape, value));
 }
 
@@ -68,6 +90,7 @@ Tensor<V> Tensor<V>::arange(V start, V stop, V step) {
 
 template <class V>
 Tensor<V> Tensor<V>::eye(std::size_t n) {
+  detail::check_element_count("eye", Shape{n, n}, sizeof(V));
   Array<V> out(Shape{n, n}, V(0));
   for (std::size_t i = 0; i < n; ++i) out(i, i) = V(1);
   return Tensor(std::move(out));
@@ -81,6 +104,7 @@ Tensor<V> Tensor<V>::rand(const Shape& shape, std::uint64_t seed) {
 
 template <class V>
 Tensor<V> Tensor<V>::rand(const Shape& shape, Generator& gen) {
+  detail::check_element_count("rand", shape, sizeof(V));
   Array<V> out(shape);
   std::uniform_real_distribution<V> dist(V(0), V(1));
   for (auto& v : out) v = dist(gen.engine());
@@ -95,6 +119,7 @@ Tensor<V> Tensor<V>::randn(const Shape& shape, std::uint64_t seed) {
 
 template <class V>
 Tensor<V> Tensor<V>::randn(const Shape& shape, Generator& gen) {
+  detail::check_element_count("randn", shape, sizeof(V));
   Array<V> out(shape);
   std::normal_distribution<V> dist(V(0), V(1));
   for (auto& v : out) v = dist(gen.engine());

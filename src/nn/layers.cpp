@@ -152,7 +152,10 @@ MLP<T>::MLP(const std::vector<std::size_t>& sizes, Act hidden, Act output, Gener
 template <class T>
 std::string MLP<T>::describe() const {
   std::string s = "MLP(";
-  for (std::size_t i = 0; i < sizes_.size(); ++i) s += (i ? "-" : "") + std::to_string(sizes_[i]);
+  for (std::size_t i = 0; i < sizes_.size(); ++i) {
+    if (i) s += '-';
+    s += std::to_string(sizes_[i]);
+  }
   return s + ")";
 }
 

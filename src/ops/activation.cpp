@@ -19,7 +19,7 @@ Array<T> finite_max(const Array<T>& x, std::size_t dim) {
 // An op over an empty tensor: an empty result and an empty gradient. (xtensor's reducers must
 // not see empty arrays: they do pointer arithmetic on null data.)
 template <class T>
-Tensor<T> empty_like_op(const char* name, const Tensor<T>& a) {
+Tensor<T> empty_like_op(OpName name, const Tensor<T>& a) {
   return record<T>(name, Array<T>(a.value()), {a},
                    [](const Array<T>& grad, Grads<T>& g) { g.to(0, Array<T>(grad)); });
 }
@@ -31,30 +31,30 @@ Array<T> sum_keep(E&& e, std::size_t dim) {
 }  // namespace
 
 template <class T>
-Tensor<T> sigmoid(const Tensor<T>& a) {
+Tensor<T> sigmoid(const Tensor<T>& a, Location loc) {
   // NOTE: 1 / (1 + e^-x) overflows e^-x for x << 0; taking e^-|x| keeps every exponent <= 0.
   const auto& x = a.value();
   const Array<T> e = xt::exp(-xt::abs(x));
   Array<T> out = xt::where(x >= T(0), T(1) / (T(1) + e), e / (T(1) + e));
-  return record<T>("sigmoid", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"sigmoid", loc}, std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
     const auto& y = g.out();
     g.to(0, grad * y * (T(1) - y));  // sigmoid: grad * result * (1 - result)
   });
 }
 
 template <class T>
-Tensor<T> tanh(const Tensor<T>& a) {
-  return record<T>("tanh", xt::tanh(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> tanh(const Tensor<T>& a, Location loc) {
+  return record<T>({"tanh", loc}, xt::tanh(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
     const auto& y = g.out();
     g.to(0, grad * (T(1) - y * y));  // tanh: grad * (1 - result^2)
   });
 }
 
 template <class T>
-Tensor<T> relu(const Tensor<T>& a) {
+Tensor<T> relu(const Tensor<T>& a, Location loc) {
   const auto& x = a.value();
   // x <= 0 rather than x > 0 selects the zeros, so that NaN passes through as in PyTorch.
-  return record<T>("relu", xt::where(x <= T(0), T(0), x), {a},
+  return record<T>({"relu", loc}, xt::where(x <= T(0), T(0), x), {a},
                    [](const Array<T>& grad, Grads<T>& g) {
                      // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0,
                      // as PyTorch does, so a unit that is exactly 0 stays dead.
@@ -63,9 +63,9 @@ Tensor<T> relu(const Tensor<T>& a) {
 }
 
 template <class T>
-Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope) {
+Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc) {
   const auto& x = a.value();
-  return record<T>("leaky_relu", xt::where(x > T(0), x, negative_slope * x), {a},
+  return record<T>({"leaky_relu", loc}, xt::where(x > T(0), x, negative_slope * x), {a},
                    [negative_slope](const Array<T>& grad, Grads<T>& g) {
                      // leaky_relu: grad where self > 0, else grad * negative_slope
                      g.to(0, xt::where(g.in(0) > T(0), grad, negative_slope * grad));
@@ -73,13 +73,13 @@ Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope) {
 }
 
 template <class T>
-Tensor<T> softmax(const Tensor<T>& a, int dim) {
+Tensor<T> softmax(const Tensor<T>& a, int dim, Location loc) {
   const auto& x = a.value();
   const std::size_t d = ops::normalize_dim("softmax", dim, x.dimension(), a.shape());
-  if (x.size() == 0) return empty_like_op("softmax", a);
+  if (x.size() == 0) return empty_like_op({"softmax", loc}, a);
   Array<T> e = xt::exp(x - finite_max(x, d));
   Array<T> out = e / sum_keep<T>(e, d);
-  return record<T>("softmax", std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"softmax", loc}, std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
     const auto& y = g.out();
     // softmax: result * (grad - sum(grad * result, dim))
     g.to(0, y * (grad - sum_keep<T>(grad * y, d)));
@@ -87,48 +87,49 @@ Tensor<T> softmax(const Tensor<T>& a, int dim) {
 }
 
 template <class T>
-Tensor<T> log_softmax(const Tensor<T>& a, int dim) {
+Tensor<T> log_softmax(const Tensor<T>& a, int dim, Location loc) {
   const auto& x = a.value();
   const std::size_t d = ops::normalize_dim("log_softmax", dim, x.dimension(), a.shape());
-  if (x.size() == 0) return empty_like_op("log_softmax", a);
+  if (x.size() == 0) return empty_like_op({"log_softmax", loc}, a);
   // NOTE: log(sum(exp(x))) overflows at x = 1000; shifting by the max keeps exp in (0, 1].
   const Array<T> shifted = x - finite_max(x, d);
   Array<T> out = shifted - xt::log(sum_keep<T>(xt::exp(shifted), d));
-  return record<T>("log_softmax", std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
-    // log_softmax: grad - exp(result) * sum(grad, dim)
-    g.to(0, grad - xt::exp(g.out()) * sum_keep<T>(grad, d));
-  });
+  return record<T>({"log_softmax", loc}, std::move(out), {a},
+                   [d](const Array<T>& grad, Grads<T>& g) {
+                     // log_softmax: grad - exp(result) * sum(grad, dim)
+                     g.to(0, grad - xt::exp(g.out()) * sum_keep<T>(grad, d));
+                   });
 }
 
 template <class T>
-Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold) {
+Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold, Location loc) {
   const auto& x = a.value();
   Array<T> out = xt::where(xt::isnan(x), x, xt::where(x > threshold, T(1), T(0)));
-  return record<T>("step", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"step", loc}, std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, xt::zeros_like(grad));  // step: 0 (piecewise constant)
   });
 }
 
 template <class T>
-Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero) {
+Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero, Location loc) {
   const auto& x = a.value();
   Array<T> out =
       xt::where(xt::isnan(x), x,
                 xt::where(x < T(0), T(0), xt::where(xt::equal(x, T(0)), value_at_zero, T(1))));
-  return record<T>("heaviside", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"heaviside", loc}, std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, xt::zeros_like(grad));  // heaviside: 0 (piecewise constant)
   });
 }
 
-#define XGRAD_INSTANTIATE_ACTIVATION(T)                          \
-  template Tensor<T> sigmoid<T>(const Tensor<T>&);               \
-  template Tensor<T> tanh<T>(const Tensor<T>&);                  \
-  template Tensor<T> relu<T>(const Tensor<T>&);                  \
-  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>); \
-  template Tensor<T> softmax<T>(const Tensor<T>&, int);          \
-  template Tensor<T> log_softmax<T>(const Tensor<T>&, int);      \
-  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>);       \
-  template Tensor<T> heaviside<T>(const Tensor<T>&, Scalar<T>);
+#define XGRAD_INSTANTIATE_ACTIVATION(T)                                    \
+  template Tensor<T> sigmoid<T>(const Tensor<T>&, Location);               \
+  template Tensor<T> tanh<T>(const Tensor<T>&, Location);                  \
+  template Tensor<T> relu<T>(const Tensor<T>&, Location);                  \
+  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>, Location); \
+  template Tensor<T> softmax<T>(const Tensor<T>&, int, Location);          \
+  template Tensor<T> log_softmax<T>(const Tensor<T>&, int, Location);      \
+  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>, Location);       \
+  template Tensor<T> heaviside<T>(const Tensor<T>&, Scalar<T>, Location);
 
 XGRAD_INSTANTIATE_ACTIVATION(float)
 XGRAD_INSTANTIATE_ACTIVATION(double)

@@ -36,85 +36,90 @@ void check_finite_scalar(const char* op, const char* what, T value) {
 }  // namespace
 
 template <class T>
-Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("add", a, b);
-  return record<T>("add", a.value() + b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad);  // add: grad
-    g.to(1, grad);  // add: grad
-  });
+  return record<T>({"add", loc}, a.value() + b.value(), {a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     g.to(0, grad);  // add: grad
+                     g.to(1, grad);  // add: grad
+                   });
 }
 
 template <class T>
-Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("sub", a, b);
-  return record<T>("sub", a.value() - b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad);   // sub: grad
-    g.to(1, -grad);  // sub: -grad
-  });
+  return record<T>({"sub", loc}, a.value() - b.value(), {a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     g.to(0, grad);   // sub: grad
+                     g.to(1, -grad);  // sub: -grad
+                   });
 }
 
 template <class T>
-Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("mul", a, b);
-  return record<T>("mul", a.value() * b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    if (g.needs(0)) g.to(0, grad * g.in(1));  // mul: grad * other
-    if (g.needs(1)) g.to(1, grad * g.in(0));  // mul: grad * self
-  });
+  return record<T>({"mul", loc}, a.value() * b.value(), {a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (g.needs(0)) g.to(0, grad * g.in(1));  // mul: grad * other
+                     if (g.needs(1)) g.to(1, grad * g.in(0));  // mul: grad * self
+                   });
 }
 
 template <class T>
-Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("div", a, b);
-  return record<T>("div", a.value() / b.value(), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    if (g.needs(0)) g.to(0, masked(grad, T(1) / g.in(1)));      // div: grad / other
-    if (g.needs(1)) g.to(1, masked(grad, -g.out() / g.in(1)));  // div: -grad * result / other
-  });
+  return record<T>({"div", loc}, a.value() / b.value(), {a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (g.needs(0)) g.to(0, masked(grad, T(1) / g.in(1)));  // div: grad / other
+                     if (g.needs(1))
+                       g.to(1, masked(grad, -g.out() / g.in(1)));  // div: -grad * result / other
+                   });
 }
 
 template <class T>
-Tensor<T> add(const Tensor<T>& a, Scalar<T> s) {
-  return record<T>("add", a.value() + s, {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> add(const Tensor<T>& a, Scalar<T> s, Location loc) {
+  return record<T>({"add", loc}, a.value() + s, {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, grad);  // add: grad
   });
 }
 
 template <class T>
-Tensor<T> mul(const Tensor<T>& a, Scalar<T> s) {
-  return record<T>("mul", a.value() * s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> mul(const Tensor<T>& a, Scalar<T> s, Location loc) {
+  return record<T>({"mul", loc}, a.value() * s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
     g.to(0, grad * s);  // mul: grad * other
   });
 }
 
 template <class T>
-Tensor<T> div(const Tensor<T>& a, Scalar<T> s) {
-  return record<T>("div", a.value() / s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> div(const Tensor<T>& a, Scalar<T> s, Location loc) {
+  return record<T>({"div", loc}, a.value() / s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
     g.to(0, grad / s);  // div: grad / other
   });
 }
 
 template <class T>
-Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a) {
-  return record<T>("rsub", s - a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a, Location loc) {
+  return record<T>({"rsub", loc}, s - a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, -grad);  // rsub: -grad
   });
 }
 
 template <class T>
-Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a) {
-  return record<T>("rdiv", s / a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a, Location loc) {
+  return record<T>({"rdiv", loc}, s / a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, masked(grad, -g.out() / g.in(0)));  // rdiv: -grad * result / self
   });
 }
 
 template <class T>
-Tensor<T> neg(const Tensor<T>& a) {
-  return record<T>("neg", -a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> neg(const Tensor<T>& a, Location loc) {
+  return record<T>({"neg", loc}, -a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, -grad);  // neg: -grad
   });
 }
 
 template <class T>
-Tensor<T> pow(const Tensor<T>& a, Scalar<T> p) {
+Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
   check_finite_scalar("pow", "the exponent", p);
   // Common exponents exactly: a vectorised pow is accurate to an ulp or so, a product is exact.
   const auto& x = a.value();
@@ -123,7 +128,7 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p) {
                  : p == T(0.5) ? Array<T>(xt::sqrt(x))
                  : p == T(-1)  ? Array<T>(T(1) / x)
                                : Array<T>(xt::pow(x, p));
-  return record<T>("pow", std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"pow", loc}, std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
     // pow: grad * exponent * self^(exponent - 1); exactly 0 for exponent 0
     if (p == T(0)) {
       g.to(0, xt::zeros_like(grad));
@@ -141,10 +146,10 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p) {
 }
 
 template <class T>
-Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("pow", a, b);
   return record<T>(
-      "pow", xt::pow(a.value(), b.value()), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+      {"pow", loc}, xt::pow(a.value(), b.value()), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
         const auto& base = g.in(0);
         const auto& e = g.in(1);
         // pow: grad * exponent * self^(exponent - 1)
@@ -162,42 +167,42 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
 }
 
 template <class T>
-Tensor<T> exp(const Tensor<T>& a) {
-  return record<T>("exp", xt::exp(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> exp(const Tensor<T>& a, Location loc) {
+  return record<T>({"exp", loc}, xt::exp(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, grad * g.out());  // exp: grad * result
   });
 }
 
 template <class T>
-Tensor<T> log(const Tensor<T>& a) {
-  return record<T>("log", xt::log(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> log(const Tensor<T>& a, Location loc) {
+  return record<T>({"log", loc}, xt::log(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, masked(grad, T(1) / g.in(0)));  // log: grad / self
   });
 }
 
 template <class T>
-Tensor<T> sqrt(const Tensor<T>& a) {
-  return record<T>("sqrt", xt::sqrt(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> sqrt(const Tensor<T>& a, Location loc) {
+  return record<T>({"sqrt", loc}, xt::sqrt(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, masked(grad, T(0.5) / g.out()));  // sqrt: grad / (2 * result)
   });
 }
 
 template <class T>
-Tensor<T> abs(const Tensor<T>& a) {
-  return record<T>("abs", xt::abs(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
+Tensor<T> abs(const Tensor<T>& a, Location loc) {
+  return record<T>({"abs", loc}, xt::abs(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
     g.to(0, grad * xt::sign(g.in(0)));  // abs: grad * sign(self), 0 at 0
   });
 }
 
 template <class T>
-Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi) {
+Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi, Location loc) {
   check_finite_scalar("clamp", "the lower bound", lo);
   check_finite_scalar("clamp", "the upper bound", hi);
   if (lo > hi) {
     throw ValueError("xgrad::clamp: lower bound " + std::to_string(lo) +
                      " is greater than upper bound " + std::to_string(hi));
   }
-  return record<T>("clamp", xt::clip(a.value(), lo, hi), {a},
+  return record<T>({"clamp", loc}, xt::clip(a.value(), lo, hi), {a},
                    [lo, hi](const Array<T>& grad, Grads<T>& g) {
                      // clamp: grad where lo <= self <= hi, else 0
                      const auto& x = g.in(0);
@@ -206,13 +211,13 @@ Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi) {
 }
 
 template <class T>
-Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("maximum", a, b);
   const auto& av = a.value();
   const auto& bv = b.value();
   // NaN propagates, as in numpy.maximum and torch.maximum.
   Array<T> out = xt::where(xt::isnan(av), av, xt::where(xt::isnan(bv), bv, xt::maximum(av, bv)));
-  return record<T>("maximum", std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"maximum", loc}, std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
     const auto& x = g.in(0);
     const auto& y = g.in(1);
     // maximum: grad to the larger side (or the NaN one); a tie splits it
@@ -229,12 +234,12 @@ Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b) {
 }
 
 template <class T>
-Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("minimum", a, b);
   const auto& av = a.value();
   const auto& bv = b.value();
   Array<T> out = xt::where(xt::isnan(av), av, xt::where(xt::isnan(bv), bv, xt::minimum(av, bv)));
-  return record<T>("minimum", std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"minimum", loc}, std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
     const auto& x = g.in(0);
     const auto& y = g.in(1);
     // minimum: grad to the smaller side (or the NaN one); a tie splits it
@@ -251,18 +256,20 @@ Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b) {
 }
 
 template <class T>
-Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   const auto& sc = cond.value().shape();
   ops::broadcast_shapes("where", ops::broadcast_shapes("where", sc, a.value().shape()),
                         b.value().shape());
   Array<T> out = xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value());
   // cond is an input only so that backward can read it; it never receives a gradient.
-  return record<T>("where", std::move(out), {cond, a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    const auto taken = xt::not_equal(g.in(0), T(0));
-    // where: grad where cond for self, grad where !cond for other; an exact 0 elsewhere
-    if (g.needs(1)) g.to(1, xt::where(taken, grad, T(0)));
-    if (g.needs(2)) g.to(2, xt::where(taken, T(0), grad));
-  });
+  return record<T>({"where", loc}, std::move(out), {cond, a, b},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     const auto taken = xt::not_equal(g.in(0), T(0));
+                     // where: grad where cond for self, grad where !cond for other; an exact 0
+                     // elsewhere
+                     if (g.needs(1)) g.to(1, xt::where(taken, grad, T(0)));
+                     if (g.needs(2)) g.to(2, xt::where(taken, T(0), grad));
+                   });
 }
 
 namespace {
@@ -294,31 +301,31 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
   return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
 }
 
-#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                             \
-  template Tensor<T> add<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> sub<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> mul<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> add<T>(const Tensor<T>&, Scalar<T>);                            \
-  template Tensor<T> mul<T>(const Tensor<T>&, Scalar<T>);                            \
-  template Tensor<T> div<T>(const Tensor<T>&, Scalar<T>);                            \
-  template Tensor<T> rsub<T>(Scalar<T>, const Tensor<T>&);                           \
-  template Tensor<T> rdiv<T>(Scalar<T>, const Tensor<T>&);                           \
-  template Tensor<T> neg<T>(const Tensor<T>&);                                       \
-  template Tensor<T> pow<T>(const Tensor<T>&, Scalar<T>);                            \
-  template Tensor<T> pow<T>(const Tensor<T>&, const Tensor<T>&);                     \
-  template Tensor<T> exp<T>(const Tensor<T>&);                                       \
-  template Tensor<T> log<T>(const Tensor<T>&);                                       \
-  template Tensor<T> sqrt<T>(const Tensor<T>&);                                      \
-  template Tensor<T> abs<T>(const Tensor<T>&);                                       \
-  template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>);               \
-  template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&);                 \
-  template Tensor<T> minimum<T>(const Tensor<T>&, const Tensor<T>&);                 \
-  template Tensor<T> where<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> gt<T>(const Tensor<T>&, const Tensor<T>&);                      \
-  template Tensor<T> lt<T>(const Tensor<T>&, const Tensor<T>&);                      \
-  template Tensor<T> ge<T>(const Tensor<T>&, const Tensor<T>&);                      \
-  template Tensor<T> le<T>(const Tensor<T>&, const Tensor<T>&);                      \
+#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                                                       \
+  template Tensor<T> add<T>(const Tensor<T>&, const Tensor<T>&, Location);                     \
+  template Tensor<T> sub<T>(const Tensor<T>&, const Tensor<T>&, Location);                     \
+  template Tensor<T> mul<T>(const Tensor<T>&, const Tensor<T>&, Location);                     \
+  template Tensor<T> div<T>(const Tensor<T>&, const Tensor<T>&, Location);                     \
+  template Tensor<T> add<T>(const Tensor<T>&, Scalar<T>, Location);                            \
+  template Tensor<T> mul<T>(const Tensor<T>&, Scalar<T>, Location);                            \
+  template Tensor<T> div<T>(const Tensor<T>&, Scalar<T>, Location);                            \
+  template Tensor<T> rsub<T>(Scalar<T>, const Tensor<T>&, Location);                           \
+  template Tensor<T> rdiv<T>(Scalar<T>, const Tensor<T>&, Location);                           \
+  template Tensor<T> neg<T>(const Tensor<T>&, Location);                                       \
+  template Tensor<T> pow<T>(const Tensor<T>&, Scalar<T>, Location);                            \
+  template Tensor<T> pow<T>(const Tensor<T>&, const Tensor<T>&, Location);                     \
+  template Tensor<T> exp<T>(const Tensor<T>&, Location);                                       \
+  template Tensor<T> log<T>(const Tensor<T>&, Location);                                       \
+  template Tensor<T> sqrt<T>(const Tensor<T>&, Location);                                      \
+  template Tensor<T> abs<T>(const Tensor<T>&, Location);                                       \
+  template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>, Location);               \
+  template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&, Location);                 \
+  template Tensor<T> minimum<T>(const Tensor<T>&, const Tensor<T>&, Location);                 \
+  template Tensor<T> where<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, Location); \
+  template Tensor<T> gt<T>(const Tensor<T>&, const Tensor<T>&);                                \
+  template Tensor<T> lt<T>(const Tensor<T>&, const Tensor<T>&);                                \
+  template Tensor<T> ge<T>(const Tensor<T>&, const Tensor<T>&);                                \
+  template Tensor<T> le<T>(const Tensor<T>&, const Tensor<T>&);                                \
   template Tensor<T> eq<T>(const Tensor<T>&, const Tensor<T>&);
 
 XGRAD_INSTANTIATE_ELEMENTWISE(float)

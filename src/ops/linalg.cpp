@@ -35,7 +35,7 @@ inline std::size_t ops_rows(const Shape& s) {
 
 // [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
 template <class T>
-Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   const Shape sa = a.shape();
   const Shape sb = b.shape();
   const bool a3 = sa.size() == 3;
@@ -61,7 +61,7 @@ Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b) {
               b.value().data() + i * sb_step, n, T(0), out.data() + i * m * n, n);
     }
   }
-  return record<T>("matmul", std::move(out), {a, b}, [=](const Array<T>& grad, Grads<T>& g) {
+  return record<T>({"matmul", loc}, std::move(out), {a, b}, [=](const Array<T>& grad, Grads<T>& g) {
     const T* dc = grad.data();
     // matmul: grad_a = grad @ b^T, grad_b = a^T @ grad (transpose flags, no
     // materialised transpose; a shared operand accumulates with beta = 1)
@@ -98,7 +98,7 @@ Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b) {
 }  // namespace
 
 template <class T>
-Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   const std::size_t ra = a.dim();
   const std::size_t rb = b.dim();
   if (ra == 0 || rb == 0 || ra > 3 || rb > 3) {
@@ -109,18 +109,20 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   if (ra == 1 || rb == 1) {
     if (ra == 1 && rb == 1 && a.numel() != b.numel())
       bad_shapes("do not chain", a.shape(), b.shape());
-    const Tensor<T> a2 = ra == 1 ? reshape(a, Dims{1, static_cast<std::int64_t>(a.numel())}) : a;
-    const Tensor<T> b2 = rb == 1 ? reshape(b, Dims{static_cast<std::int64_t>(b.numel()), 1}) : b;
+    const Tensor<T> a2 =
+        ra == 1 ? reshape(a, Dims{1, static_cast<std::int64_t>(a.numel())}, loc) : a;
+    const Tensor<T> b2 =
+        rb == 1 ? reshape(b, Dims{static_cast<std::int64_t>(b.numel()), 1}, loc) : b;
     if (a2.size(-1) != b2.size(-2)) bad_shapes("do not chain", a.shape(), b.shape());
-    Tensor<T> out = batched_matmul(a2, b2);
-    if (ra == 1 && rb == 1) return reshape(out, Dims{});
-    return squeeze(out, rb == 1 ? -1 : -2);
+    Tensor<T> out = batched_matmul(a2, b2, loc);
+    if (ra == 1 && rb == 1) return reshape(out, Dims{}, loc);
+    return squeeze(out, rb == 1 ? -1 : -2, loc);
   }
-  return batched_matmul(a, b);
+  return batched_matmul(a, b, loc);
 }
 
 template <class T>
-Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, Location loc) {
   const Shape sx = x.shape();
   const Shape sw = weight.shape();
   const bool has_bias = bias.defined();
@@ -151,7 +153,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   std::vector<Tensor<T>> inputs{x, weight};
   if (has_bias) inputs.push_back(bias);
   return record<T>(
-      "linear", std::move(out), std::move(inputs), [=](const Array<T>& grad, Grads<T>& g) {
+      {"linear", loc}, std::move(out), std::move(inputs), [=](const Array<T>& grad, Grads<T>& g) {
         const T* dy = grad.data();
         // linear: grad_x = grad @ W, grad_W = grad^T @ x, grad_b = sum(grad, rows)
         if (g.needs(0)) {
@@ -177,23 +179,23 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 }
 
 template <class T>
-Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1) {
+Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1, Location loc) {
   const Shape s = a.shape();
   const std::size_t d0 = ops::normalize_dim("transpose", dim0, s.size(), s);
   const std::size_t d1 = ops::normalize_dim("transpose", dim1, s.size(), s);
   std::vector<std::size_t> perm(s.size());
   for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
   std::swap(perm[d0], perm[d1]);
-  return record<T>("transpose", Array<T>(xt::transpose(a.value(), perm)), {a},
+  return record<T>({"transpose", loc}, Array<T>(xt::transpose(a.value(), perm)), {a},
                    [perm](const Array<T>& grad, Grads<T>& g) {
                      g.to(0, xt::transpose(grad, perm));  // transpose: grad transposed back
                    });
 }
 
-#define XGRAD_INSTANTIATE_LINALG(T)                                 \
-  template Tensor<T> matmul<T>(const Tensor<T>&, const Tensor<T>&); \
-  template Tensor<T> transpose<T>(const Tensor<T>&, int, int);      \
-  template Tensor<T> linear<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&);
+#define XGRAD_INSTANTIATE_LINALG(T)                                           \
+  template Tensor<T> matmul<T>(const Tensor<T>&, const Tensor<T>&, Location); \
+  template Tensor<T> transpose<T>(const Tensor<T>&, int, int, Location);      \
+  template Tensor<T> linear<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, Location);
 
 XGRAD_INSTANTIATE_LINALG(float)
 XGRAD_INSTANTIATE_LINALG(double)

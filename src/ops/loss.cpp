@@ -160,12 +160,12 @@ namespace {
 /// A loss of equally shaped input and target, item by item: loss(a_i, b_i) with derivatives
 /// d_input and d_target, reduced as asked. One node, one pass forward and one backward.
 template <class T, class Loss, class DInput, class DTarget>
-Tensor<T> elementwise_loss(const char* op, const Tensor<T>& input, const Tensor<T>& target,
+Tensor<T> elementwise_loss(OpName op, const Tensor<T>& input, const Tensor<T>& target,
                            Reduction reduction, Loss loss, DInput d_input, DTarget d_target) {
-  check_same_shape(op, input, target);
+  check_same_shape(op.name, input, target);
   const Array<T>& x = input.value();
   const std::size_t n = x.size();
-  check_mean(op, reduction, n, "elements", ops::shape_of(x));
+  check_mean(op.name, reduction, n, "elements", ops::shape_of(x));
   const T* xp = x.data();
   const T* yp = target.value().data();
   Array<T> value =
@@ -178,17 +178,17 @@ Tensor<T> elementwise_loss(const char* op, const Tensor<T>& input, const Tensor<
 }  // namespace
 
 template <class T>
-Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction) {
+Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction, Location loc) {
   // mse_loss: (self - target)^2
   //   self: 2 * (self - target) * grad
   //   target: -2 * (self - target) * grad
   return elementwise_loss<T>(
-      "mse", input, target, reduction, [](T u, T v) { return (u - v) * (u - v); },
+      {"mse", loc}, input, target, reduction, [](T u, T v) { return (u - v) * (u - v); },
       [](T u, T v) { return T(2) * (u - v); }, [](T u, T v) { return T(2) * (v - u); });
 }
 
 template <class T>
-Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction) {
+Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction, Location loc) {
   const Array<T>& p = input.value();
   const T* pp = p.data();
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -203,26 +203,27 @@ Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
   //   self: grad * (self - target) / max((1 - self) * self, 1e-12)
   //   target: grad * (max(log(1 - self), -100) - max(log(self), -100))
   return elementwise_loss<T>(
-      "bce", input, target, reduction,
+      {"bce", loc}, input, target, reduction,
       [](T q, T v) { return -(v * clamped_log(q) + (T(1) - v) * clamped_log1m(q)); },
       [](T q, T v) { return (q - v) / std::max((T(1) - q) * q, T(1e-12)); },
       [](T q, T) { return clamped_log1m(q) - clamped_log(q); });
 }
 
 template <class T>
-Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction) {
+Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction,
+                          Location loc) {
   // binary_cross_entropy_with_logits: max(self, 0) - self * target + log1p(exp(-|self|))
   //   self: grad * (sigmoid(self) - target)
   //   target: -grad * self
   return elementwise_loss<T>(
-      "bce_with_logits", input, target, reduction,
+      {"bce_with_logits", loc}, input, target, reduction,
       [](T u, T v) { return std::max(u, T(0)) - u * v + std::log1p(std::exp(-std::abs(u))); },
       [](T u, T v) { return stable_sigmoid(u) - v; }, [](T u, T) { return -u; });
 }
 
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>& target,
-                        Reduction reduction) {
+                        Reduction reduction, Location loc) {
   const Array<T>& x = logits.value();
   check_class_input("cross_entropy", "logits", x, target.size());
   const std::size_t rows = x.shape()[0];
@@ -249,7 +250,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
   Array<T> value = reduce_losses<T>(Shape{rows}, rows, reduction, [&](std::size_t r) {
     return (shift[r] - xp[r * classes + labels[r]]) + log_sum[r];
   });
-  return record<T>("cross_entropy", std::move(value), {logits},
+  return record<T>({"cross_entropy", loc}, std::move(value), {logits},
                    [reduction, rows, classes, labels = std::move(labels), shift = std::move(shift),
                     log_sum = std::move(log_sum)](const Array<T>& grad, Grads<T>& g) {
                      // cross_entropy: logsumexp(self[n]) - self[n, target[n]]
@@ -274,7 +275,8 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
 }
 
 template <class T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, Reduction reduction) {
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, Reduction reduction,
+                        Location loc) {
   const Array<T>& x = logits.value();
   const Array<T>& t = target.value();
   if (x.dimension() != 2) {
@@ -304,12 +306,12 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, Reduct
     }
     labels[i] = static_cast<std::int64_t>(v);
   }
-  return cross_entropy(logits, labels, reduction);
+  return cross_entropy(logits, labels, reduction, loc);
 }
 
 template <class T>
 Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& target,
-              Reduction reduction) {
+              Reduction reduction, Location loc) {
   const Array<T>& x = log_probs.value();
   check_class_input("nll", "log_probs", x, target.size());
   const std::size_t rows = x.shape()[0];
@@ -320,7 +322,7 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
   Array<T> value = reduce_losses<T>(Shape{rows}, rows, reduction,
                                     [&](std::size_t r) { return -xp[r * classes + labels[r]]; });
   return record<T>(
-      "nll", std::move(value), {log_probs},
+      {"nll", loc}, std::move(value), {log_probs},
       [reduction, rows, classes, labels = std::move(labels)](const Array<T>& grad, Grads<T>& g) {
         // nll_loss: -self[n, target[n]]
         //   self: -grad[n] at [n, target[n]], 0 elsewhere
@@ -333,14 +335,15 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
       });
 }
 
-#define XGRAD_INSTANTIATE_LOSS(T)                                                         \
-  template Tensor<T> mse<T>(const Tensor<T>&, const Tensor<T>&, Reduction);               \
-  template Tensor<T> bce<T>(const Tensor<T>&, const Tensor<T>&, Reduction);               \
-  template Tensor<T> bce_with_logits<T>(const Tensor<T>&, const Tensor<T>&, Reduction);   \
-  template Tensor<T> cross_entropy<T>(const Tensor<T>&, const std::vector<std::int64_t>&, \
-                                      Reduction);                                         \
-  template Tensor<T> cross_entropy<T>(const Tensor<T>&, const Tensor<T>&, Reduction);     \
-  template Tensor<T> nll<T>(const Tensor<T>&, const std::vector<std::int64_t>&, Reduction);
+#define XGRAD_INSTANTIATE_LOSS(T)                                                                 \
+  template Tensor<T> mse<T>(const Tensor<T>&, const Tensor<T>&, Reduction, Location);             \
+  template Tensor<T> bce<T>(const Tensor<T>&, const Tensor<T>&, Reduction, Location);             \
+  template Tensor<T> bce_with_logits<T>(const Tensor<T>&, const Tensor<T>&, Reduction, Location); \
+  template Tensor<T> cross_entropy<T>(const Tensor<T>&, const std::vector<std::int64_t>&,         \
+                                      Reduction, Location);                                       \
+  template Tensor<T> cross_entropy<T>(const Tensor<T>&, const Tensor<T>&, Reduction, Location);   \
+  template Tensor<T> nll<T>(const Tensor<T>&, const std::vector<std::int64_t>&, Reduction,        \
+                            Location);
 
 XGRAD_INSTANTIATE_LOSS(float)
 XGRAD_INSTANTIATE_LOSS(double)

@@ -6,189 +6,193 @@
 namespace xgrad {
 
 template <class V>
-Tensor<V> Tensor<V>::matmul(const Tensor& other) const {
-  return xgrad::matmul(*this, other);
+Tensor<V> Tensor<V>::matmul(const Tensor& other, Location loc) const {
+  return xgrad::matmul(*this, other, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::T() const {
+Tensor<V> Tensor<V>::T(Location loc) const {
   const std::size_t rank = dim();
   if (rank > 2) {
     throw ShapeError("xgrad::T: expects a tensor of at most 2 dims, got shape " +
                      shape_str(shape()) + "; use transpose(dim0, dim1)");
   }
-  return rank < 2 ? *this : xgrad::transpose(*this, 0, 1);
+  return rank < 2 ? *this : xgrad::transpose(*this, 0, 1, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::transpose(int dim0, int dim1) const {
-  return xgrad::transpose(*this, dim0, dim1);
+Tensor<V> Tensor<V>::transpose(int dim0, int dim1, Location loc) const {
+  return xgrad::transpose(*this, dim0, dim1, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::reshape(const Dims& s) const {
-  return xgrad::reshape(*this, s);
+Tensor<V> Tensor<V>::reshape(const Dims& s, Location loc) const {
+  return xgrad::reshape(*this, s, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::flatten(int start_dim, int end_dim) const {
-  return xgrad::flatten(*this, start_dim, end_dim);
+Tensor<V> Tensor<V>::flatten(int start_dim, int end_dim, Location loc) const {
+  return xgrad::flatten(*this, start_dim, end_dim, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::unsqueeze(int d) const {
-  return xgrad::unsqueeze(*this, d);
+Tensor<V> Tensor<V>::unsqueeze(int d, Location loc) const {
+  return xgrad::unsqueeze(*this, d, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::squeeze() const {
-  return xgrad::squeeze(*this);
+Tensor<V> Tensor<V>::squeeze(Location loc) const {
+  return xgrad::squeeze(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::squeeze(int d) const {
-  return xgrad::squeeze(*this, d);
+Tensor<V> Tensor<V>::squeeze(int d, Location loc) const {
+  return xgrad::squeeze(*this, d, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::broadcast_to(const Shape& s) const {
-  return xgrad::broadcast_to(*this, s);
+Tensor<V> Tensor<V>::broadcast_to(const Shape& s, Location loc) const {
+  return xgrad::broadcast_to(*this, s, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::index_select(int d, const std::vector<std::size_t>& index) const {
-  return xgrad::index_select(*this, d, index);
+Tensor<V> Tensor<V>::index_select(int d, const std::vector<std::size_t>& index,
+                                  Location loc) const {
+  return xgrad::index_select(*this, d, index, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::slice(int d, std::int64_t start, std::int64_t end, std::int64_t step) const {
-  return xgrad::slice(*this, d, start, end, step);
+Tensor<V> Tensor<V>::slice(int d, std::int64_t start, std::int64_t end, std::int64_t step,
+                           Location loc) const {
+  return xgrad::slice(*this, d, start, end, step, loc);
 }
 
 template <class V>
-Tensor<V> Tensor<V>::sum() const {
-  return xgrad::sum(*this);
+Tensor<V> Tensor<V>::sum(Location loc) const {
+  return xgrad::sum(*this, {}, false, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::sum(int d, bool keepdim) const {
-  return xgrad::sum(*this, {d}, keepdim);
+Tensor<V> Tensor<V>::sum(int d, bool keepdim, Location loc) const {
+  return xgrad::sum(*this, {d}, keepdim, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::sum(const std::vector<int>& dims, bool keepdim) const {
-  return xgrad::sum(*this, dims, keepdim);
+Tensor<V> Tensor<V>::sum(const std::vector<int>& dims, bool keepdim, Location loc) const {
+  return xgrad::sum(*this, dims, keepdim, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::mean() const {
-  return xgrad::mean(*this);
+Tensor<V> Tensor<V>::mean(Location loc) const {
+  return xgrad::mean(*this, {}, false, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::mean(int d, bool keepdim) const {
-  return xgrad::mean(*this, {d}, keepdim);
+Tensor<V> Tensor<V>::mean(int d, bool keepdim, Location loc) const {
+  return xgrad::mean(*this, {d}, keepdim, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::mean(const std::vector<int>& dims, bool keepdim) const {
-  return xgrad::mean(*this, dims, keepdim);
+Tensor<V> Tensor<V>::mean(const std::vector<int>& dims, bool keepdim, Location loc) const {
+  return xgrad::mean(*this, dims, keepdim, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::max() const {
-  return xgrad::max(*this);
+Tensor<V> Tensor<V>::max(Location loc) const {
+  return xgrad::max(*this, {}, false, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::max(int d, bool keepdim) const {
-  return xgrad::max(*this, {d}, keepdim);
+Tensor<V> Tensor<V>::max(int d, bool keepdim, Location loc) const {
+  return xgrad::max(*this, {d}, keepdim, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::min() const {
-  return xgrad::min(*this);
+Tensor<V> Tensor<V>::min(Location loc) const {
+  return xgrad::min(*this, {}, false, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::min(int d, bool keepdim) const {
-  return xgrad::min(*this, {d}, keepdim);
+Tensor<V> Tensor<V>::min(int d, bool keepdim, Location loc) const {
+  return xgrad::min(*this, {d}, keepdim, loc);
 }
 
 template <class V>
-Tensor<V> Tensor<V>::neg() const {
-  return xgrad::neg(*this);
+Tensor<V> Tensor<V>::neg(Location loc) const {
+  return xgrad::neg(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::exp() const {
-  return xgrad::exp(*this);
+Tensor<V> Tensor<V>::exp(Location loc) const {
+  return xgrad::exp(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::log() const {
-  return xgrad::log(*this);
+Tensor<V> Tensor<V>::log(Location loc) const {
+  return xgrad::log(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::sqrt() const {
-  return xgrad::sqrt(*this);
+Tensor<V> Tensor<V>::sqrt(Location loc) const {
+  return xgrad::sqrt(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::abs() const {
-  return xgrad::abs(*this);
+Tensor<V> Tensor<V>::abs(Location loc) const {
+  return xgrad::abs(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::pow(V exponent) const {
-  return xgrad::pow(*this, exponent);
+Tensor<V> Tensor<V>::pow(V exponent, Location loc) const {
+  return xgrad::pow(*this, exponent, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::pow(const Tensor& exponent) const {
-  return xgrad::pow(*this, exponent);
+Tensor<V> Tensor<V>::pow(const Tensor& exponent, Location loc) const {
+  return xgrad::pow(*this, exponent, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::clamp(V lo, V hi) const {
-  return xgrad::clamp(*this, lo, hi);
+Tensor<V> Tensor<V>::clamp(V lo, V hi, Location loc) const {
+  return xgrad::clamp(*this, lo, hi, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::sigmoid() const {
-  return xgrad::sigmoid(*this);
+Tensor<V> Tensor<V>::sigmoid(Location loc) const {
+  return xgrad::sigmoid(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::tanh() const {
-  return xgrad::tanh(*this);
+Tensor<V> Tensor<V>::tanh(Location loc) const {
+  return xgrad::tanh(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::relu() const {
-  return xgrad::relu(*this);
+Tensor<V> Tensor<V>::relu(Location loc) const {
+  return xgrad::relu(*this, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::leaky_relu(V negative_slope) const {
-  return xgrad::leaky_relu(*this, negative_slope);
+Tensor<V> Tensor<V>::leaky_relu(V negative_slope, Location loc) const {
+  return xgrad::leaky_relu(*this, negative_slope, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::softmax(int d) const {
-  return xgrad::softmax(*this, d);
+Tensor<V> Tensor<V>::softmax(int d, Location loc) const {
+  return xgrad::softmax(*this, d, loc);
 }
 template <class V>
-Tensor<V> Tensor<V>::log_softmax(int d) const {
-  return xgrad::log_softmax(*this, d);
+Tensor<V> Tensor<V>::log_softmax(int d, Location loc) const {
+  return xgrad::log_softmax(*this, d, loc);
 }
 
-#define XGRAD_INSTANTIATE_METHODS(V)                                                        \
-  template Tensor<V> Tensor<V>::matmul(const Tensor&) const;                                \
-  template Tensor<V> Tensor<V>::T() const;                                                  \
-  template Tensor<V> Tensor<V>::transpose(int, int) const;                                  \
-  template Tensor<V> Tensor<V>::reshape(const Dims&) const;                                 \
-  template Tensor<V> Tensor<V>::flatten(int, int) const;                                    \
-  template Tensor<V> Tensor<V>::unsqueeze(int) const;                                       \
-  template Tensor<V> Tensor<V>::squeeze() const;                                            \
-  template Tensor<V> Tensor<V>::squeeze(int) const;                                         \
-  template Tensor<V> Tensor<V>::broadcast_to(const Shape&) const;                           \
-  template Tensor<V> Tensor<V>::index_select(int, const std::vector<std::size_t>&) const;   \
-  template Tensor<V> Tensor<V>::slice(int, std::int64_t, std::int64_t, std::int64_t) const; \
-  template Tensor<V> Tensor<V>::sum() const;                                                \
-  template Tensor<V> Tensor<V>::sum(int, bool) const;                                       \
-  template Tensor<V> Tensor<V>::sum(const std::vector<int>&, bool) const;                   \
-  template Tensor<V> Tensor<V>::mean() const;                                               \
-  template Tensor<V> Tensor<V>::mean(int, bool) const;                                      \
-  template Tensor<V> Tensor<V>::mean(const std::vector<int>&, bool) const;                  \
-  template Tensor<V> Tensor<V>::max() const;                                                \
-  template Tensor<V> Tensor<V>::max(int, bool) const;                                       \
-  template Tensor<V> Tensor<V>::min() const;                                                \
-  template Tensor<V> Tensor<V>::min(int, bool) const;                                       \
-  template Tensor<V> Tensor<V>::neg() const;                                                \
-  template Tensor<V> Tensor<V>::exp() const;                                                \
-  template Tensor<V> Tensor<V>::log() const;                                                \
-  template Tensor<V> Tensor<V>::sqrt() const;                                               \
-  template Tensor<V> Tensor<V>::abs() const;                                                \
-  template Tensor<V> Tensor<V>::pow(V) const;                                               \
-  template Tensor<V> Tensor<V>::pow(const Tensor&) const;                                   \
-  template Tensor<V> Tensor<V>::clamp(V, V) const;                                          \
-  template Tensor<V> Tensor<V>::sigmoid() const;                                            \
-  template Tensor<V> Tensor<V>::tanh() const;                                               \
-  template Tensor<V> Tensor<V>::relu() const;                                               \
-  template Tensor<V> Tensor<V>::leaky_relu(V) const;                                        \
-  template Tensor<V> Tensor<V>::softmax(int) const;                                         \
-  template Tensor<V> Tensor<V>::log_softmax(int) const;
+#define XGRAD_INSTANTIATE_METHODS(V)                                                           \
+  template Tensor<V> Tensor<V>::matmul(const Tensor&, Location) const;                         \
+  template Tensor<V> Tensor<V>::T(Location) const;                                             \
+  template Tensor<V> Tensor<V>::transpose(int, int, Location) const;                           \
+  template Tensor<V> Tensor<V>::reshape(const Dims&, Location) const;                          \
+  template Tensor<V> Tensor<V>::flatten(int, int, Location) const;                             \
+  template Tensor<V> Tensor<V>::unsqueeze(int, Location) const;                                \
+  template Tensor<V> Tensor<V>::squeeze(Location) const;                                       \
+  template Tensor<V> Tensor<V>::squeeze(int, Location) const;                                  \
+  template Tensor<V> Tensor<V>::broadcast_to(const Shape&, Location) const;                    \
+  template Tensor<V> Tensor<V>::index_select(int, const std::vector<std::size_t>&, Location)   \
+      const;                                                                                   \
+  template Tensor<V> Tensor<V>::slice(int, std::int64_t, std::int64_t, std::int64_t, Location) \
+      const;                                                                                   \
+  template Tensor<V> Tensor<V>::sum(Location) const;                                           \
+  template Tensor<V> Tensor<V>::sum(int, bool, Location) const;                                \
+  template Tensor<V> Tensor<V>::sum(const std::vector<int>&, bool, Location) const;            \
+  template Tensor<V> Tensor<V>::mean(Location) const;                                          \
+  template Tensor<V> Tensor<V>::mean(int, bool, Location) const;                               \
+  template Tensor<V> Tensor<V>::mean(const std::vector<int>&, bool, Location) const;           \
+  template Tensor<V> Tensor<V>::max(Location) const;                                           \
+  template Tensor<V> Tensor<V>::max(int, bool, Location) const;                                \
+  template Tensor<V> Tensor<V>::min(Location) const;                                           \
+  template Tensor<V> Tensor<V>::min(int, bool, Location) const;                                \
+  template Tensor<V> Tensor<V>::neg(Location) const;                                           \
+  template Tensor<V> Tensor<V>::exp(Location) const;                                           \
+  template Tensor<V> Tensor<V>::log(Location) const;                                           \
+  template Tensor<V> Tensor<V>::sqrt(Location) const;                                          \
+  template Tensor<V> Tensor<V>::abs(Location) const;                                           \
+  template Tensor<V> Tensor<V>::pow(V, Location) const;                                        \
+  template Tensor<V> Tensor<V>::pow(const Tensor&, Location) const;                            \
+  template Tensor<V> Tensor<V>::clamp(V, V, Location) const;                                   \
+  template Tensor<V> Tensor<V>::sigmoid(Location) const;                                       \
+  template Tensor<V> Tensor<V>::tanh(Location) const;                                          \
+  template Tensor<V> Tensor<V>::relu(Location) const;                                          \
+  template Tensor<V> Tensor<V>::leaky_relu(V, Location) const;                                 \
+  template Tensor<V> Tensor<V>::softmax(int, Location) const;                                  \
+  template Tensor<V> Tensor<V>::log_softmax(int, Location) const;
 
 XGRAD_INSTANTIATE_METHODS(float)
 XGRAD_INSTANTIATE_METHODS(double)

@@ -63,10 +63,10 @@ void check_not_empty(const char* op, const Plan& p, const std::vector<int>& dims
 // (max of {-inf} is -DBL_MAX) and lets NaN win or lose by position; here NaN always wins, as in
 // PyTorch, and infinities are exact.
 template <class T, class Better>
-Tensor<T> extremum(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim,
+Tensor<T> extremum(OpName op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim,
                    Better better) {
-  Plan p = plan(op, a, dims, keepdim);
-  check_not_empty<T>(op, p, dims);
+  Plan p = plan(op.name, a, dims, keepdim);
+  check_not_empty<T>(op.name, p, dims);
   std::vector<std::size_t> perm;
   for (std::size_t i = 0; i < p.in.size(); ++i) {
     if (std::find(p.dims.begin(), p.dims.end(), i) == p.dims.end()) perm.push_back(i);
@@ -99,32 +99,34 @@ Tensor<T> extremum(const char* op, const Tensor<T>& a, const std::vector<int>& d
 }  // namespace
 
 template <class T>
-Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
   Plan p = plan("sum", a, dims, keepdim);
-  return record<T>("sum", reduce_sum<T>(a.value(), p), {a}, [p](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, spread(grad, p));  // sum: grad expanded to self's shape
-  });
+  return record<T>({"sum", loc}, reduce_sum<T>(a.value(), p), {a},
+                   [p](const Array<T>& grad, Grads<T>& g) {
+                     g.to(0, spread(grad, p));  // sum: grad expanded to self's shape
+                   });
 }
 
 template <class T>
-Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
   Plan p = plan("mean", a, dims, keepdim);
   check_not_empty<T>("mean", p, dims);
   const T scale = T(1) / static_cast<T>(p.count);
   Array<T> out = reduce_sum<T>(a.value(), p) * scale;
-  return record<T>("mean", std::move(out), {a}, [p, scale](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, spread(grad, p) * scale);  // mean: grad expanded to self's shape / count
-  });
+  return record<T>(
+      {"mean", loc}, std::move(out), {a}, [p, scale](const Array<T>& grad, Grads<T>& g) {
+        g.to(0, spread(grad, p) * scale);  // mean: grad expanded to self's shape / count
+      });
 }
 
 template <class T>
-Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
-  return extremum<T>("max", a, dims, keepdim, [](T x, T best) { return x > best; });
+Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
+  return extremum<T>({"max", loc}, a, dims, keepdim, [](T x, T best) { return x > best; });
 }
 
 template <class T>
-Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
-  return extremum<T>("min", a, dims, keepdim, [](T x, T best) { return x < best; });
+Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
+  return extremum<T>({"min", loc}, a, dims, keepdim, [](T x, T best) { return x < best; });
 }
 
 namespace {
@@ -170,12 +172,12 @@ Tensor<T> argmin(const Tensor<T>& a, int dim, bool keepdim) {
   return arg_extremum("argmin", a, dim, keepdim, [](T x, T best) { return x < best; });
 }
 
-#define XGRAD_INSTANTIATE_REDUCE(T)                                            \
-  template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
-  template Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int>&, bool); \
-  template Tensor<T> max<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
-  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool);  \
-  template Tensor<T> argmax<T>(const Tensor<T>&, int, bool);                   \
+#define XGRAD_INSTANTIATE_REDUCE(T)                                                      \
+  template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);  \
+  template Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int>&, bool, Location); \
+  template Tensor<T> max<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);  \
+  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);  \
+  template Tensor<T> argmax<T>(const Tensor<T>&, int, bool);                             \
   template Tensor<T> argmin<T>(const Tensor<T>&, int, bool);
 
 XGRAD_INSTANTIATE_REDUCE(float)

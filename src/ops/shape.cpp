@@ -48,7 +48,7 @@ Array<T> copy_as(const Array<T>& src, const Shape& shape) {
 /// Records an op whose output holds a's elements in the same order under `shape`
 /// (reshape, flatten, unsqueeze, squeeze). Backward: the gradient reshaped to a's shape.
 template <class T>
-Tensor<T> regrid(const char* op, const Tensor<T>& a, const Shape& shape) {
+Tensor<T> regrid(OpName op, const Tensor<T>& a, const Shape& shape) {
   const Shape in_shape = a.shape();
   return record<T>(op, copy_as(a.value(), shape), {a},
                    [in_shape](const Array<T>& grad, Grads<T>& g) {
@@ -99,7 +99,7 @@ void scatter_add_rows(const T* src, T* dst, const Rows& r, const std::vector<std
 /// Records the selection of `index` along `dim` of `a` (index_select, slice). The indices must
 /// be in range. Backward: the gradient scatter-added into zeros of a's shape.
 template <class T>
-Tensor<T> select_rows(const char* op, const Tensor<T>& a, std::size_t dim,
+Tensor<T> select_rows(OpName op, const Tensor<T>& a, std::size_t dim,
                       std::vector<std::size_t> index) {
   const Shape in_shape = a.shape();
   const Rows r = rows_of(in_shape, dim);
@@ -141,7 +141,7 @@ void copy_blocks(const T* src, std::size_t src_stride, T* dst, std::size_t dst_s
 /// blocks in which tensor k contributes extents[k] consecutive rows of `inner` elements
 /// (concat: the extents along dim; stack: 1 each). Backward: the gradient cut back into pieces.
 template <class T>
-Tensor<T> join(const char* op, const std::vector<Tensor<T>>& tensors, const Shape& out_shape,
+Tensor<T> join(OpName op, const std::vector<Tensor<T>>& tensors, const Shape& out_shape,
                std::size_t outer, std::size_t inner, const std::vector<std::size_t>& extents) {
   std::size_t total = 0;
   for (std::size_t e : extents) total += e;
@@ -183,7 +183,7 @@ Tensor<T> join(const char* op, const std::vector<Tensor<T>>& tensors, const Shap
 // ---- reshape and relatives: same elements, same order, new shape ----
 
 template <class T>
-Tensor<T> reshape(const Tensor<T>& a, const Dims& shape) {
+Tensor<T> reshape(const Tensor<T>& a, const Dims& shape, Location loc) {
   const Shape in_shape = a.shape();
   const std::size_t total = a.numel();
   const std::string request = dims_str(shape) + " for a tensor of shape " + shape_str(in_shape);
@@ -219,11 +219,11 @@ Tensor<T> reshape(const Tensor<T>& a, const Dims& shape) {
   } else if (overflow || known != total) {
     throw ShapeError(mismatch);
   }
-  return regrid("reshape", a, out);
+  return regrid({"reshape", loc}, a, out);
 }
 
 template <class T>
-Tensor<T> flatten(const Tensor<T>& a, int start_dim, int end_dim) {
+Tensor<T> flatten(const Tensor<T>& a, int start_dim, int end_dim, Location loc) {
   const Shape in_shape = a.shape();
   // As in PyTorch, a 0-d tensor takes dims 0 and -1 and flattens to [1].
   const std::size_t rank = std::max<std::size_t>(in_shape.size(), 1);
@@ -234,39 +234,39 @@ Tensor<T> flatten(const Tensor<T>& a, int start_dim, int end_dim) {
                      " comes after end_dim " + std::to_string(end_dim) + " for a tensor of shape " +
                      shape_str(in_shape));
   }
-  if (in_shape.empty()) return regrid("flatten", a, Shape{1});
+  if (in_shape.empty()) return regrid({"flatten", loc}, a, Shape{1});
   const auto first = in_shape.begin();
   Shape out(first, first + static_cast<std::ptrdiff_t>(s));
   out.push_back(extent_product(in_shape, s, e + 1));
   out.insert(out.end(), first + static_cast<std::ptrdiff_t>(e + 1), in_shape.end());
-  return regrid("flatten", a, out);
+  return regrid({"flatten", loc}, a, out);
 }
 
 template <class T>
-Tensor<T> unsqueeze(const Tensor<T>& a, int dim) {
+Tensor<T> unsqueeze(const Tensor<T>& a, int dim, Location loc) {
   const Shape in_shape = a.shape();
   const std::size_t d = ops::normalize_dim("unsqueeze", dim, in_shape.size() + 1, in_shape);
   Shape out = in_shape;
   out.insert(out.begin() + static_cast<std::ptrdiff_t>(d), 1);
-  return regrid("unsqueeze", a, out);
+  return regrid({"unsqueeze", loc}, a, out);
 }
 
 template <class T>
-Tensor<T> squeeze(const Tensor<T>& a) {
+Tensor<T> squeeze(const Tensor<T>& a, Location loc) {
   Shape out;
   for (std::size_t n : a.shape()) {
     if (n != 1) out.push_back(n);
   }
-  return regrid("squeeze", a, out);
+  return regrid({"squeeze", loc}, a, out);
 }
 
 template <class T>
-Tensor<T> squeeze(const Tensor<T>& a, int dim) {
+Tensor<T> squeeze(const Tensor<T>& a, int dim, Location loc) {
   const Shape in_shape = a.shape();
   if (in_shape.empty()) {
     // As in PyTorch, a 0-d tensor accepts dim 0 or -1 and stays 0-d.
     ops::normalize_dim("squeeze", dim, 1, in_shape);
-    return regrid("squeeze", a, in_shape);
+    return regrid({"squeeze", loc}, a, in_shape);
   }
   const std::size_t d = ops::normalize_dim("squeeze", dim, in_shape.size(), in_shape);
   if (in_shape[d] != 1) {
@@ -276,13 +276,13 @@ Tensor<T> squeeze(const Tensor<T>& a, int dim) {
   }
   Shape out = in_shape;
   out.erase(out.begin() + static_cast<std::ptrdiff_t>(d));
-  return regrid("squeeze", a, out);
+  return regrid({"squeeze", loc}, a, out);
 }
 
 // ---- broadcast_to ----
 
 template <class T>
-Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape) {
+Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc) {
   const Shape in_shape = a.shape();
   bool ok = in_shape.size() <= shape.size();
   for (std::size_t i = 0; ok && i < in_shape.size(); ++i) {
@@ -293,16 +293,18 @@ Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape) {
     throw ShapeError("xgrad::broadcast_to: cannot broadcast a tensor of shape " +
                      shape_str(in_shape) + " to shape " + shape_str(shape));
   }
+  detail::check_element_count("broadcast_to", shape, sizeof(T));
   Array<T> out = xt::broadcast(a.value(), shape);
-  return record<T>("broadcast_to", std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad);  // expand: grad summed to self's shape (by the engine)
-  });
+  return record<T>({"broadcast_to", loc}, std::move(out), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     g.to(0, grad);  // expand: grad summed to self's shape (by the engine)
+                   });
 }
 
 // ---- concat / stack ----
 
 template <class T>
-Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim) {
+Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
   if (tensors.empty()) {
     throw ValueError("xgrad::concat: expects at least one tensor, got an empty list");
   }
@@ -335,12 +337,12 @@ Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim) {
     extents.push_back(s[d]);
     out_shape[d] += s[d];
   }
-  return join("concat", tensors, out_shape, extent_product(first, 0, d),
+  return join({"concat", loc}, tensors, out_shape, extent_product(first, 0, d),
               extent_product(first, d + 1, rank), extents);
 }
 
 template <class T>
-Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim) {
+Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
   if (tensors.empty()) {
     throw ValueError("xgrad::stack: expects at least one tensor, got an empty list");
   }
@@ -357,14 +359,15 @@ Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim) {
   }
   Shape out_shape = first;
   out_shape.insert(out_shape.begin() + static_cast<std::ptrdiff_t>(d), tensors.size());
-  return join("stack", tensors, out_shape, extent_product(first, 0, d),
+  return join({"stack", loc}, tensors, out_shape, extent_product(first, 0, d),
               extent_product(first, d, first.size()), std::vector<std::size_t>(tensors.size(), 1));
 }
 
 // ---- index_select / slice ----
 
 template <class T>
-Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_t>& index) {
+Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_t>& index,
+                       Location loc) {
   const Shape in_shape = a.shape();
   const std::size_t d = ops::normalize_dim("index_select", dim, in_shape.size(), in_shape);
   for (std::size_t j = 0; j < index.size(); ++j) {
@@ -375,12 +378,12 @@ Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_
                        shape_str(in_shape) + ")");
     }
   }
-  return select_rows("index_select", a, d, index);
+  return select_rows({"index_select", loc}, a, d, index);
 }
 
 template <class T>
 Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t end,
-                std::int64_t step) {
+                std::int64_t step, Location loc) {
   const Shape in_shape = a.shape();
   const std::size_t d = ops::normalize_dim("slice", dim, in_shape.size(), in_shape);
   if (step <= 0) {
@@ -400,20 +403,22 @@ Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t en
   for (std::int64_t j = 0; j < count; ++j) {
     index[static_cast<std::size_t>(j)] = static_cast<std::size_t>(lo + j * step);
   }
-  return select_rows("slice", a, d, std::move(index));
+  return select_rows({"slice", loc}, a, d, std::move(index));
 }
 
-#define XGRAD_INSTANTIATE_SHAPE(T)                                                            \
-  template Tensor<T> reshape<T>(const Tensor<T>&, const Dims&);                               \
-  template Tensor<T> flatten<T>(const Tensor<T>&, int, int);                                  \
-  template Tensor<T> unsqueeze<T>(const Tensor<T>&, int);                                     \
-  template Tensor<T> squeeze<T>(const Tensor<T>&);                                            \
-  template Tensor<T> squeeze<T>(const Tensor<T>&, int);                                       \
-  template Tensor<T> broadcast_to<T>(const Tensor<T>&, const Shape&);                         \
-  template Tensor<T> concat<T>(const std::vector<Tensor<T>>&, int);                           \
-  template Tensor<T> stack<T>(const std::vector<Tensor<T>>&, int);                            \
-  template Tensor<T> index_select<T>(const Tensor<T>&, int, const std::vector<std::size_t>&); \
-  template Tensor<T> slice<T>(const Tensor<T>&, int, std::int64_t, std::int64_t, std::int64_t);
+#define XGRAD_INSTANTIATE_SHAPE(T)                                                             \
+  template Tensor<T> reshape<T>(const Tensor<T>&, const Dims&, Location);                      \
+  template Tensor<T> flatten<T>(const Tensor<T>&, int, int, Location);                         \
+  template Tensor<T> unsqueeze<T>(const Tensor<T>&, int, Location);                            \
+  template Tensor<T> squeeze<T>(const Tensor<T>&, Location);                                   \
+  template Tensor<T> squeeze<T>(const Tensor<T>&, int, Location);                              \
+  template Tensor<T> broadcast_to<T>(const Tensor<T>&, const Shape&, Location);                \
+  template Tensor<T> concat<T>(const std::vector<Tensor<T>>&, int, Location);                  \
+  template Tensor<T> stack<T>(const std::vector<Tensor<T>>&, int, Location);                   \
+  template Tensor<T> index_select<T>(const Tensor<T>&, int, const std::vector<std::size_t>&,   \
+                                     Location);                                                \
+  template Tensor<T> slice<T>(const Tensor<T>&, int, std::int64_t, std::int64_t, std::int64_t, \
+                              Location);
 
 XGRAD_INSTANTIATE_SHAPE(float)
 XGRAD_INSTANTIATE_SHAPE(double)
