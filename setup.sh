@@ -3,6 +3,8 @@
 #   ./setup.sh demo   build in release mode and run the main demo (Fashion-MNIST MLP)
 #   ./setup.sh test   check formatting, build the API reference, build and run every test in
 #                     release mode and again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   ./setup.sh bench  install libtorch-dev, build the benchmarks and their libtorch peers, and
+#                     print the side-by-side tables (benchmarks/compare.py; extra arguments go to it)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,17 +13,19 @@ packages=(cmake make g++ git clang-format pkg-config libxtensor-dev libxtensor-b
           libeigen3-dev liblbfgspp-dev libcli11-dev libstb-dev dataset-fashion-mnist python3-numpy
           doxygen)
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
-  echo "setup: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+install_missing() {  # install_missing <package>...
+  local missing=() p sudo=""
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+install_missing "${packages[@]}"
 
 jobs=$(nproc)
 
@@ -59,8 +63,14 @@ case "${1:-}" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
     ;;
+  bench)
+    # libtorch is only the yardstick of the benchmarks: installed here, never built by default.
+    install_missing libtorch-dev
+    build build/bench -DXGRAD_BUILD_PEERS=ON -DXGRAD_BUILD_TESTS=OFF -DXGRAD_BUILD_EXAMPLES=OFF
+    /usr/bin/python3 benchmarks/compare.py build/bench "${@:2}"
+    ;;
   *)
-    echo "usage: $0 [demo|test]" >&2
+    echo "usage: $0 [demo|test|bench]" >&2
     exit 2
     ;;
 esac

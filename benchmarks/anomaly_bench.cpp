@@ -21,8 +21,8 @@ void BM_TrainStep(benchmark::State& state) {
   const bool anomaly = state.range(0) != 0;
   xgrad::set_num_threads(1);
   xgrad::Generator gen(0);
-  xgrad::nn::MLP<float> model({784, 256, 128, 10}, xgrad::nn::Act::ReLU,
-                              xgrad::nn::Act::Identity, gen);
+  xgrad::nn::MLP<float> model({784, 256, 128, 10}, xgrad::nn::Act::ReLU, xgrad::nn::Act::Identity,
+                              gen);
   xgrad::optim::SGD<float> sgd(model.parameters(), {.lr = 0.05, .momentum = 0.9});
   const auto x = F::rand({64, 784}, 1);
   std::vector<std::int64_t> y(64);

@@ -96,10 +96,13 @@ TEST(Anomaly, LogAtZeroInASmallModelIsReportedAsLogWithItsLine) {
   const int line = __LINE__ + 1;
   auto loss = -log(h).sum();
   EXPECT_EQ(loss.item(), std::numeric_limits<double>::infinity());
-  expect_error<AnomalyError>(
-      [&] { loss.backward(); },
-      {"xgrad::backward (anomaly mode): 'log' created at",
-       "anomaly_test.cpp:" + std::to_string(line), "-inf", "input 0", "[1,2]", "flat index 0"});
+  // NOTE: appended, not "..." + std::to_string(line): GCC 12 reports a false -Warray-bounds on
+  // that operator+ here when the precompiled header changes its inlining.
+  std::string where = "anomaly_test.cpp:";
+  where += std::to_string(line);
+  expect_error<AnomalyError>([&] { loss.backward(); },
+                             {"xgrad::backward (anomaly mode): 'log' created at", where, "-inf",
+                              "input 0", "[1,2]", "flat index 0"});
   EXPECT_FALSE(w.has_grad());
   EXPECT_FALSE(b.has_grad());
 }

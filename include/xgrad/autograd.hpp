@@ -33,6 +33,7 @@ bool is_anomaly_enabled();
 /// produced it and that file and line. Off, it costs a flag test per op and per gradient.
 class AnomalyGuard {
  public:
+  /// Turns anomaly mode on (or, with false, off) until destruction restores the previous mode.
   explicit AnomalyGuard(bool enabled = true);
   ~AnomalyGuard();
   AnomalyGuard(const AnomalyGuard&) = delete;

@@ -130,8 +130,11 @@ class Grads {
 /// line where it is written: record("my_op", ...) locates a custom op on that line, while the
 /// built-in ops pass {"log", loc} with the caller's place.
 struct OpName {
+  /// A name, located where the conversion happens.
   OpName(const char* n, Location w = Location::current()) : name(n), where(w) {}  // NOLINT
+  /// The op name (a string literal: nodes keep the pointer).
   const char* name;
+  /// Where the op was called from.
   Location where;
 };
 

@@ -252,8 +252,11 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
 /// An operand together with the place (file, line) of the expression it appears in.
 template <class X>
 struct Located {
+  /// Wraps `v`; the default argument takes the place of the conversion.
   Located(const X& v, Location l = Location::current()) : value(v), loc(l) {}  // NOLINT: implicit
+  /// The operand (it must outlive the expression).
   const X& value;
+  /// Where the expression is written.
   Location loc;
 };
 /// A Located operand that takes no part in template argument deduction.

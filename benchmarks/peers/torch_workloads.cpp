@@ -1,0 +1,336 @@
+// The workloads of benchmarks/workloads_bench.cpp written with libtorch (PyTorch's C++ API), under
+// the same benchmark names and counters. Shapes, data, initial weights, batch order,
+// hyper-parameters and thread counts all come from benchmarks/workloads.hpp, so both engines do
+// the same work; each workload is written the way a libtorch user would (torch::nn modules,
+// torch::optim, fused library losses), giving libtorch its fastest idiomatic form.
+//
+//   torch_workloads [google benchmark flags]   time the workloads
+//   torch_workloads --check                    run each workload once with both engines and
+//                                              compare the final losses; exit 1 on a mismatch
+
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "../workloads.hpp"
+
+namespace {
+
+using namespace bench;
+
+void set_threads(int threads) {
+  torch::set_num_threads(threads);  // intra-op (OpenMP) threads
+  xgrad::set_num_threads(threads);  // the OpenBLAS that both engines call for gemm
+}
+
+torch::Tensor to_torch(const xgrad::Array<float>& a) {
+  std::vector<std::int64_t> shape(a.shape().begin(), a.shape().end());
+  return torch::from_blob(const_cast<float*>(a.data()), shape, torch::kFloat32).clone();
+}
+
+// The MLP of the workloads: Linear, activation, ..., Linear (with `output` last when given).
+torch::nn::Sequential make_mlp(const std::vector<std::size_t>& sizes, const MlpInit& init,
+                               bool sigmoid_output) {
+  torch::nn::Sequential model;
+  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+    torch::nn::Linear layer(static_cast<std::int64_t>(sizes[l]),
+                            static_cast<std::int64_t>(sizes[l + 1]));
+    {
+      torch::NoGradGuard no_grad;
+      layer->weight.copy_(to_torch(init.weights[l]));
+      layer->bias.copy_(to_torch(init.biases[l]));
+    }
+    model->push_back(layer);
+    if (l + 2 < sizes.size()) {
+      model->push_back(torch::nn::ReLU());
+    } else if (sigmoid_output) {
+      model->push_back(torch::nn::Sigmoid());
+    }
+  }
+  return model;
+}
+
+// ---- the workloads with libtorch; each returns the same loss as its xgrad twin ----
+
+double torch_smallest(int epochs = kSmallestEpochs) {
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto x =
+      torch::tensor({0., 1., 0., 0., 1., 1., 0., 0., 0., 1., 0., 0., 1., 1., 1., 1., 0., 1.}, f64)
+          .reshape({6, 3});
+  const auto y = torch::tensor({0., 0., 0., 1., 1., 1.}, f64).reshape({6, 1});
+  auto w = torch::full({3, 1}, 0.5, f64).requires_grad_();
+  std::vector<double> mean_abs_error;
+  double last = 0;
+  for (int epoch = 1; epoch <= epochs; ++epoch) {
+    auto yhat = torch::sigmoid(x.matmul(w));
+    auto error = y - yhat;
+    auto loss = (error * error).sum() * 0.5;
+    loss.backward();
+    {
+      torch::NoGradGuard no_grad;
+      w.sub_(w.grad(), /*alpha=*/1.0);
+      w.grad().zero_();
+    }
+    // Read directly, as xgrad's twin does, rather than through two more tensor ops.
+    const double* e = error.data_ptr<double>();
+    double s = 0;
+    for (int i = 0; i < 6; ++i) s += std::abs(e[i]);
+    mean_abs_error.push_back(s / 6);
+    last = loss.item<double>();
+  }
+  return last;
+}
+
+double torch_tiny_chain(const torch::Tensor& x, const torch::Tensor& y) {
+  auto h = x * y;
+  h = h + y;
+  h = h.sigmoid();
+  h = h * 2.0f;
+  h = h - y;
+  h = h.tanh();
+  h = h + 1.0f;
+  h = h * h;
+  h = h.exp();
+  auto loss = h.sum();
+  loss.backward();
+  return loss.item<double>();
+}
+
+double torch_image(const torch::Tensor& x, const torch::Tensor& y, const MlpInit& init,
+                   int steps = kImageSteps) {
+  auto model = make_mlp(image_sizes(), init, /*sigmoid_output=*/true);
+  torch::optim::SGD gd(model->parameters(), torch::optim::SGDOptions(kImageLr));
+  double cost_value = 0;
+  for (int it = 1; it <= steps; ++it) {
+    gd.zero_grad();
+    auto cost = torch::binary_cross_entropy(model->forward(x), y);
+    cost.backward();
+    gd.step();
+    if (it == steps) cost_value = cost.item<double>();
+  }
+  return cost_value;
+}
+
+struct TorchFashion {
+  torch::Tensor images;  // [60000, 784], a view of bench::fashion_data() (no copy)
+  torch::Tensor labels;  // [60000] int64
+  torch::Tensor order;   // [60000] int64: the first epoch's sample order
+};
+
+const TorchFashion& torch_fashion() {
+  static const TorchFashion data = [] {
+    const auto& d = fashion_data();
+    const auto& images = d.inputs.value();
+    const std::int64_t n = static_cast<std::int64_t>(images.shape()[0]);
+    TorchFashion t;
+    t.images = torch::from_blob(const_cast<float*>(images.data()), {n, 784}, torch::kFloat32);
+    t.labels = torch::from_blob(const_cast<float*>(d.targets.value().data()), {n}, torch::kFloat32)
+                   .to(torch::kInt64);
+    const auto order = fashion_order();
+    t.order = torch::empty({n}, torch::kInt64);
+    std::int64_t* o = t.order.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < n; ++i) o[i] = static_cast<std::int64_t>(order[i]);
+    return t;
+  }();
+  return data;
+}
+
+double torch_fashion_epoch(const TorchFashion& data, const MlpInit& init) {
+  auto model = make_mlp(fashion_sizes(), init, /*sigmoid_output=*/false);
+  torch::optim::SGD sgd(model->parameters(),
+                        torch::optim::SGDOptions(kFashionLr).momentum(kFashionMomentum));
+  const std::int64_t n = data.images.size(0);
+  const std::int64_t batch = static_cast<std::int64_t>(kFashionBatch);
+  double loss_sum = 0;
+  std::size_t batches = 0;
+  for (std::int64_t first = 0; first < n; first += batch) {
+    const auto idx = data.order.slice(0, first, std::min(n, first + batch));
+    const auto inputs = data.images.index_select(0, idx);
+    const auto targets = data.labels.index_select(0, idx);
+    sgd.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(inputs), targets);
+    loss.backward();
+    sgd.step();
+    loss_sum += loss.item<double>();
+    ++batches;
+  }
+  return loss_sum / static_cast<double>(batches);
+}
+
+struct TorchWide {
+  torch::Tensor x;
+  torch::Tensor labels;
+};
+
+TorchWide torch_wide_data() {
+  const auto d = wide_data();
+  return {to_torch(d.inputs.value()), to_torch(d.targets.value()).to(torch::kInt64)};
+}
+
+// The model and optimiser of the wide MLP; step() is one training step.
+struct TorchWideRun {
+  torch::nn::Sequential model = make_mlp(wide_sizes(), wide_init(), /*sigmoid_output=*/false);
+  torch::optim::SGD sgd{model->parameters(),
+                        torch::optim::SGDOptions(kWideLr).momentum(kWideMomentum)};
+
+  double step(const TorchWide& data) {
+    sgd.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(data.x), data.labels);
+    loss.backward();
+    sgd.step();
+    return loss.item<double>();
+  }
+};
+
+// ---- benchmarks (same names and counters as workloads_bench.cpp) ----
+
+void finish(benchmark::State& state, double loss, double flop_per_iteration) {
+  state.counters["loss"] = loss;
+  state.counters["flop"] = flop_per_iteration;
+  state.counters["rss_mib"] = peak_rss_mib();
+}
+
+void smallest_network(benchmark::State& state) {
+  set_threads(static_cast<int>(state.range(0)));
+  double loss = 0;
+  for (auto _ : state) loss = torch_smallest();
+  finish(state, loss, 0);
+}
+
+void graph_overhead(benchmark::State& state) {
+  set_threads(static_cast<int>(state.range(0)));
+  const auto x = to_torch(tiny_x()).requires_grad_();
+  const auto y = to_torch(tiny_y());
+  double loss = 0;
+  for (auto _ : state) loss = torch_tiny_chain(x, y);
+  finish(state, loss, 0);
+}
+
+void image_classifier(benchmark::State& state) {
+  set_threads(static_cast<int>(state.range(0)));
+  const auto data = image_data();
+  const auto x = to_torch(data.inputs.value());
+  const auto y = to_torch(data.targets.value());
+  const auto init = image_init();
+  double loss = 0;
+  for (auto _ : state) loss = torch_image(x, y, init);
+  finish(state, loss, kImageSteps * mlp_step_flops(image_sizes(), kImageRows));
+}
+
+void fashion_mnist_epoch(benchmark::State& state) {
+  set_threads(static_cast<int>(state.range(0)));
+  const auto& data = torch_fashion();
+  const auto init = fashion_init();
+  const std::size_t n = static_cast<std::size_t>(data.images.size(0));
+  const std::size_t full = n / kFashionBatch;
+  const double flop = static_cast<double>(full) * mlp_step_flops(fashion_sizes(), kFashionBatch) +
+                      mlp_step_flops(fashion_sizes(), n - full * kFashionBatch);
+  double loss = 0;
+  for (auto _ : state) loss = torch_fashion_epoch(data, init);
+  finish(state, loss, flop);
+}
+
+void wide_mlp_step(benchmark::State& state) {
+  set_threads(static_cast<int>(state.range(0)));
+  // One iteration is one step of a run of exactly kWideSteps steps (Iterations below).
+  const auto data = torch_wide_data();
+  TorchWideRun run;
+  double loss = 0;
+  for (auto _ : state) loss = run.step(data);
+  finish(state, loss, mlp_step_flops(wide_sizes(), kWideBatch));
+}
+
+void register_all() {
+  auto threads = [](benchmark::internal::Benchmark* b) {
+    b->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+  };
+  threads(benchmark::RegisterBenchmark("smallest_network", smallest_network)
+              ->Unit(benchmark::kMillisecond));
+  threads(benchmark::RegisterBenchmark("graph_overhead", graph_overhead)
+              ->Unit(benchmark::kMicrosecond));
+  threads(benchmark::RegisterBenchmark("image_classifier", image_classifier)
+              ->Unit(benchmark::kMillisecond)
+              ->Iterations(1));
+  threads(benchmark::RegisterBenchmark("fashion_mnist_epoch", fashion_mnist_epoch)
+              ->Unit(benchmark::kMillisecond)
+              ->Iterations(1));
+  threads(benchmark::RegisterBenchmark("wide_mlp_step", wide_mlp_step)
+              ->Unit(benchmark::kMillisecond)
+              ->Iterations(kWideSteps));
+}
+
+// ---- --check: the same final loss on both engines ----
+
+struct Check {
+  const char* name;
+  double tolerance;  // relative
+  std::function<double()> xgrad_run;
+  std::function<double()> torch_run;
+};
+
+int check() {
+  set_threads(1);
+  const auto image = image_data();
+  const auto wide = wide_data();
+  const std::vector<Check> checks = {
+      // float64 and the same operations: agreement to rounding.
+      {"smallest_network", 1e-9, [] { return run_smallest(); }, [] { return torch_smallest(); }},
+      {"graph_overhead", 1e-5,
+       [] {
+         const auto x = xgrad::Tensor<float>(tiny_x()).requires_grad_();
+         return run_tiny_chain(x, xgrad::Tensor<float>(tiny_y()));
+       },
+       [] {
+         const auto x = to_torch(tiny_x()).requires_grad_();
+         return torch_tiny_chain(x, to_torch(tiny_y()));
+       }},
+      // float32 over thousands of steps: sums are taken in different orders, so the
+      // trajectories drift apart by rounding; a different computation would miss by far more.
+      {"image_classifier", 1e-3, [&] { return run_image(image, image_init()); },
+       [&] {
+         return torch_image(to_torch(image.inputs.value()), to_torch(image.targets.value()),
+                            image_init());
+       }},
+      {"fashion_mnist_epoch", 2e-3,
+       [] { return run_fashion_epoch(fashion_data(), fashion_init()); },
+       [] { return torch_fashion_epoch(torch_fashion(), fashion_init()); }},
+      {"wide_mlp_step", 1e-3, [&] { return run_wide(wide, wide_init()); },
+       [] {
+         const auto data = torch_wide_data();
+         TorchWideRun run;
+         double loss = 0;
+         for (int s = 0; s < kWideSteps; ++s) loss = run.step(data);
+         return loss;
+       }},
+  };
+  int failures = 0;
+  std::printf("%-22s %16s %16s %10s %10s\n", "workload", "xgrad loss", "libtorch loss", "rel. diff",
+              "tolerance");
+  for (const auto& c : checks) {
+    const double a = c.xgrad_run();
+    const double b = c.torch_run();
+    const double rel = std::abs(a - b) / std::max(std::abs(a), 1e-30);
+    const bool ok = rel <= c.tolerance && std::isfinite(a) && std::isfinite(b);
+    failures += ok ? 0 : 1;
+    std::printf("%-22s %16.10g %16.10g %10.2e %10.0e  %s\n", c.name, a, b, rel, c.tolerance,
+                ok ? "ok" : "MISMATCH");
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--check") == 0) return check();
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
