@@ -95,8 +95,10 @@ TEST(Nn, ZeroGradAndModes) {
   nn::Sequential<double> seq{std::make_shared<nn::Linear<double>>(2, 2), nn::ReLU<double>(),
                              std::make_shared<nn::Dropout<double>>(0.5, 1)};
   seq(D::ones({1, 2})).sum().backward();
-  seq.zero_grad();
+  seq.zero_grad(/*set_to_none=*/false);
   for (const auto& p : seq.parameters()) EXPECT_EQ(xt::amax(xt::abs(p.grad()))(), 0.0);
+  seq.zero_grad();  // PyTorch's default: the buffers go
+  for (const auto& p : seq.parameters()) EXPECT_FALSE(p.has_grad());
   EXPECT_TRUE(seq[2].is_training());
   seq.eval();
   EXPECT_FALSE(seq[2].is_training());

@@ -27,13 +27,42 @@ class Engine;
 template <class T>
 using BackwardFn = std::function<void(const Array<T>& grad, Grads<T>& g)>;
 
+/// The inputs of an op as record() takes them: a braced list {a, b} or a std::vector, viewed
+/// in place (the handles are not copied; the list must outlive the call, as an argument does).
+template <class T>
+class TensorList {
+ public:
+// The braced list's array lives until the end of the full expression that calls record(), which
+// is all a view taken for the call needs; GCC warns about any such view.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+  TensorList(std::initializer_list<Tensor<T>> list)  // NOLINT: implicit by design
+      : data_(list.begin()), size_(list.size()) {}
+#pragma GCC diagnostic pop
+  TensorList(const std::vector<Tensor<T>>& list)  // NOLINT: implicit by design
+      : data_(list.data()), size_(list.size()) {}
+  const Tensor<T>* begin() const {
+    return data_;
+  }
+  const Tensor<T>* end() const {
+    return data_ + size_;
+  }
+  std::size_t size() const {
+    return size_;
+  }
+
+ private:
+  const Tensor<T>* data_;
+  std::size_t size_;
+};
+
 /// One recorded operation: its inputs, its saved output and its backward function.
 template <class T>
 class Node {
  public:
   /// Built by record(), not directly: `name` must outlive the node (a string literal).
-  Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
-       std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward, Location where = {});
+  Node(const char* name, TensorList<T> inputs, std::shared_ptr<detail::Storage<T>> output,
+       BackwardFn<T> backward, Location where = {});
   /// Frees the chain of nodes behind this one without recursion.
   ~Node();
   Node(const Node&) = delete;
@@ -43,8 +72,12 @@ class Node {
   const char* name() const { return name_; }
   /// Where the op was called from when anomaly mode was on as it was recorded (line 0 if not).
   const Location& where() const { return where_; }
-  /// The op's inputs, in record() order.
-  const std::vector<std::shared_ptr<detail::TensorImpl<T>>>& inputs() const { return inputs_; }
+  /// Number of inputs (0 once backward freed the node).
+  std::size_t num_inputs() const { return edges_.size(); }
+  /// Input i, in record() order.
+  const std::shared_ptr<detail::TensorImpl<T>>& input(std::size_t i) const {
+    return edges_.at(i).impl;
+  }
   /// True once backward freed the saved state (without retain_graph).
   bool released() const { return released_; }
 
@@ -58,15 +91,15 @@ class Node {
 
   const char* name_;
   Location where_;
-  std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs_;
-  // What each input looked like when recorded: the version catches a value changed in place, the
-  // shape a value replaced by one of another shape. The shape type keeps up to 4 dims inline, so
-  // recording costs one allocation per node, not one per input.
-  struct SavedInput {
+  // Each input with what it looked like when recorded: the version catches a value changed in
+  // place, the shape a value replaced by one of another shape. The shape type keeps up to 4 dims
+  // inline, so the inputs of a node take one allocation.
+  struct Edge {
+    std::shared_ptr<detail::TensorImpl<T>> impl;
     std::uint64_t version;
     typename Array<T>::shape_type shape;
   };
-  std::vector<SavedInput> saved_inputs_;
+  std::vector<Edge> edges_;
   std::shared_ptr<detail::Storage<T>> output_;
   std::uint64_t output_version_ = 0;
   BackwardFn<T> backward_;
@@ -87,8 +120,9 @@ class Grads {
   /// Throws GraphError if it was modified in place since.
   const Array<T>& in(std::size_t i) const {
     check_index(i);
-    const auto& storage = *node_.inputs_[i]->storage;
-    if (storage.version != node_.saved_inputs_[i].version) modified(i);
+    const auto& edge = node_.edges_[i];
+    const auto& storage = *edge.impl->storage;
+    if (storage.version != edge.version) modified(i);
     return storage.data;
   }
   /// Value of the op's output; throws GraphError if it was modified in place since.
@@ -96,13 +130,18 @@ class Grads {
     if (node_.output_->version != node_.output_version_) modified(size());
     return node_.output_->data;
   }
+  /// Shape of input i as it was in the forward pass (its gradient's shape).
+  const typename Array<T>::shape_type& shape(std::size_t i) const {
+    check_index(i);
+    return node_.edges_[i].shape;
+  }
   /// True when input i needs a gradient; compute nothing for it otherwise.
   bool needs(std::size_t i) const {
     check_index(i);
-    return node_.inputs_[i]->requires_grad;
+    return node_.edges_[i].impl->requires_grad;
   }
   /// Number of inputs.
-  std::size_t size() const { return node_.inputs_.size(); }
+  std::size_t size() const { return node_.edges_.size(); }
 
   /// Adds `gradient` to input i's gradient. It may have the output's (broadcast) shape: the
   /// engine sums it down to the input's shape.
@@ -119,7 +158,7 @@ class Grads {
   /// Reports a saved value (input i, or the output for i == size()) changed after recording.
   [[noreturn]] void modified(std::size_t i) const;
   void check_index(std::size_t i) const {
-    if (i >= node_.inputs_.size()) bad_index(i);
+    if (i >= node_.edges_.size()) bad_index(i);
   }
   [[noreturn]] void bad_index(std::size_t i) const;
   Node<T>& node_;
@@ -142,11 +181,10 @@ struct OpName {
 /// gradient, the output gets a node holding `backward`; otherwise `backward` is dropped. In
 /// anomaly mode the node also keeps op.where.
 template <class T>
-Tensor<T> record(OpName op, Array<T>&& value, std::vector<Tensor<T>> inputs,
-                 BackwardFn<T> backward);
+Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T> backward);
 
 /// True when an op over these inputs would be recorded (grad mode on and one requires grad).
 template <class T>
-bool needs_graph(const std::vector<Tensor<T>>& inputs);
+bool needs_graph(TensorList<T> inputs);
 
 }  // namespace xgrad

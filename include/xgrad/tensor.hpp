@@ -62,6 +62,10 @@ struct TensorImpl {
   std::optional<Array<T>> grad;
   bool requires_grad = false;
   std::shared_ptr<Node<T>> grad_fn;  // null for a leaf
+  // Scratch of the backward pass in progress, for a leaf: the pass that last gave it a gradient
+  // and where the engine holds that gradient until the sweep succeeds.
+  std::uint64_t grad_pass = 0;
+  std::size_t grad_slot = 0;
 };
 }  // namespace detail
 
@@ -110,7 +114,10 @@ class Tensor {
   /// An undefined tensor (like a default torch::Tensor); most calls on it throw.
   Tensor() = default;
   /// Takes ownership of `value` without copying it.
-  explicit Tensor(Array<V> value, bool requires_grad = false);
+  explicit Tensor(Array<V>&& value, bool requires_grad = false);
+  /// Copies `value`.
+  explicit Tensor(const Array<V>& value, bool requires_grad = false)
+      : Tensor(Array<V>(value), requires_grad) {}
 
   // ---- factories (each random one takes a seed or a Generator; default: default_generator()) ----
   /// All zeros.
@@ -149,7 +156,7 @@ class Tensor {
   /// One extent per dimension; [] for a 0-dimensional tensor.
   Shape shape() const;
   /// Number of dimensions.
-  std::size_t dim() const { return shape().size(); }
+  std::size_t dim() const { return value().dimension(); }
   /// Extent of dimension `dim` (negative counts from the end).
   std::size_t size(int dim) const;
   /// Number of elements.

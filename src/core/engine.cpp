@@ -107,16 +107,13 @@ std::size_t live_nodes() {
 // ---- Node ----
 
 template <class T>
-Node<T>::Node(const char* name, std::vector<std::shared_ptr<detail::TensorImpl<T>>> inputs,
-              std::shared_ptr<detail::Storage<T>> output, BackwardFn<T> backward, Location where)
-    : name_(name),
-      where_(where),
-      inputs_(std::move(inputs)),
-      output_(std::move(output)),
-      backward_(std::move(backward)) {
-  saved_inputs_.reserve(inputs_.size());
-  for (const auto& in : inputs_) {
-    saved_inputs_.push_back({in->storage->version, in->storage->data.shape()});
+Node<T>::Node(const char* name, TensorList<T> inputs, std::shared_ptr<detail::Storage<T>> output,
+              BackwardFn<T> backward, Location where)
+    : name_(name), where_(where), output_(std::move(output)), backward_(std::move(backward)) {
+  edges_.reserve(inputs.size());
+  for (const auto& in : inputs) {
+    const auto& impl = in.impl();
+    edges_.push_back({impl, impl->storage->version, impl->storage->data.shape()});
   }
   output_version_ = output_->version;
   live_node_count.fetch_add(1, std::memory_order_relaxed);
@@ -128,12 +125,12 @@ Node<T>::~Node() {
   // Destroying a tensor destroys its node, which drops its inputs, whose nodes drop theirs...
   // Done naively that recursion overflows the stack on a long chain. Instead, take over the
   // inputs of every node about to die with us, so each destructor below finds nothing to free.
-  std::vector<std::shared_ptr<detail::TensorImpl<T>>> pending = std::move(inputs_);
+  std::vector<Edge> pending = std::move(edges_);
   while (!pending.empty()) {
-    std::shared_ptr<detail::TensorImpl<T>> impl = std::move(pending.back());
+    std::shared_ptr<detail::TensorImpl<T>> impl = std::move(pending.back().impl);
     pending.pop_back();
     if (impl.use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1) {
-      auto& next = impl->grad_fn->inputs_;
+      auto& next = impl->grad_fn->edges_;
       for (auto& in : next) pending.push_back(std::move(in));
       next.clear();
     }
@@ -144,8 +141,7 @@ template <class T>
 void Node<T>::release() {
   released_ = true;
   backward_ = nullptr;
-  inputs_.clear();
-  saved_inputs_.clear();
+  edges_.clear();
   output_.reset();
   grad_.reset();
 }
@@ -154,14 +150,14 @@ template <class T>
 void Grads<T>::bad_index(std::size_t i) const {
   throw GraphError(std::string("xgrad::backward: the backward function of '") + node_.name_ +
                    "' refers to input " + std::to_string(i) + " but the op has " +
-                   std::to_string(node_.inputs_.size()) + " input(s)");
+                   std::to_string(node_.edges_.size()) + " input(s)");
 }
 
 template <class T>
 void Grads<T>::modified(std::size_t i) const {
-  const bool is_output = i == node_.inputs_.size();
-  const auto& storage = is_output ? *node_.output_ : *node_.inputs_[i]->storage;
-  const auto saved = is_output ? node_.output_version_ : node_.saved_inputs_[i].version;
+  const bool is_output = i == node_.edges_.size();
+  const auto& storage = is_output ? *node_.output_ : *node_.edges_[i].impl->storage;
+  const auto saved = is_output ? node_.output_version_ : node_.edges_[i].version;
   throw GraphError(std::string("xgrad::backward: ") +
                    (is_output ? std::string("the output") : "input " + std::to_string(i)) +
                    " of '" + node_.name_ + "' (shape " + shape_str(to_shape(storage.data.shape())) +
@@ -188,10 +184,16 @@ class Engine {
 
   void run(std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>>& roots) {
     const std::uint64_t pass = ++pass_counter;
+    pass_ = pass;
     // Every node of the pass stays alive until the sweep ends even when release() drops the
-    // tensors that owned it, and dies afterwards with its inputs already cleared.
-    std::vector<std::shared_ptr<Node<T>>> nodes;
-    std::vector<Node<T>*> stack;
+    // tensors that owned it, and dies afterwards with its inputs already cleared. The lists are
+    // the thread's, reused pass after pass; a pass started inside a backward function (which
+    // finds them busy) gets its own.
+    Scratch own;
+    Scratch& scratch = scratch_.busy ? own : scratch_;
+    const ScratchLease lease(scratch);
+    auto& nodes = scratch.nodes;
+    auto& stack = scratch.stack;
     auto visit = [&](const std::shared_ptr<Node<T>>& n) {
       if (n->pass_ == pass) return;
       if (n->released_) {
@@ -211,7 +213,8 @@ class Engine {
     while (!stack.empty()) {
       Node<T>* n = stack.back();
       stack.pop_back();
-      for (const auto& in : n->inputs_) {
+      for (const auto& edge : n->edges_) {
+        const auto& in = edge.impl;
         if (in->grad_fn && in->requires_grad) {
           visit(in->grad_fn);
           ++in->grad_fn->pending_;
@@ -236,7 +239,7 @@ class Engine {
         to_leaf(impl, std::move(g));
       }
     }
-    std::vector<Node<T>*> ready;
+    auto& ready = stack;  // empty again
     for (const auto& n : nodes) {
       if (n->pending_ == 0) ready.push_back(n.get());
     }
@@ -244,16 +247,17 @@ class Engine {
       Node<T>* n = ready.back();
       ready.pop_back();
       if (n->grad_) {
-        Array<T> g = std::move(*n->grad_);
-        n->grad_.reset();
+        const Array<T>& g = *n->grad_;
         if (capture) {
           auto it = node_slots.find(n);
           if (it != node_slots.end()) accumulate(*it->second, Array<T>(g));
         }
         Grads<T> ctx(*n, *this);
         n->backward_(g, ctx);
+        n->grad_.reset();
       }
-      for (const auto& in : n->inputs_) {
+      for (const auto& edge : n->edges_) {
+        const auto& in = edge.impl;
         if (in->grad_fn && in->requires_grad && --in->grad_fn->pending_ == 0) {
           ready.push_back(in->grad_fn.get());
         }
@@ -264,9 +268,10 @@ class Engine {
   }
 
   void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
-    Impl& impl = *node.inputs_[i];
+    const auto& edge = node.edges_[i];
+    Impl& impl = *edge.impl;
     const auto& target = impl.storage->data.shape();
-    const auto& recorded = node.saved_inputs_[i].shape;
+    const auto& recorded = edge.shape;
     if (!shapes_equal(target, recorded)) {
       throw GraphError(std::string("xgrad::backward: input ") + std::to_string(i) + " of '" +
                        node.name_ + "' had shape " + shape_str(to_shape(recorded)) +
@@ -279,16 +284,35 @@ class Engine {
     if (impl.grad_fn) {
       accumulate(impl.grad_fn->grad_, std::move(g));
     } else {
-      to_leaf(node.inputs_[i], std::move(g));
+      to_leaf(edge.impl, std::move(g));
     }
   }
 
  private:
+  struct Scratch {
+    std::vector<std::shared_ptr<Node<T>>> nodes;
+    std::vector<Node<T>*> stack;
+    bool busy = false;
+  };
+  // Marks the lists busy for the pass; empties them (freeing the pass's nodes) however it ends.
+  struct ScratchLease {
+    explicit ScratchLease(Scratch& s) : s_(s) { s_.busy = true; }
+    ~ScratchLease() {
+      s_.nodes.clear();
+      s_.stack.clear();
+      s_.busy = false;
+    }
+    ScratchLease(const ScratchLease&) = delete;
+    ScratchLease& operator=(const ScratchLease&) = delete;
+    Scratch& s_;
+  };
+  static thread_local Scratch scratch_;
+
   // Leaf gradients of this pass, added to the leaves' grad() only once the whole sweep has
   // succeeded: a backward that throws halfway (a saved value modified in place, an anomaly)
   // leaves every grad() as it was. The handles keep leaves alive that only the graph held.
   std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>> leaf_grads_;
-  std::unordered_map<const Impl*, std::size_t> leaf_index_;
+  std::uint64_t pass_ = 0;
 
   void to_leaf(const std::shared_ptr<Impl>& impl, Array<T>&& g) {
     if (!impl->requires_grad) return;
@@ -303,11 +327,12 @@ class Engine {
                        shape_str(to_shape(g.shape())) +
                        "; call clear_grad() after reshaping a parameter");
     }
-    const auto [it, fresh] = leaf_index_.try_emplace(impl.get(), leaf_grads_.size());
-    if (fresh) {
+    if (impl->grad_pass != pass_) {
+      impl->grad_pass = pass_;
+      impl->grad_slot = leaf_grads_.size();
       leaf_grads_.emplace_back(impl, std::move(g));
     } else {
-      xt::noalias(leaf_grads_[it->second].second) += g;
+      xt::noalias(leaf_grads_[impl->grad_slot].second) += g;
     }
   }
 
@@ -333,6 +358,9 @@ class Engine {
 };
 
 template <class T>
+thread_local typename Engine<T>::Scratch Engine<T>::scratch_;
+
+template <class T>
 void Grads<T>::to(std::size_t i, Array<T>&& gradient) {
   if (needs(i)) engine_.deliver(node_, i, std::move(gradient));
 }
@@ -340,7 +368,7 @@ void Grads<T>::to(std::size_t i, Array<T>&& gradient) {
 // ---- entry points ----
 
 template <class T>
-bool needs_graph(const std::vector<Tensor<T>>& inputs) {
+bool needs_graph(TensorList<T> inputs) {
   if (!modes.grad) return false;
   for (const auto& t : inputs) {
     if (t.requires_grad()) return true;
@@ -349,24 +377,36 @@ bool needs_graph(const std::vector<Tensor<T>>& inputs) {
 }
 
 template <class T>
-Tensor<T> record(OpName op, Array<T>&& value, std::vector<Tensor<T>> inputs,
-                 BackwardFn<T> backward) {
+Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T> backward) {
   if (!backward) {
     throw GraphError(std::string("xgrad::record: '") + op.name +
                      "' was given no backward function");
   }
   Tensor<T> out(std::move(value));
   if (!needs_graph(inputs)) return out;
-  std::vector<std::shared_ptr<detail::TensorImpl<T>>> impls;
-  impls.reserve(inputs.size());
-  for (auto& t : inputs) impls.push_back(t.impl());
   const auto& impl = out.impl();
   impl->requires_grad = true;
-  impl->grad_fn =
-      std::make_shared<Node<T>>(op.name, std::move(impls), impl->storage, std::move(backward),
-                                modes.anomaly ? op.where : Location());
+  impl->grad_fn = std::make_shared<Node<T>>(op.name, inputs, impl->storage, std::move(backward),
+                                            modes.anomaly ? op.where : Location());
   return out;
 }
+
+namespace {
+template <class V>
+void run_backward(const std::shared_ptr<detail::TensorImpl<V>>& impl, Array<V>&& seed,
+                  bool retain_graph) {
+  if (!impl->requires_grad) {
+    throw GraphError("xgrad::backward: the tensor of shape " +
+                     shape_str(to_shape(impl->storage->data.shape())) +
+                     " does not require grad; no input of its graph has requires_grad set");
+  }
+  Engine<V> engine;
+  engine.retain_graph = retain_graph;
+  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<V>>, Array<V>>> roots;
+  roots.emplace_back(impl, std::move(seed));
+  engine.run(roots);
+}
+}  // namespace
 
 template <class V>
 void Tensor<V>::backward(bool retain_graph) const {
@@ -376,25 +416,17 @@ void Tensor<V>::backward(bool retain_graph) const {
                      std::to_string(v.size()) +
                      " elements); a non-scalar output needs an explicit gradient");
   }
-  backward(Array<V>(v.shape(), V(1)), retain_graph);
+  run_backward(impl_, Array<V>(v.shape(), V(1)), retain_graph);
 }
 
 template <class V>
 void Tensor<V>::backward(const Array<V>& gradient, bool retain_graph) const {
   const auto& impl = checked("backward");
-  if (!impl.requires_grad) {
-    throw GraphError("xgrad::backward: the tensor of shape " + shape_str(shape()) +
-                     " does not require grad; no input of its graph has requires_grad set");
-  }
-  if (!shapes_equal(gradient.shape(), impl.storage->data.shape())) {
+  if (impl.requires_grad && !shapes_equal(gradient.shape(), impl.storage->data.shape())) {
     throw ShapeError("xgrad::backward: gradient of shape " + shape_str(to_shape(gradient.shape())) +
                      " for an output of shape " + shape_str(shape()));
   }
-  Engine<V> engine;
-  engine.retain_graph = retain_graph;
-  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<V>>, Array<V>>> roots;
-  roots.emplace_back(impl_, Array<V>(gradient));
-  engine.run(roots);
+  run_backward(impl_, Array<V>(gradient), retain_graph);
 }
 
 template <class T>
@@ -469,16 +501,16 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
   return result;
 }
 
-#define XGRAD_INSTANTIATE_ENGINE(T)                                                        \
-  template class Node<T>;                                                                  \
-  template class Grads<T>;                                                                 \
-  template class Engine<T>;                                                                \
-  template bool needs_graph<T>(const std::vector<Tensor<T>>&);                             \
-  template Tensor<T> record<T>(OpName, Array<T>&&, std::vector<Tensor<T>>, BackwardFn<T>); \
-  template void Tensor<T>::backward(bool) const;                                           \
-  template void Tensor<T>::backward(const Array<T>&, bool) const;                          \
-  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                   \
-                                          const std::vector<Tensor<T>>&,                   \
+#define XGRAD_INSTANTIATE_ENGINE(T)                                               \
+  template class Node<T>;                                                         \
+  template class Grads<T>;                                                        \
+  template class Engine<T>;                                                       \
+  template bool needs_graph<T>(TensorList<T>);                                    \
+  template Tensor<T> record<T>(OpName, Array<T>&&, TensorList<T>, BackwardFn<T>); \
+  template void Tensor<T>::backward(bool) const;                                  \
+  template void Tensor<T>::backward(const Array<T>&, bool) const;                 \
+  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,          \
+                                          const std::vector<Tensor<T>>&,          \
                                           const std::vector<Array<T>>&, bool, bool);
 
 XGRAD_INSTANTIATE_ENGINE(float)

@@ -17,10 +17,9 @@ void manual_seed(std::uint64_t seed) {
 }
 
 template <class V>
-Tensor<V>::Tensor(Array<V> value, bool requires_grad)
+Tensor<V>::Tensor(Array<V>&& value, bool requires_grad)
     : impl_(std::make_shared<detail::TensorImpl<V>>()) {
-  impl_->storage = std::make_shared<detail::Storage<V>>();
-  impl_->storage->data = std::move(value);
+  impl_->storage = std::make_shared<detail::Storage<V>>(std::move(value));
   impl_->requires_grad = requires_grad;
 }
 

@@ -44,8 +44,14 @@ std::size_t Module<T>::num_parameters() const {
 }
 
 template <class T>
-void Module<T>::zero_grad() {
-  for (auto& p : parameters()) p.zero_grad();
+void Module<T>::zero_grad(bool set_to_none) {
+  for (auto& p : parameters()) {
+    if (set_to_none) {
+      p.clear_grad();
+    } else {
+      p.zero_grad();
+    }
+  }
 }
 
 template <class T>

@@ -6,7 +6,31 @@ namespace xgrad {
 
 namespace {
 
-// gemm on row-major buffers that tolerates empty extents (BLAS rejects a zero leading dim).
+// Below this many multiply-adds (16^3) a plain loop beats a BLAS call, whose dispatch and
+// thread handshake cost more than the arithmetic of a tiny product.
+constexpr std::size_t kTinyProduct = 4096;
+
+// C = op(A) op(B) + beta C for beta 0 or 1, row by row: C[i,:] += A[i,p] * B[p,:].
+template <class T>
+void tiny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  for (std::size_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) std::fill(ci, ci + n, T(0));  // C may hold garbage, NaN included
+    for (std::size_t p = 0; p < k; ++p) {
+      const T aip = ta ? a[p * lda + i] : a[i * lda + p];
+      if (tb) {
+        for (std::size_t j = 0; j < n; ++j) ci[j] += aip * b[j * ldb + p];
+      } else {
+        const T* bp = b + p * ldb;
+        for (std::size_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+      }
+    }
+  }
+}
+
+// gemm on row-major buffers (beta 0 or 1) that tolerates empty extents (BLAS rejects a zero
+// leading dim).
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
           std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
@@ -15,6 +39,10 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
     if (beta == T(0)) {
       for (std::size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
     }
+    return;
+  }
+  if (m * n * k <= kTinyProduct) {
+    tiny_gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   blas::gemm(ta, tb, m, n, k, T(1), a, std::max<std::size_t>(lda, 1), b,
@@ -36,19 +64,19 @@ inline std::size_t ops_rows(const Shape& s) {
 // [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
 template <class T>
 Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
-  const Shape sa = a.shape();
-  const Shape sb = b.shape();
+  const auto& sa = a.value().shape();
+  const auto& sb = b.value().shape();
   const bool a3 = sa.size() == 3;
   const bool b3 = sb.size() == 3;
   const std::size_t batch = a3 ? sa[0] : (b3 ? sb[0] : 1);
-  if (a3 && b3 && sa[0] != sb[0]) bad_shapes("have different batch sizes", sa, sb);
+  if (a3 && b3 && sa[0] != sb[0]) bad_shapes("have different batch sizes", a.shape(), b.shape());
   const std::size_t m = sa[sa.size() - 2];
   const std::size_t k = sa[sa.size() - 1];
   const std::size_t n = sb[sb.size() - 1];
-  if (sb[sb.size() - 2] != k) bad_shapes("do not chain", sa, sb);
+  if (sb[sb.size() - 2] != k) bad_shapes("do not chain", a.shape(), b.shape());
 
-  Shape so = (a3 || b3) ? Shape{batch, m, n} : Shape{m, n};
-  Array<T> out = Array<T>::from_shape(so);
+  using Extents = typename Array<T>::shape_type;
+  Array<T> out = Array<T>::from_shape((a3 || b3) ? Extents{batch, m, n} : Extents{m, n});
   const std::size_t sa_step = a3 ? m * k : 0;
   const std::size_t sb_step = b3 ? k * n : 0;
   if (!b3) {
@@ -61,12 +89,13 @@ Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
               b.value().data() + i * sb_step, n, T(0), out.data() + i * m * n, n);
     }
   }
+  // The backward captures extents only (no shapes): a small capture keeps the node light.
   return record<T>({"matmul", loc}, std::move(out), {a, b}, [=](const Array<T>& grad, Grads<T>& g) {
     const T* dc = grad.data();
     // matmul: grad_a = grad @ b^T, grad_b = a^T @ grad (transpose flags, no
     // materialised transpose; a shared operand accumulates with beta = 1)
     if (g.needs(0)) {
-      Array<T> da = Array<T>::from_shape(sa);
+      Array<T> da = Array<T>::from_shape(g.shape(0));
       const T* bp = g.in(1).data();
       if (!b3) {
         gemm<T>(false, true, batch * m, k, n, dc, n, bp, n, T(0), da.data(), k);
@@ -80,7 +109,7 @@ Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
       g.to(0, std::move(da));
     }
     if (g.needs(1)) {
-      Array<T> db = Array<T>::from_shape(sb);
+      Array<T> db = Array<T>::from_shape(g.shape(1));
       const T* ap = g.in(0).data();
       if (!b3) {
         gemm<T>(true, false, k, n, batch * m, ap, k, dc, n, T(0), db.data(), n);
@@ -157,12 +186,12 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         const T* dy = grad.data();
         // linear: grad_x = grad @ W, grad_W = grad^T @ x, grad_b = sum(grad, rows)
         if (g.needs(0)) {
-          Array<T> dx = Array<T>::from_shape(sx);
+          Array<T> dx = Array<T>::from_shape(g.shape(0));
           gemm<T>(false, false, n, in, out_f, dy, out_f, g.in(1).data(), in, T(0), dx.data(), in);
           g.to(0, std::move(dx));
         }
         if (g.needs(1)) {
-          Array<T> dw = Array<T>::from_shape(sw);
+          Array<T> dw = Array<T>::from_shape(g.shape(1));
           gemm<T>(true, false, out_f, in, n, dy, out_f, g.in(0).data(), in, T(0), dw.data(), in);
           g.to(1, std::move(dw));
         }

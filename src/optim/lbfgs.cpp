@@ -132,10 +132,11 @@ T LBFGS<T>::step(const Closure& closure) {
     std::size_t off = 0;
     for (auto& p : params) {
       const std::size_t np = p.numel();
-      if (p.has_grad()) {
-        T* gp = p.mutable_grad().data();
-        for (std::size_t k = 0; k < np; ++k) gp[k] = static_cast<T>(g[off + k]);
-      }
+      // The closure's zero_grad() may have dropped the buffer before it failed.
+      auto& grad = p.impl()->grad;
+      if (!grad) grad = Array<T>::from_shape(p.value().shape());
+      T* gp = grad->data();
+      for (std::size_t k = 0; k < np; ++k) gp[k] = static_cast<T>(g[off + k]);
       off += np;
     }
   };

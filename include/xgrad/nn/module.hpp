@@ -42,8 +42,9 @@ class Module {
   }
   /// Total number of scalar parameters.
   std::size_t num_parameters() const;
-  /// Zeroes the gradient of every parameter.
-  void zero_grad();
+  /// Drops the gradient of every parameter (PyTorch's default); with set_to_none false, zeroes
+  /// the buffers and keeps them.
+  void zero_grad(bool set_to_none = true);
   /// Training mode (Dropout active) or evaluation mode, for this module and all children.
   void train(bool on = true);
   /// Evaluation mode: train(false).

@@ -21,10 +21,10 @@ class Optimizer {
 
   /// One update of every parameter that has a gradient; parameters without one are skipped.
   virtual void step() = 0;
-  /// Zeroes every parameter's gradient, keeping its buffer; set_to_none drops the buffers
-  /// instead (PyTorch's default), which makes the next step() skip parameters that get no
-  /// gradient in between.
-  void zero_grad(bool set_to_none = false);
+  /// Drops every parameter's gradient (PyTorch's default since 2.0): the next backward() moves
+  /// fresh gradients in instead of adding them to zeros, and the next step() skips parameters
+  /// that got none in between. With set_to_none false, zeroes the buffers and keeps them.
+  void zero_grad(bool set_to_none = true);
 
   /// Current learning rate (schedulers change it through set_lr).
   double lr() const { return lr_; }

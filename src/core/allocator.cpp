@@ -1,0 +1,120 @@
+// The Array allocator's free lists: power-of-two size classes, one set per thread, bounded.
+
+#include <array>
+#include <bit>
+#include <cstdlib>
+#include <vector>
+
+#include <xgrad/xt.hpp>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define XGRAD_POOL_ENABLED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XGRAD_POOL_ENABLED 0
+#endif
+#endif
+#ifndef XGRAD_POOL_ENABLED
+#define XGRAD_POOL_ENABLED 1
+#endif
+
+namespace xgrad {
+
+namespace {
+
+constexpr std::size_t kAlign = 64;  // a cache line; also what AVX-512 loads like
+constexpr std::size_t kMinShift = 6;
+// Blocks above 256 MiB (whole datasets) are rare and go straight to the system.
+constexpr std::size_t kMaxShift = 28;
+constexpr std::size_t kClasses = kMaxShift - kMinShift + 1;
+// What one thread may keep: enough for the buffers of a training step, not a second copy of
+// a large model's memory.
+constexpr std::size_t kMaxBlocksPerClass = 32;
+constexpr std::size_t kMaxCachedBytes = std::size_t(256) << 20;
+
+void* system_allocate(std::size_t bytes) {
+  void* p = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+// Size class of a request: the smallest power of two >= bytes (and >= 64), or kClasses when
+// the block is too large to keep.
+std::size_t size_class(std::size_t bytes) {
+  if (bytes <= (std::size_t(1) << kMinShift)) return 0;
+  const std::size_t shift = static_cast<std::size_t>(std::bit_width(bytes - 1));
+  return shift > kMaxShift ? kClasses : shift - kMinShift;
+}
+
+struct Cache {
+  std::array<std::vector<void*>, kClasses> free;
+  std::size_t bytes = 0;
+  void clear() {
+    for (auto& blocks : free) {
+      for (void* p : blocks) std::free(p);
+      blocks.clear();
+    }
+    bytes = 0;
+  }
+  ~Cache();
+};
+
+// Trivially destructible, so it stays readable after `cache` is destroyed at thread exit (or,
+// on the main thread, before static arrays are): from then on blocks go back to the system.
+thread_local bool cache_gone = false;
+thread_local Cache cache;
+
+Cache::~Cache() {
+  clear();
+  cache_gone = true;
+}
+
+}  // namespace
+
+namespace detail {
+
+void* pool_allocate(std::size_t bytes) {
+  const std::size_t c = size_class(bytes);
+  if (c == kClasses) return system_allocate(bytes);
+  const std::size_t block = std::size_t(1) << (c + kMinShift);
+  if (XGRAD_POOL_ENABLED && !cache_gone) {
+    auto& blocks = cache.free[c];
+    if (!blocks.empty()) {
+      void* p = blocks.back();
+      blocks.pop_back();
+      cache.bytes -= block;
+      return p;
+    }
+  }
+  return system_allocate(block);
+}
+
+void pool_deallocate(void* p, std::size_t bytes) noexcept {
+  if (!p) return;
+  const std::size_t c = size_class(bytes);
+  if (XGRAD_POOL_ENABLED && c < kClasses && !cache_gone) {
+    const std::size_t block = std::size_t(1) << (c + kMinShift);
+    auto& blocks = cache.free[c];
+    if (blocks.size() < kMaxBlocksPerClass && cache.bytes + block <= kMaxCachedBytes) {
+      try {
+        blocks.push_back(p);
+        cache.bytes += block;
+        return;
+      } catch (...) {  // no room to remember it: give it back instead
+      }
+    }
+  }
+  std::free(p);
+}
+
+}  // namespace detail
+
+void release_cached_memory() {
+  if (!cache_gone) cache.clear();
+}
+
+std::size_t cached_memory() {
+  return cache_gone ? 0 : cache.bytes;
+}
+
+}  // namespace xgrad

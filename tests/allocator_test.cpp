@@ -1,0 +1,92 @@
+// The Array allocator's free lists, and matrix products on both sides of the size at which they
+// leave the plain loop for BLAS.
+
+#include <cstdint>
+
+#include "test_util.hpp"
+
+namespace xgrad {
+namespace {
+
+using D = Tensor<double>;
+using F = Tensor<float>;
+
+bool pool_enabled() {
+  // Under AddressSanitizer blocks go straight back to the system, so that it sees every
+  // use after free.
+  const void* first = nullptr;
+  {
+    Array<float> a(Shape{1000});
+    first = a.data();
+  }
+  Array<float> b(Shape{1000});
+  return b.data() == first;
+}
+
+TEST(Allocator, ReusesAFreedBlockOfTheSameClassAlignedToACacheLine) {
+  release_cached_memory();
+  const bool pooled = pool_enabled();
+  Array<double> a(Shape{3, 5});
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a.data()) % 64, 0u);
+  if (!pooled) GTEST_SKIP() << "the pool is off in this build (AddressSanitizer)";
+  const void* p = a.data();
+  a = Array<double>();  // frees the block into this thread's cache
+  EXPECT_GE(cached_memory(), 15 * sizeof(double));
+  Array<double> b(Shape{4, 4});  // 128 bytes: the same class as 120
+  EXPECT_EQ(b.data(), p);
+}
+
+TEST(Allocator, ReleaseEmptiesTheCacheAndValuesSurvive) {
+  {
+    Array<float> big(Shape{1 << 20}, 1.f);
+    EXPECT_EQ(big(12345), 1.f);
+  }
+  release_cached_memory();
+  EXPECT_EQ(cached_memory(), 0u);
+  Array<float> again(Shape{1 << 20}, 2.f);
+  EXPECT_EQ(again(1 << 19), 2.f);
+}
+
+TEST(Allocator, CacheStaysBoundedUnderManySizes) {
+  std::vector<Array<float>> arrays;
+  for (std::size_t n = 1; n < (std::size_t(1) << 22); n *= 3) {
+    for (int copies = 0; copies < 40; ++copies) arrays.emplace_back(Shape{n});
+  }
+  arrays.clear();
+  EXPECT_LE(cached_memory(), std::size_t(256) << 20);
+  release_cached_memory();
+}
+
+// op(A) op(B) by the definition, in double.
+Array<double> naive(const Array<double>& a, const Array<double>& b) {
+  const std::size_t m = a.shape()[0], k = a.shape()[1], n = b.shape()[1];
+  Array<double> c(Shape{m, n}, 0.0);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t p = 0; p < k; ++p) c(i, j) += a(i, p) * b(p, j);
+  return c;
+}
+
+TEST(Matmul, ProductsOnBothSidesOfTheBlasThresholdMatchTheDefinition) {
+  // 16^3 multiply-adds and below run as a loop, above through BLAS; their gradients too.
+  for (std::size_t s : {1u, 3u, 6u, 16u, 17u, 40u}) {
+    const auto a = D::randn({s, s + 1}, 1).requires_grad_();
+    const auto b = D::randn({s + 1, 3}, 2).requires_grad_();
+    const auto c = matmul(a, b);
+    EXPECT_TRUE(xt::allclose(c.value(), naive(a.value(), b.value()), 1e-12, 1e-12)) << s;
+    c.sum().backward();
+    const Array<double> ones(Shape{s, 3}, 1.0);
+    EXPECT_TRUE(xt::allclose(a.grad(), naive(ones, xt::transpose(b.value())), 1e-12, 1e-12));
+    EXPECT_TRUE(xt::allclose(b.grad(), naive(xt::transpose(a.value()), ones), 1e-12, 1e-12));
+  }
+}
+
+TEST(Matmul, TinyProductIgnoresGarbageInTheOutputBuffer) {
+  // The output buffer comes from the pool and may hold an earlier array's NaNs.
+  { Array<float> junk(Shape{2, 2}, std::numeric_limits<float>::quiet_NaN()); }
+  const auto c = matmul(F::from({{1.f, 2.f}, {3.f, 4.f}}), F::from({{1.f, 0.f}, {0.f, 1.f}}));
+  EXPECT_EQ(c.value(), (Array<float>{{1.f, 2.f}, {3.f, 4.f}}));
+}
+
+}  // namespace
+}  // namespace xgrad
