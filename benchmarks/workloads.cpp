@@ -172,7 +172,7 @@ double run_image(const Dataset& data, const MlpInit& init, int steps) {
   return cost_value;
 }
 
-double run_fashion_epoch(const Dataset& data, const MlpInit& init) {
+double run_fashion_epoch(const Dataset& data, const MlpInit& init, std::size_t max_batches) {
   // examples/fashion_mnist.cpp's first epoch (its cosine schedule keeps the first epoch's rate).
   nn::MLP<float> model(fashion_sizes(), nn::Act::ReLU, nn::Act::Identity);
   load(model, init);
@@ -183,6 +183,7 @@ double run_fashion_epoch(const Dataset& data, const MlpInit& init) {
   double loss_sum = 0;
   std::size_t batches = 0;
   for (const auto& batch : loader) {
+    if (batches == max_batches) break;
     sgd.zero_grad();
     auto loss = cross_entropy(model(batch.inputs), batch.targets);
     loss.backward();

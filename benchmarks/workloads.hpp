@@ -95,8 +95,10 @@ double run_smallest(int epochs = kSmallestEpochs);
 double run_tiny_chain(const xgrad::Tensor<float>& x, const xgrad::Tensor<float>& y);
 /// Cost of the last of `steps` gradient-descent steps.
 double run_image(const Dataset& data, const MlpInit& init, int steps = kImageSteps);
-/// Mean training loss over the epoch, as the demo's progress bar shows it.
-double run_fashion_epoch(const Dataset& data, const MlpInit& init);
+/// Mean training loss over the epoch (or its first `max_batches` batches), as the demo's progress
+/// bar shows it.
+double run_fashion_epoch(const Dataset& data, const MlpInit& init,
+                         std::size_t max_batches = static_cast<std::size_t>(-1));
 /// Loss of the last of `steps` steps.
 double run_wide(const Dataset& data, const MlpInit& init, int steps = kWideSteps);
 

@@ -68,8 +68,9 @@ Array<double> naive(const Array<double>& a, const Array<double>& b) {
 }
 
 TEST(Matmul, ProductsOnBothSidesOfTheBlasThresholdMatchTheDefinition) {
-  // 16^3 multiply-adds and below run as a loop, above through BLAS; their gradients too.
-  for (std::size_t s : {1u, 3u, 6u, 16u, 17u, 40u}) {
+  // 10^3 multiply-adds and below run as a loop, above through BLAS (OpenBLAS or, for large
+  // products on a CPU with AVX-512, BLIS); their gradients too.
+  for (std::size_t s : {1u, 3u, 6u, 9u, 10u, 40u, 100u}) {
     const auto a = D::randn({s, s + 1}, 1).requires_grad_();
     const auto b = D::randn({s + 1, 3}, 2).requires_grad_();
     const auto c = matmul(a, b);
@@ -86,6 +87,42 @@ TEST(Matmul, TinyProductIgnoresGarbageInTheOutputBuffer) {
   { Array<float> junk(Shape{2, 2}, std::numeric_limits<float>::quiet_NaN()); }
   const auto c = matmul(F::from({{1.f, 2.f}, {3.f, 4.f}}), F::from({{1.f, 0.f}, {0.f, 1.f}}));
   EXPECT_EQ(c.value(), (Array<float>{{1.f, 2.f}, {3.f, 4.f}}));
+}
+
+}  // namespace
+}  // namespace xgrad
+
+namespace xgrad {
+namespace {
+
+// Every transpose combination, beta 0 over garbage and beta 1, at sizes that reach each backend.
+TEST(Blas, GemmMatchesTheDefinitionForEveryLayout) {
+  for (std::size_t s : {5u, 40u, 96u, 150u}) {
+    const std::size_t m = s, n = s + 3, k = s + 1;
+    const auto a = D::randn({m, k}, 1).value();
+    const auto b = D::randn({k, n}, 2).value();
+    const auto c0 = D::randn({m, n}, 3).value();
+    const Array<double> at = xt::transpose(a), bt = xt::transpose(b);
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        for (double beta : {0.0, 1.0}) {
+          Array<double> c = beta == 0.0 ? Array<double>(Shape{m, n}, std::nan("")) : c0;
+          blas::gemm(ta, tb, m, n, k, 0.5, (ta ? at : a).data(), ta ? m : k,
+                     (tb ? bt : b).data(), tb ? k : n, beta, c.data(), n);
+          const Array<double> want = 0.5 * naive(a, b) + beta * c0;
+          EXPECT_TRUE(xt::allclose(c, want, 1e-10, 1e-10))
+              << "s " << s << " ta " << ta << " tb " << tb << " beta " << beta;
+          Array<float> cf = beta == 0.0 ? Array<float>(Shape{m, n}, std::nanf(""))
+                                        : Array<float>(xt::cast<float>(c0));
+          const Array<float> af = xt::cast<float>(ta ? at : a), bf = xt::cast<float>(tb ? bt : b);
+          blas::gemm(ta, tb, m, n, k, 0.5f, af.data(), ta ? m : k, bf.data(), tb ? k : n,
+                     static_cast<float>(beta), cf.data(), n);
+          EXPECT_TRUE(xt::allclose(xt::cast<double>(cf), want, 1e-4, 1e-4))
+              << "float s " << s << " ta " << ta << " tb " << tb << " beta " << beta;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -148,7 +148,8 @@ const TorchFashion& torch_fashion() {
   return data;
 }
 
-double torch_fashion_epoch(const TorchFashion& data, const MlpInit& init) {
+double torch_fashion_epoch(const TorchFashion& data, const MlpInit& init,
+                           std::size_t max_batches = static_cast<std::size_t>(-1)) {
   auto model = make_mlp(fashion_sizes(), init, /*sigmoid_output=*/false);
   torch::optim::SGD sgd(model->parameters(),
                         torch::optim::SGDOptions(kFashionLr).momentum(kFashionMomentum));
@@ -156,7 +157,7 @@ double torch_fashion_epoch(const TorchFashion& data, const MlpInit& init) {
   const std::int64_t batch = static_cast<std::int64_t>(kFashionBatch);
   double loss_sum = 0;
   std::size_t batches = 0;
-  for (std::int64_t first = 0; first < n; first += batch) {
+  for (std::int64_t first = 0; first < n && batches < max_batches; first += batch) {
     const auto idx = data.order.slice(0, first, std::min(n, first + batch));
     const auto inputs = data.images.index_select(0, idx);
     const auto targets = data.labels.index_select(0, idx);
@@ -304,7 +305,13 @@ int check() {
          return torch_image(to_torch(image.inputs.value()), to_torch(image.targets.value()),
                             image_init());
        }},
-      {"fashion_mnist_epoch", 2e-3,
+      // The first steps agree closely: the same work. Over the whole epoch's 938 momentum steps
+      // the drift grows to a few 1e-3 when the two sides' products come from different BLAS
+      // libraries (xgrad may use BLIS); a different computation misses the first check by far.
+      {"fashion_mnist_20_steps", 1e-4,
+       [] { return run_fashion_epoch(fashion_data(), fashion_init(), 20); },
+       [] { return torch_fashion_epoch(torch_fashion(), fashion_init(), 20); }},
+      {"fashion_mnist_epoch", 1e-2,
        [] { return run_fashion_epoch(fashion_data(), fashion_init()); },
        [] { return torch_fashion_epoch(torch_fashion(), fashion_init()); }},
       {"wide_mlp_step", 1e-3, [&] { return run_wide(wide, wide_init()); },

@@ -6,9 +6,9 @@ namespace xgrad {
 
 namespace {
 
-// Below this many multiply-adds (16^3) a plain loop beats a BLAS call, whose dispatch and
-// thread handshake cost more than the arithmetic of a tiny product.
-constexpr std::size_t kTinyProduct = 4096;
+// Up to this many multiply-adds (about 10^3) a plain loop beats a BLAS call, whose dispatch
+// costs more than the arithmetic of a tiny product (ops_bench: matmul_fwd at n = 8 and 16).
+constexpr std::size_t kTinyProduct = 1024;
 
 // C = op(A) op(B) + beta C for beta 0 or 1, row by row: C[i,:] += A[i,p] * B[p,:].
 template <class T>

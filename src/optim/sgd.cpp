@@ -55,10 +55,19 @@ void SGD<T>::step() {
       this->check_state_size(i, buf.size());
     }
     T* b = buf.data();
+    // One loop per case, so that each compiles to straight vector code.
+    const bool nesterov = options_.nesterov;
+    if (!decay && !first && !nesterov) {
+      for (std::size_t k = 0; k < n; ++k) {
+        b[k] = momentum * b[k] + damp * g[k];
+        p[k] -= lr * b[k];
+      }
+      continue;
+    }
     for (std::size_t k = 0; k < n; ++k) {
       const T d = decay ? g[k] + wd * p[k] : g[k];
       b[k] = first ? d : momentum * b[k] + damp * d;
-      p[k] -= lr * (options_.nesterov ? d + momentum * b[k] : b[k]);
+      p[k] -= lr * (nesterov ? d + momentum * b[k] : b[k]);
     }
   }
 }
