@@ -6,25 +6,24 @@ namespace xgrad {
 
 namespace {
 
-// Up to this many multiply-adds (about 10^3) a plain loop beats a BLAS call, whose dispatch
-// costs more than the arithmetic of a tiny product (ops_bench: matmul_fwd at n = 8 and 16).
-constexpr std::size_t kTinyProduct = 1024;
+// Up to this many multiply-adds (8^3) a plain loop beats a BLAS call, whose dispatch costs more
+// than the arithmetic of a tiny product (ops_bench: matmul_fwd at n = 8 and 16).
+constexpr std::size_t kTinyProduct = 512;
 
-// C = op(A) op(B) + beta C for beta 0 or 1, row by row: C[i,:] += A[i,p] * B[p,:].
+// C = op(A) op(B) + beta C for beta 0 or 1, one dot product per element (tiny sizes leave
+// nothing for vectors to gain, and this form has no setup at all).
 template <class T>
 void tiny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
                std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  const std::size_t a_row = ta ? 1 : lda, a_col = ta ? lda : 1;
+  const std::size_t b_row = tb ? 1 : ldb, b_col = tb ? ldb : 1;
   for (std::size_t i = 0; i < m; ++i) {
-    T* ci = c + i * ldc;
-    if (beta == T(0)) std::fill(ci, ci + n, T(0));  // C may hold garbage, NaN included
-    for (std::size_t p = 0; p < k; ++p) {
-      const T aip = ta ? a[p * lda + i] : a[i * lda + p];
-      if (tb) {
-        for (std::size_t j = 0; j < n; ++j) ci[j] += aip * b[j * ldb + p];
-      } else {
-        const T* bp = b + p * ldb;
-        for (std::size_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
-      }
+    for (std::size_t j = 0; j < n; ++j) {
+      T sum = T(0);
+      for (std::size_t p = 0; p < k; ++p)
+        sum += a[i * a_row + p * a_col] * b[p * b_row + j * b_col];
+      // beta 0 must not read C: it may hold garbage, NaN included.
+      c[i * ldc + j] = beta == T(0) ? sum : c[i * ldc + j] + sum;
     }
   }
 }
