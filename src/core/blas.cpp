@@ -18,12 +18,14 @@ int get_num_threads() {
 namespace xgrad::blas {
 
 namespace {
-// Products smaller than this run on one thread whatever the setting: below it, waking and
-// synchronising a second thread costs more than it saves.
+// Below this many multiply-adds a product gains nothing from a second thread.
 constexpr std::size_t kThreadedProduct = std::size_t(1) << 21;  // 128^3
 
-int threads_for(std::size_t m, std::size_t n, std::size_t k) {
-  return m * n * k < kThreadedProduct ? 1 : openblas_get_num_threads();
+// BLIS takes the single-threaded products only: its pthreads build starts and joins threads on
+// every call, which costs more than it saves at these sizes and collapses when the machine is
+// busy, while OpenBLAS keeps its threads between calls.
+bool single_threaded(std::size_t m, std::size_t n, std::size_t k) {
+  return m * n * k < kThreadedProduct || openblas_get_num_threads() == 1;
 }
 
 CBLAS_TRANSPOSE flag(bool t) {
@@ -37,8 +39,8 @@ blasint idx(std::size_t n) {
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
           std::size_t ldc) {
-  if (detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                        threads_for(m, n, k))) {
+  if (single_threaded(m, n, k) &&
+      detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     return;
   }
   cblas_sgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,
@@ -48,8 +50,8 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha,
           const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
           double* c, std::size_t ldc) {
-  if (detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                        threads_for(m, n, k))) {
+  if (single_threaded(m, n, k) &&
+      detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     return;
   }
   cblas_dgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,

@@ -84,10 +84,9 @@ trans_t flag(bool t) {
 // leading dimension ld has strides (ld, 1), transposed or not (the flag says which).
 template <class T, class Fn>
 void call(Fn fn, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
-          std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
-          int threads) {
+          std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
   rntm_t rntm = BLIS_RNTM_INITIALIZER;
-  bli_rntm_set_num_threads(threads, &rntm);
+  bli_rntm_set_num_threads(1, &rntm);
   fn(flag(ta), flag(tb), static_cast<dim_t>(m), static_cast<dim_t>(n), static_cast<dim_t>(k),
      &alpha, const_cast<T*>(a), static_cast<inc_t>(lda), 1, const_cast<T*>(b),
      static_cast<inc_t>(ldb), 1, &beta, c, static_cast<inc_t>(ldc), 1, nullptr, &rntm);
@@ -101,17 +100,17 @@ bool blis_available() {
 
 bool blis_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta,
-               float* c, std::size_t ldc, int threads) {
+               float* c, std::size_t ldc) {
   if (!blis_available() || !worth_it(m, n, k)) return false;
-  call(blis().sgemm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+  call(blis().sgemm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   return true;
 }
 
 bool blis_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
                double alpha, const double* a, std::size_t lda, const double* b, std::size_t ldb,
-               double beta, double* c, std::size_t ldc, int threads) {
+               double beta, double* c, std::size_t ldc) {
   if (!blis_available() || !worth_it(m, n, k)) return false;
-  call(blis().dgemm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+  call(blis().dgemm, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   return true;
 }
 
@@ -121,11 +120,11 @@ bool blis_available() {
   return false;
 }
 bool blis_gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
-               const float*, std::size_t, float, float*, std::size_t, int) {
+               const float*, std::size_t, float, float*, std::size_t) {
   return false;
 }
 bool blis_gemm(bool, bool, std::size_t, std::size_t, std::size_t, double, const double*,
-               std::size_t, const double*, std::size_t, double, double*, std::size_t, int) {
+               std::size_t, const double*, std::size_t, double, double*, std::size_t) {
   return false;
 }
 
