@@ -382,12 +382,20 @@ TYPED_TEST(FlatLoops, UnaryValuesAndGradients) {
     EXPECT_EQ(r.value()(i), v > 0 ? v : T(0)) << i;
     EXPECT_NEAR(l.value()(i), std::log(v + T(3.5)), tol<T>() * 4) << i;
   }
-  (e + sg + th + r + l - a * T(2) + T(1)).sum().backward();
+  const auto sq = sqrt(a + T(3.5)), p2 = pow(a, T(2)), lk = leaky_relu(a, T(0.25));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const T v = x(i);
+    EXPECT_EQ(sq.value()(i), std::sqrt(v + T(3.5))) << i;
+    EXPECT_EQ(p2.value()(i), v * v) << i;
+    EXPECT_EQ(lk.value()(i), v > 0 ? v : v * T(0.25)) << i;
+  }
+  (e + sg + th + r + l - a * T(2) + T(1) + sq + p2 + lk).sum().backward();
   for (std::size_t i = 0; i < x.size(); ++i) {
     const T v = x(i);
     const T s = T(1) / (T(1) + std::exp(-v));
     const T t = std::tanh(v);
-    const T want = std::exp(v) + s * (1 - s) + (1 - t * t) + (v > 0 ? 1 : 0) + 1 / (v + T(3.5)) - 2;
+    const T want = std::exp(v) + s * (1 - s) + (1 - t * t) + (v > 0 ? 1 : 0) + 1 / (v + T(3.5)) -
+                   2 + T(0.5) / std::sqrt(v + T(3.5)) + 2 * v + (v > 0 ? T(1) : T(0.25));
     EXPECT_NEAR(a.grad()(i), want, tol<T>() * 16 * (1 + std::abs(want))) << i;
   }
 }
@@ -403,6 +411,11 @@ TYPED_TEST(FlatLoops, ActivationsAtNaNAndInfinities) {
   const auto s = sigmoid(a);
   const auto r = relu(a);
   const auto t = tanh(a);
+  const auto lk = leaky_relu(a, T(0.5));
+  EXPECT_TRUE(std::isnan(lk.value()(0)));
+  EXPECT_EQ(lk.value()(1), -inf);
+  EXPECT_EQ(lk.value()(2), inf);
+  EXPECT_EQ(lk.value()(5), T(-50));
   const std::vector<T> sig{nan, 0, 1, 0, 1, 0, 1, T(0.5), nan, 0, 1};
   const std::vector<T> rel{nan, 0, inf, 0, 1000, 0, 100, 0, nan, 0, inf};
   const std::vector<T> tan{nan, -1, 1, -1, 1, -1, 1, 0, nan, -1, 1};

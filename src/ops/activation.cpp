@@ -94,11 +94,24 @@ Tensor<T> relu(const Tensor<T>& a, Location loc) {
 
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc) {
-  const auto& x = a.value();
-  return record<T>({"leaky_relu", loc}, xt::where(x > T(0), x, negative_slope * x), {a},
+  const auto leaky_f = [negative_slope](const auto& x) {
+    using B = std::decay_t<decltype(x)>;
+    return xsimd::select(x > B(T(0)), x, x * negative_slope);
+  };
+  return record<T>({"leaky_relu", loc}, ops::simd::map(a.value(), leaky_f), {a},
                    [negative_slope](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
                      // leaky_relu: grad where self > 0, else grad * negative_slope
-                     g.to(0, xt::where(g.in(0) > T(0), grad, negative_slope * grad));
+                     const auto& x = g.in(0);
+                     if (ops::simd::same_shape(grad, x)) {
+                       g.to(0,
+                            ops::simd::map(grad, x, [negative_slope](const auto& d, const auto& v) {
+                              using B = std::decay_t<decltype(v)>;
+                              return xsimd::select(v > B(T(0)), d, d * negative_slope);
+                            }));
+                     } else {
+                       g.to(0, xt::where(x > T(0), grad, negative_slope * grad));
+                     }
                    });
 }
 

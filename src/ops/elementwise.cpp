@@ -182,7 +182,7 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
   check_finite_scalar("pow", "the exponent", p);
   // Common exponents exactly: a vectorised pow is accurate to an ulp or so, a product is exact.
   const auto& x = a.value();
-  Array<T> out = p == T(2)     ? Array<T>(x * x)
+  Array<T> out = p == T(2)     ? ops::simd::map(x, [](const auto& v) { return v * v; })
                  : p == T(1)   ? Array<T>(x)
                  : p == T(0.5) ? Array<T>(xt::sqrt(x))
                  : p == T(-1)  ? Array<T>(T(1) / x)
@@ -194,7 +194,8 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
     } else {
       const auto& base = g.in(0);
       if (p == T(2)) {
-        g.to(0, grad * (T(2) * base));
+        const auto twice = [](const auto& d, const auto& b) { return d * (T(2) * b); };
+        g.to(0, binary<T>(grad, base, twice, grad * (T(2) * base)));
       } else if (p == T(1)) {
         g.to(0, grad);
       } else {
@@ -256,9 +257,20 @@ Tensor<T> log(const Tensor<T>& a, Location loc) {
 
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a, Location loc) {
-  return record<T>({"sqrt", loc}, xt::sqrt(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, masked(grad, T(0.5) / g.out()));  // sqrt: grad / (2 * result)
-  });
+  const auto sqrt_f = [](const auto& x) { return xsimd::sqrt(x); };
+  return record<T>({"sqrt", loc}, ops::simd::map(a.value(), sqrt_f), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
+                     // sqrt: grad / (2 * result)
+                     const auto& result = g.out();
+                     if (ops::simd::same_shape(grad, result)) {
+                       g.to(0, ops::simd::map(grad, result, [](const auto& d, const auto& r) {
+                              return ops::simd::masked(d, d * (T(0.5) / r));
+                            }));
+                     } else {
+                       g.to(0, masked(grad, T(0.5) / result));
+                     }
+                   });
 }
 
 template <class T>
