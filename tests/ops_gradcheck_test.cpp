@@ -44,9 +44,17 @@ std::vector<OpCase> cases() {
 
   // ---- arithmetic, with every broadcast pattern ----
   const std::vector<std::pair<std::string, std::pair<Shape, Shape>>> shapes = {
-      {"same", {{3, 4}, {3, 4}}},  {"row", {{3, 4}, {4}}},      {"col", {{3, 4}, {3, 1}}},
-      {"0d", {{3, 4}, {}}},        {"outer", {{3, 1}, {1, 4}}}, {"lead", {{2, 3, 4}, {3, 1}}},
-      {"size1", {{1, 1}, {2, 3}}}, {"empty", {{0, 4}, {4}}},
+      {"same", {{3, 4}, {3, 4}}},
+      {"row", {{3, 4}, {4}}},
+      {"col", {{3, 4}, {3, 1}}},
+      {"0d", {{3, 4}, {}}},
+      {"outer", {{3, 1}, {1, 4}}},
+      {"lead", {{2, 3, 4}, {3, 1}}},
+      {"size1", {{1, 1}, {2, 3}}},
+      {"empty", {{0, 4}, {4}}},
+      // Same shapes take flat vector loops: a length that leaves a partial batch, and nothing.
+      {"same_tail", {{3, 5}, {3, 5}}},
+      {"same_empty", {{0, 4}, {0, 4}}},
   };
   for (const auto& [tag, sh] : shapes) {
     const auto& [sa, sb] = sh;
@@ -81,6 +89,12 @@ std::vector<OpCase> cases() {
   add_case("pow_minus1", {off_zero({3, 2}, 30, 0.5)}, [](auto& in) { return pow(in[0], -1.0); });
   add_case("pow_0", {uniform({3, 2}, 31)}, [](auto& in) { return pow(in[0], 0.0); });
   add_case("exp", {uniform({3, 4}, 32, -3, 3)}, [](auto& in) { return exp(in[0]); });
+  add_case("exp_tail", {uniform({7}, 32, -3, 3)}, [](auto& in) { return in[0].exp(); });
+  add_case("log_tail", {positive({2, 3, 3}, 33)}, [](auto& in) { return in[0].log(); });
+  add_case("unary_empty", {uniform({0, 3}, 33)}, [](auto& in) {
+    return (exp(in[0]) + log(in[0]) + sigmoid(in[0]) + tanh(in[0]) + relu(in[0]) + in[0] * 2.0) /
+           3.0;
+  });
   add_case("log", {positive({3, 4}, 33)}, [](auto& in) { return log(in[0]); });
   add_case("sqrt", {positive({3, 4}, 34)}, [](auto& in) { return sqrt(in[0]); });
   add_case("abs", {off_zero({3, 4}, 35)}, [](auto& in) { return abs(in[0]); });
@@ -97,7 +111,10 @@ std::vector<OpCase> cases() {
   add_case("sigmoid", {uniform({3, 4}, 40, -6, 6)}, [](auto& in) { return sigmoid(in[0]); });
   add_case("sigmoid_large", {D::from({-30.0, -12.0, 0.0, 12.0, 30.0})},
            [](auto& in) { return in[0].sigmoid(); });
+  add_case("sigmoid_tail", {uniform({5, 3}, 40, -6, 6)}, [](auto& in) { return sigmoid(in[0]); });
   add_case("tanh", {uniform({3, 4}, 41, -3, 3)}, [](auto& in) { return tanh(in[0]); });
+  add_case("tanh_tail", {uniform({9}, 41, -3, 3)}, [](auto& in) { return tanh(in[0]); });
+  add_case("relu_tail", {off_zero({5, 3}, 42)}, [](auto& in) { return relu(in[0]); });
   add_case("relu", {off_zero({3, 4}, 42)}, [](auto& in) { return relu(in[0]); });
   add_case("leaky_relu", {off_zero({3, 4}, 43)}, [](auto& in) { return leaky_relu(in[0], 0.1); });
   add_case("softmax_dim1", {uniform({3, 4}, 44, -2, 2)},
@@ -124,6 +141,17 @@ std::vector<OpCase> cases() {
   add_case("sum_neg_dim", {uniform({2, 3, 4}, 64)}, [](auto& in) { return in[0].sum(-1); });
   add_case("sum_empty", {uniform({0, 3}, 65)}, [](auto& in) { return in[0].sum(0); });
   add_case("sum_0d", {uniform({}, 66)}, [](auto& in) { return in[0].sum(); });
+  // Long enough for the vector sum's four accumulators and its scalar tail.
+  add_case("sum_all_long", {uniform({7, 11}, 74)}, [](auto& in) { return in[0].sum(); });
+  add_case("sum_leading_dims", {uniform({2, 3, 5}, 75)}, [](auto& in) {
+    return sum(in[0], {0, 1});
+  });
+  add_case("sum_trailing_dims", {uniform({2, 3, 5}, 76)}, [](auto& in) {
+    return sum(in[0], {1, 2}, true);
+  });
+  add_case("sum_size1_kept", {uniform({4, 1, 3}, 77)}, [](auto& in) { return in[0].sum(0); });
+  add_case("sum_all_empty", {uniform({2, 0}, 78)}, [](auto& in) { return in[0].sum() * 1.0; });
+  add_case("mean_leading", {uniform({5, 3}, 79)}, [](auto& in) { return in[0].mean(0); });
   add_case("mean_all", {uniform({3, 4}, 67)}, [](auto& in) { return in[0].mean(); });
   add_case("mean_dim1", {uniform({3, 4}, 68)}, [](auto& in) { return in[0].mean(1); });
   add_case("mean_dims_keep", {uniform({2, 3, 4}, 69)}, [](auto& in) {

@@ -321,3 +321,197 @@ TEST(EdgeValues, DivisionByAScalarIsExact) {
 
 }  // namespace
 }  // namespace xgrad
+
+namespace xgrad {
+namespace {
+
+// Same-shape operands and single-input ops run flat vector loops, with a scalar tail when the
+// length is not a multiple of the vector width. These pin their values, edge inputs and
+// gradients element by element against scalar formulas, in both precisions.
+template <class T>
+class FlatLoops : public ::testing::Test {};
+using Precisions = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(FlatLoops, Precisions);
+
+// 37 values in [-3, 3): several full batches and a partial one in either precision.
+template <class T>
+Tensor<T> ramp(std::size_t n = 37, T lo = -3, T hi = 3) {
+  Array<T> v = Array<T>::from_shape({n});
+  for (std::size_t i = 0; i < n; ++i) v(i) = lo + (hi - lo) * T(i) / T(n);
+  return Tensor<T>(std::move(v));
+}
+
+template <class T>
+T tol() {
+  return std::is_same_v<T, float> ? T(2e-6) : T(1e-14);
+}
+
+TYPED_TEST(FlatLoops, BinaryArithmeticAndGradients) {
+  using T = TypeParam;
+  auto a = ramp<T>().requires_grad_();
+  auto b = (ramp<T>() * T(0.5) + T(2)).detach().requires_grad_();  // in [0.5, 3.5): no zero
+  const auto& x = a.value();
+  const auto& y = b.value();
+  const auto s = a + b, d = a - b, p = a * b, q = a / b;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(s.value()(i), x(i) + y(i));
+    EXPECT_EQ(d.value()(i), x(i) - y(i));
+    EXPECT_EQ(p.value()(i), x(i) * y(i));
+    EXPECT_EQ(q.value()(i), x(i) / y(i));
+  }
+  (s + d * T(2) + p * T(3) + q * T(4)).sum().backward();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const T ga = 1 + 2 + 3 * y(i) + 4 / y(i);
+    const T gb = 1 - 2 + 3 * x(i) - 4 * x(i) / (y(i) * y(i));
+    EXPECT_NEAR(a.grad()(i), ga, tol<T>() * 8 * (1 + std::abs(ga))) << i;
+    EXPECT_NEAR(b.grad()(i), gb, tol<T>() * 8 * (1 + std::abs(gb))) << i;
+  }
+}
+
+TYPED_TEST(FlatLoops, UnaryValuesAndGradients) {
+  using T = TypeParam;
+  auto a = ramp<T>().requires_grad_();
+  const auto& x = a.value();
+  const auto e = exp(a), sg = sigmoid(a), th = tanh(a), r = relu(a);
+  const auto l = log(a + T(3.5));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const T v = x(i);
+    EXPECT_NEAR(e.value()(i), std::exp(v), tol<T>() * std::exp(v)) << i;
+    EXPECT_NEAR(sg.value()(i), T(1) / (T(1) + std::exp(-v)), tol<T>()) << i;
+    EXPECT_NEAR(th.value()(i), std::tanh(v), tol<T>()) << i;
+    EXPECT_EQ(r.value()(i), v > 0 ? v : T(0)) << i;
+    EXPECT_NEAR(l.value()(i), std::log(v + T(3.5)), tol<T>() * 4) << i;
+  }
+  const auto sq = sqrt(a + T(3.5)), p2 = pow(a, T(2)), lk = leaky_relu(a, T(0.25));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const T v = x(i);
+    EXPECT_EQ(sq.value()(i), std::sqrt(v + T(3.5))) << i;
+    EXPECT_EQ(p2.value()(i), v * v) << i;
+    EXPECT_EQ(lk.value()(i), v > 0 ? v : v * T(0.25)) << i;
+  }
+  (e + sg + th + r + l - a * T(2) + T(1) + sq + p2 + lk).sum().backward();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const T v = x(i);
+    const T s = T(1) / (T(1) + std::exp(-v));
+    const T t = std::tanh(v);
+    const T want = std::exp(v) + s * (1 - s) + (1 - t * t) + (v > 0 ? 1 : 0) + 1 / (v + T(3.5)) -
+                   2 + T(0.5) / std::sqrt(v + T(3.5)) + 2 * v + (v > 0 ? T(1) : T(0.25));
+    EXPECT_NEAR(a.grad()(i), want, tol<T>() * 16 * (1 + std::abs(want))) << i;
+  }
+}
+
+TYPED_TEST(FlatLoops, ActivationsAtNaNAndInfinities) {
+  using T = TypeParam;
+  const T inf = std::numeric_limits<T>::infinity();
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  // 11 values: a full float batch (8) and a partial one, so the edges land in both parts.
+  auto a =
+      Tensor<T>(Array<T>{nan, -inf, inf, T(-1000), T(1000), T(-100), T(100), T(0), nan, -inf, inf})
+          .requires_grad_();
+  const auto s = sigmoid(a);
+  const auto r = relu(a);
+  const auto t = tanh(a);
+  const auto lk = leaky_relu(a, T(0.5));
+  EXPECT_TRUE(std::isnan(lk.value()(0)));
+  EXPECT_EQ(lk.value()(1), -inf);
+  EXPECT_EQ(lk.value()(2), inf);
+  EXPECT_EQ(lk.value()(5), T(-50));
+  const std::vector<T> sig{nan, 0, 1, 0, 1, 0, 1, T(0.5), nan, 0, 1};
+  const std::vector<T> rel{nan, 0, inf, 0, 1000, 0, 100, 0, nan, 0, inf};
+  const std::vector<T> tan{nan, -1, 1, -1, 1, -1, 1, 0, nan, -1, 1};
+  for (std::size_t i = 0; i < sig.size(); ++i) {
+    if (std::isnan(sig[i])) {
+      EXPECT_TRUE(std::isnan(s.value()(i))) << i;
+      EXPECT_TRUE(std::isnan(r.value()(i))) << i;
+      EXPECT_TRUE(std::isnan(t.value()(i))) << i;
+    } else {
+      // Within 1e-30: sigmoid(-100) is 3.7e-44 in double; everything else is exact.
+      EXPECT_NEAR(s.value()(i), sig[i], T(1e-30)) << i;
+      EXPECT_EQ(r.value()(i), rel[i]) << i;
+      EXPECT_EQ(t.value()(i), tan[i]) << i;
+    }
+  }
+  s.sum().backward();
+  // sigmoid': finite and (all but) 0 at the saturated ends, NaN only where the input was NaN.
+  for (std::size_t i = 0; i < sig.size(); ++i) {
+    if (std::isnan(sig[i])) {
+      EXPECT_TRUE(std::isnan(a.grad()(i))) << i;
+    } else {
+      EXPECT_NEAR(a.grad()(i), i == 7 ? T(0.25) : T(0), T(1e-30)) << i;
+    }
+  }
+  a.clear_grad();
+  relu(a).sum().backward();
+  const std::vector<T> relu_grad{0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1};
+  for (std::size_t i = 0; i < relu_grad.size(); ++i) EXPECT_EQ(a.grad()(i), relu_grad[i]) << i;
+}
+
+TYPED_TEST(FlatLoops, ZeroGradientMasksInfiniteLocalDerivatives) {
+  using T = TypeParam;
+  // Zeros in every lane position of a batch and in the tail.
+  Array<T> v = Array<T>::from_shape({19});
+  for (std::size_t i = 0; i < v.size(); ++i) v(i) = i % 3 == 0 ? T(0) : T(i);
+  auto x = Tensor<T>(v).requires_grad_();
+  auto keep = Tensor<T>(Array<T>(xt::cast<T>(xt::not_equal(v, T(0)))));
+  // log(0) and 1/0 are taken only where the mask is 0, so the gradient there is exactly 0.
+  (where(keep, log(x), Tensor<T>::scalar(0)) +
+   where(keep, Tensor<T>::ones({19}) / x, Tensor<T>::scalar(0)))
+      .sum()
+      .backward();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const T want = v(i) == 0 ? T(0) : T(1) / v(i) - T(1) / (v(i) * v(i));
+    EXPECT_NEAR(x.grad()(i), want, tol<T>() * 4) << i;
+  }
+}
+
+TYPED_TEST(FlatLoops, SumsMatchAWideAccumulator) {
+  using T = TypeParam;
+  for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(7), std::size_t(33),
+                        std::size_t(1000), std::size_t(4099)}) {
+    auto a = ramp<T>(n, T(-1), T(2)).requires_grad_();
+    long double want = 0;
+    for (std::size_t i = 0; i < n; ++i) want += a.value()(i);
+    const auto s = a.sum();
+    EXPECT_NEAR(s.item(), T(want), tol<T>() * (1 + n)) << n;
+    (s * T(3)).backward();
+    EXPECT_EQ(a.grad().shape(), (typename Array<T>::shape_type{n}));
+    for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(a.grad()(i), T(3)) << i;
+    if (n > 0) {
+      EXPECT_NEAR(a.mean().item(), T(want / n), tol<T>() * 4) << n;
+    }
+  }
+  // Rows (trailing dim) and columns (leading dim) of a [5, 13] matrix.
+  auto m = ramp<T>(65).reshape({5, 13}).detach().requires_grad_();
+  const auto rows = m.sum(1);
+  const auto cols = m.sum(0, true);
+  for (std::size_t i = 0; i < 5; ++i) {
+    T want = 0;
+    for (std::size_t j = 0; j < 13; ++j) want += m.value()(i, j);
+    EXPECT_NEAR(rows.value()(i), want, tol<T>() * 40) << i;
+  }
+  for (std::size_t j = 0; j < 13; ++j) {
+    T want = 0;
+    for (std::size_t i = 0; i < 5; ++i) want += m.value()(i, j);
+    EXPECT_NEAR(cols.value()(0, j), want, tol<T>() * 20) << j;
+  }
+  (rows * Tensor<T>(Array<T>{1, 2, 3, 4, 5})).sum().backward();
+  cols.sum().backward();
+  for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t j = 0; j < 13; ++j) EXPECT_EQ(m.grad()(i, j), T(i + 2)) << i << "," << j;
+  }
+}
+
+TYPED_TEST(FlatLoops, EmptyTensors) {
+  using T = TypeParam;
+  auto a = Tensor<T>::zeros({0, 3}).requires_grad_();
+  auto b = Tensor<T>::zeros({0, 3}).requires_grad_();
+  auto out = (a + b) * (a - b) / b + exp(a) + log(a) + sigmoid(a) + tanh(a) + relu(a) - a * T(2);
+  EXPECT_EQ(out.shape(), (Shape{0, 3}));
+  EXPECT_EQ(out.sum().item(), T(0));
+  out.sum().backward();
+  EXPECT_EQ(a.grad().shape(), (typename Array<T>::shape_type{0, 3}));
+  EXPECT_EQ(b.grad().shape(), (typename Array<T>::shape_type{0, 3}));
+}
+
+}  // namespace
+}  // namespace xgrad

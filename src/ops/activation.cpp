@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common.hpp"
+#include "simd.hpp"
 
 namespace xgrad {
 
@@ -32,43 +33,85 @@ Array<T> sum_keep(E&& e, std::size_t dim) {
 
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a, Location loc) {
-  // NOTE: 1 / (1 + e^-x) overflows e^-x for x << 0; taking e^-|x| keeps every exponent <= 0.
-  const auto& x = a.value();
-  const Array<T> e = xt::exp(-xt::abs(x));
-  Array<T> out = xt::where(x >= T(0), T(1) / (T(1) + e), e / (T(1) + e));
-  return record<T>({"sigmoid", loc}, std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    const auto& y = g.out();
-    g.to(0, grad * y * (T(1) - y));  // sigmoid: grad * result * (1 - result)
-  });
+  // NOTE: 1 / (1 + e^-x) overflows e^-x for x << 0; ops::simd::sigmoid takes e^-|x| so that
+  // every exponent is <= 0.
+  const auto sigmoid_f = [](const auto& x) { return ops::simd::sigmoid(x); };
+  return record<T>({"sigmoid", loc}, ops::simd::map(a.value(), sigmoid_f), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
+                     // sigmoid: grad * result * (1 - result)
+                     const auto& y = g.out();
+                     if (ops::simd::same_shape(grad, y)) {
+                       g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
+                              return d * r * (T(1) - r);
+                            }));
+                     } else {
+                       g.to(0, grad * y * (T(1) - y));
+                     }
+                   });
 }
 
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a, Location loc) {
-  return record<T>({"tanh", loc}, xt::tanh(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    const auto& y = g.out();
-    g.to(0, grad * (T(1) - y * y));  // tanh: grad * (1 - result^2)
-  });
+  const auto tanh_f = [](const auto& x) { return xsimd::tanh(x); };
+  return record<T>(
+      {"tanh", loc}, ops::simd::map(a.value(), tanh_f), {a}, [](const Array<T>& grad, Grads<T>& g) {
+        if (!g.needs(0)) return;
+        // tanh: grad * (1 - result^2)
+        const auto& y = g.out();
+        if (ops::simd::same_shape(grad, y)) {
+          g.to(0, ops::simd::map(grad, y,
+                                 [](const auto& d, const auto& r) { return d * (T(1) - r * r); }));
+        } else {
+          g.to(0, grad * (T(1) - y * y));
+        }
+      });
 }
 
 template <class T>
 Tensor<T> relu(const Tensor<T>& a, Location loc) {
-  const auto& x = a.value();
   // x <= 0 rather than x > 0 selects the zeros, so that NaN passes through as in PyTorch.
-  return record<T>({"relu", loc}, xt::where(x <= T(0), T(0), x), {a},
+  const auto relu_f = [](const auto& x) {
+    using B = std::decay_t<decltype(x)>;
+    return xsimd::select(x <= B(T(0)), B(T(0)), x);
+  };
+  return record<T>({"relu", loc}, ops::simd::map(a.value(), relu_f), {a},
                    [](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
                      // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0,
                      // as PyTorch does, so a unit that is exactly 0 stays dead.
-                     g.to(0, xt::where(g.out() > T(0), grad, T(0)));
+                     const auto& y = g.out();
+                     if (ops::simd::same_shape(grad, y)) {
+                       g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
+                              using B = std::decay_t<decltype(r)>;
+                              return xsimd::select(r > B(T(0)), d, B(T(0)));
+                            }));
+                     } else {
+                       g.to(0, xt::where(y > T(0), grad, T(0)));
+                     }
                    });
 }
 
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc) {
-  const auto& x = a.value();
-  return record<T>({"leaky_relu", loc}, xt::where(x > T(0), x, negative_slope * x), {a},
+  const auto leaky_f = [negative_slope](const auto& x) {
+    using B = std::decay_t<decltype(x)>;
+    return xsimd::select(x > B(T(0)), x, x * negative_slope);
+  };
+  return record<T>({"leaky_relu", loc}, ops::simd::map(a.value(), leaky_f), {a},
                    [negative_slope](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
                      // leaky_relu: grad where self > 0, else grad * negative_slope
-                     g.to(0, xt::where(g.in(0) > T(0), grad, negative_slope * grad));
+                     const auto& x = g.in(0);
+                     if (ops::simd::same_shape(grad, x)) {
+                       g.to(0,
+                            ops::simd::map(grad, x, [negative_slope](const auto& d, const auto& v) {
+                              using B = std::decay_t<decltype(v)>;
+                              return xsimd::select(v > B(T(0)), d, d * negative_slope);
+                            }));
+                     } else {
+                       g.to(0, xt::where(x > T(0), grad, negative_slope * grad));
+                     }
                    });
 }
 

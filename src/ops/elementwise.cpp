@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common.hpp"
+#include "simd.hpp"
 
 namespace xgrad {
 
@@ -26,6 +27,20 @@ Array<T> masked(const Array<T>& grad, E&& local) {
   return xt::where(xt::equal(grad, T(0)), T(0), grad * std::forward<E>(local));
 }
 
+// The elementwise forms, written once for xsimd batches.
+constexpr auto plus_f = [](const auto& x, const auto& y) { return x + y; };
+constexpr auto minus_f = [](const auto& x, const auto& y) { return x - y; };
+constexpr auto times_f = [](const auto& x, const auto& y) { return x * y; };
+constexpr auto over_f = [](const auto& x, const auto& y) { return x / y; };
+constexpr auto neg_f = [](const auto& x) { return -x; };
+
+// a (op) b: a flat loop when the shapes agree, xtensor's broadcasting otherwise.
+template <class T, class F, class E>
+Array<T> binary(const Array<T>& a, const Array<T>& b, F flat, E&& broadcast) {
+  if (ops::simd::same_shape(a, b)) return ops::simd::map(a, b, flat);
+  return Array<T>(std::forward<E>(broadcast));
+}
+
 template <class T>
 void check_finite_scalar(const char* op, const char* what, T value) {
   if (std::isnan(value)) {
@@ -38,7 +53,9 @@ void check_finite_scalar(const char* op, const char* what, T value) {
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("add", a, b);
-  return record<T>({"add", loc}, a.value() + b.value(), {a, b},
+  const auto& x = a.value();
+  const auto& y = b.value();
+  return record<T>({"add", loc}, binary<T>(x, y, plus_f, x + y), {a, b},
                    [](const Array<T>& grad, Grads<T>& g) {
                      g.to(0, grad);  // add: grad
                      g.to(1, grad);  // add: grad
@@ -48,60 +65,101 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("sub", a, b);
-  return record<T>({"sub", loc}, a.value() - b.value(), {a, b},
+  const auto& x = a.value();
+  const auto& y = b.value();
+  return record<T>({"sub", loc}, binary<T>(x, y, minus_f, x - y), {a, b},
                    [](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, grad);   // sub: grad
-                     g.to(1, -grad);  // sub: -grad
+                     g.to(0, grad);                                         // sub: grad
+                     if (g.needs(1)) g.to(1, ops::simd::map(grad, neg_f));  // sub: -grad
                    });
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("mul", a, b);
-  return record<T>({"mul", loc}, a.value() * b.value(), {a, b},
+  const auto& x = a.value();
+  const auto& y = b.value();
+  return record<T>({"mul", loc}, binary<T>(x, y, times_f, x * y), {a, b},
                    [](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) g.to(0, grad * g.in(1));  // mul: grad * other
-                     if (g.needs(1)) g.to(1, grad * g.in(0));  // mul: grad * self
+                     if (g.needs(0)) {
+                       const auto& other = g.in(1);
+                       g.to(0, binary<T>(grad, other, times_f, grad * other));  // mul: grad * other
+                     }
+                     if (g.needs(1)) {
+                       const auto& self = g.in(0);
+                       g.to(1, binary<T>(grad, self, times_f, grad * self));  // mul: grad * self
+                     }
                    });
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("div", a, b);
-  return record<T>({"div", loc}, a.value() / b.value(), {a, b},
+  const auto& x = a.value();
+  const auto& y = b.value();
+  return record<T>({"div", loc}, binary<T>(x, y, over_f, x / y), {a, b},
                    [](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) g.to(0, masked(grad, T(1) / g.in(1)));  // div: grad / other
-                     if (g.needs(1))
-                       g.to(1, masked(grad, -g.out() / g.in(1)));  // div: -grad * result / other
+                     const auto& other = g.in(1);
+                     const bool flat = ops::simd::same_shape(grad, other);
+                     if (g.needs(0)) {
+                       // div: grad / other
+                       if (flat) {
+                         g.to(0, ops::simd::map(grad, other, [](const auto& d, const auto& o) {
+                                return ops::simd::masked(d, d / o);
+                              }));
+                       } else {
+                         g.to(0, masked(grad, T(1) / other));
+                       }
+                     }
+                     if (g.needs(1)) {
+                       // div: -grad * result / other
+                       const auto& result = g.out();
+                       if (flat) {
+                         g.to(1, ops::simd::map(grad, result, other,
+                                                [](const auto& d, const auto& r, const auto& o) {
+                                                  return ops::simd::masked(d, d * -(r / o));
+                                                }));
+                       } else {
+                         g.to(1, masked(grad, -result / other));
+                       }
+                     }
                    });
 }
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, Scalar<T> s, Location loc) {
-  return record<T>({"add", loc}, a.value() + s, {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad);  // add: grad
-  });
+  const auto shift = [s](const auto& x) { return x + s; };
+  return record<T>({"add", loc}, ops::simd::map(a.value(), shift), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     g.to(0, grad);  // add: grad
+                   });
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, Scalar<T> s, Location loc) {
-  return record<T>({"mul", loc}, a.value() * s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad * s);  // mul: grad * other
-  });
+  const auto scale = [s](const auto& x) { return x * s; };
+  return record<T>({"mul", loc}, ops::simd::map(a.value(), scale), {a},
+                   [scale](const Array<T>& grad, Grads<T>& g) {
+                     if (g.needs(0)) g.to(0, ops::simd::map(grad, scale));  // mul: grad * other
+                   });
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, Scalar<T> s, Location loc) {
-  return record<T>({"div", loc}, a.value() / s, {a}, [s](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad / s);  // div: grad / other
-  });
+  const auto shrink = [s](const auto& x) { return x / s; };
+  return record<T>({"div", loc}, ops::simd::map(a.value(), shrink), {a},
+                   [shrink](const Array<T>& grad, Grads<T>& g) {
+                     if (g.needs(0)) g.to(0, ops::simd::map(grad, shrink));  // div: grad / other
+                   });
 }
 
 template <class T>
 Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a, Location loc) {
-  return record<T>({"rsub", loc}, s - a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, -grad);  // rsub: -grad
-  });
+  const auto from = [s](const auto& x) { return s - x; };
+  return record<T>({"rsub", loc}, ops::simd::map(a.value(), from), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (g.needs(0)) g.to(0, ops::simd::map(grad, neg_f));  // rsub: -grad
+                   });
 }
 
 template <class T>
@@ -113,9 +171,10 @@ Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a, Location loc) {
 
 template <class T>
 Tensor<T> neg(const Tensor<T>& a, Location loc) {
-  return record<T>({"neg", loc}, -a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, -grad);  // neg: -grad
-  });
+  return record<T>({"neg", loc}, ops::simd::map(a.value(), neg_f), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (g.needs(0)) g.to(0, ops::simd::map(grad, neg_f));  // neg: -grad
+                   });
 }
 
 template <class T>
@@ -123,7 +182,7 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
   check_finite_scalar("pow", "the exponent", p);
   // Common exponents exactly: a vectorised pow is accurate to an ulp or so, a product is exact.
   const auto& x = a.value();
-  Array<T> out = p == T(2)     ? Array<T>(x * x)
+  Array<T> out = p == T(2)     ? ops::simd::map(x, [](const auto& v) { return v * v; })
                  : p == T(1)   ? Array<T>(x)
                  : p == T(0.5) ? Array<T>(xt::sqrt(x))
                  : p == T(-1)  ? Array<T>(T(1) / x)
@@ -135,7 +194,8 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
     } else {
       const auto& base = g.in(0);
       if (p == T(2)) {
-        g.to(0, grad * (T(2) * base));
+        const auto twice = [](const auto& d, const auto& b) { return d * (T(2) * b); };
+        g.to(0, binary<T>(grad, base, twice, grad * (T(2) * base)));
       } else if (p == T(1)) {
         g.to(0, grad);
       } else {
@@ -168,23 +228,49 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> exp(const Tensor<T>& a, Location loc) {
-  return record<T>({"exp", loc}, xt::exp(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad * g.out());  // exp: grad * result
-  });
+  const auto exp_f = [](const auto& x) { return xsimd::exp(x); };
+  return record<T>(
+      {"exp", loc}, ops::simd::map(a.value(), exp_f), {a}, [](const Array<T>& grad, Grads<T>& g) {
+        if (!g.needs(0)) return;
+        const auto& result = g.out();
+        g.to(0, binary<T>(grad, result, times_f, grad * result));  // exp: grad * result
+      });
 }
 
 template <class T>
 Tensor<T> log(const Tensor<T>& a, Location loc) {
-  return record<T>({"log", loc}, xt::log(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, masked(grad, T(1) / g.in(0)));  // log: grad / self
-  });
+  const auto log_f = [](const auto& x) { return xsimd::log(x); };
+  return record<T>({"log", loc}, ops::simd::map(a.value(), log_f), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
+                     // log: grad / self
+                     const auto& self = g.in(0);
+                     if (ops::simd::same_shape(grad, self)) {
+                       g.to(0, ops::simd::map(grad, self, [](const auto& d, const auto& x) {
+                              return ops::simd::masked(d, d / x);
+                            }));
+                     } else {
+                       g.to(0, masked(grad, T(1) / self));
+                     }
+                   });
 }
 
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a, Location loc) {
-  return record<T>({"sqrt", loc}, xt::sqrt(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, masked(grad, T(0.5) / g.out()));  // sqrt: grad / (2 * result)
-  });
+  const auto sqrt_f = [](const auto& x) { return xsimd::sqrt(x); };
+  return record<T>({"sqrt", loc}, ops::simd::map(a.value(), sqrt_f), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
+                     // sqrt: grad / (2 * result)
+                     const auto& result = g.out();
+                     if (ops::simd::same_shape(grad, result)) {
+                       g.to(0, ops::simd::map(grad, result, [](const auto& d, const auto& r) {
+                              return ops::simd::masked(d, d * (T(0.5) / r));
+                            }));
+                     } else {
+                       g.to(0, masked(grad, T(0.5) / result));
+                     }
+                   });
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common.hpp"
+#include "simd.hpp"
 
 namespace xgrad {
 
@@ -28,21 +29,80 @@ Plan plan(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool
   return p;
 }
 
+// The reduced dims seen as one block of the row-major buffer [outer, count, inner]: when they
+// are the trailing dims (inner == 1: each output element sums a contiguous run) or the leading
+// ones (outer == 1: the output row is the sum of `count` contiguous rows). A full reduction is
+// both, taken as one run. Other dim sets have no such block (ok == false).
+struct Block {
+  bool ok = false;
+  std::size_t outer = 1;
+  std::size_t inner = 1;
+};
+
+inline Block block_of(const Plan& p) {
+  const std::size_t r = p.in.size();
+  const std::size_t k = p.dims.size();
+  bool trailing = true;
+  bool leading = true;
+  for (std::size_t i = 0; i < k; ++i) {
+    trailing = trailing && p.dims[i] == r - k + i;
+    leading = leading && p.dims[i] == i;
+  }
+  std::size_t rest = 1;  // product of the kept extents (not size / count: count may be 0)
+  for (std::size_t i = 0; i < r; ++i) {
+    if (std::find(p.dims.begin(), p.dims.end(), i) == p.dims.end()) rest *= p.in[i];
+  }
+  if (trailing || rest == 1) return {true, rest, 1};
+  if (leading) return {true, 1, rest};
+  return {};
+}
+
 // NOTE: xtensor's reducers do pointer arithmetic on the null data of an empty array (undefined
 // behaviour), so empty inputs are handled here before they reach it.
-template <class T, class E>
-Array<T> reduce_sum(E&& e, const Plan& p) {
-  if (e.size() == 0) return Array<T>(p.out, T(0));
-  Array<T> r = xt::sum(std::forward<E>(e), p.dims);
-  r.reshape(p.out);
+template <class T>
+Array<T> reduce_sum(const Array<T>& x, const Plan& p) {
+  if (x.size() == 0) return Array<T>(p.out, T(0));
+  const Block b = block_of(p);
+  if (!b.ok) {
+    Array<T> r = xt::sum(x, p.dims);
+    r.reshape(p.out);
+    return r;
+  }
+  Array<T> r = Array<T>::from_shape(p.out);
+  T* out = r.data();
+  if (b.inner == 1) {
+    for (std::size_t i = 0; i < b.outer; ++i)
+      out[i] = ops::simd::sum(x.data() + i * p.count, p.count);
+  } else {
+    const T* row = x.data();
+    std::copy(row, row + b.inner, out);
+    for (std::size_t k = 1; k < p.count; ++k) {
+      row += b.inner;
+      ops::simd::map(out, row, out, b.inner, [](const auto& s, const auto& v) { return s + v; });
+    }
+  }
   return r;
 }
 
-// Gradient of an output of shape `keep` spread back over the input shape.
+// Gradient of an output of shape `keep` spread back over the input shape, times `scale`.
 template <class T>
-Array<T> spread(const Array<T>& grad, const Plan& p) {
+Array<T> spread(const Array<T>& grad, const Plan& p, T scale) {
   if (grad.size() == 0 || p.count == 0) return Array<T>(p.in, T(0));
-  return xt::broadcast(xt::reshape_view(grad, p.keep), p.in);
+  const Block b = block_of(p);
+  if (!b.ok) return xt::broadcast(xt::reshape_view(grad, p.keep), p.in) * scale;
+  Array<T> r = Array<T>::from_shape(p.in);
+  T* out = r.data();
+  const T* g = grad.data();
+  if (b.inner == 1) {
+    for (std::size_t i = 0; i < b.outer; ++i) {
+      std::fill(out + i * p.count, out + (i + 1) * p.count, g[i] * scale);
+    }
+  } else {
+    for (std::size_t k = 0; k < p.count; ++k) {
+      ops::simd::map(g, out + k * b.inner, b.inner, [scale](const auto& v) { return v * scale; });
+    }
+  }
+  return r;
 }
 
 template <class T>
@@ -103,7 +163,7 @@ Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Lo
   Plan p = plan("sum", a, dims, keepdim);
   return record<T>({"sum", loc}, reduce_sum<T>(a.value(), p), {a},
                    [p](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, spread(grad, p));  // sum: grad expanded to self's shape
+                     g.to(0, spread(grad, p, T(1)));  // sum: grad expanded to self's shape
                    });
 }
 
@@ -115,7 +175,7 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, L
   Array<T> out = reduce_sum<T>(a.value(), p) * scale;
   return record<T>(
       {"mean", loc}, std::move(out), {a}, [p, scale](const Array<T>& grad, Grads<T>& g) {
-        g.to(0, spread(grad, p) * scale);  // mean: grad expanded to self's shape / count
+        g.to(0, spread(grad, p, scale));  // mean: grad expanded to self's shape / count
       });
 }
 

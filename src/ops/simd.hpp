@@ -1,0 +1,145 @@
+#pragma once
+// Flat vectorised loops for the elementwise ops and sum. Every value and gradient is a dense
+// row-major Array, so when the operands have the same shape an op is a walk over contiguous
+// buffers; going through xtensor's expression machinery there costs up to several times the
+// memory traffic (its reducers especially). Operands of differing shapes keep the broadcasting
+// xtensor path.
+
+#include <algorithm>
+#include <cstddef>
+
+#include <xgrad/xt.hpp>
+#include <xsimd/xsimd.hpp>
+
+namespace xgrad::ops::simd {
+
+template <class T>
+using Batch = xsimd::batch<T>;
+
+template <class A, class B>
+bool same_shape(const A& a, const B& b) {
+  const auto& sa = a.shape();
+  const auto& sb = b.shape();
+  return std::equal(sa.begin(), sa.end(), sb.begin(), sb.end());
+}
+
+// y[i] = f(x[i]) with f written on batches. The tail goes through the same f on a zero-padded
+// batch, so the last elements see exactly the arithmetic of the others (NaN and inf included).
+template <class T, class F>
+void map(const T* x, T* y, std::size_t n, F f) {
+  constexpr std::size_t L = Batch<T>::size;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) f(Batch<T>::load_unaligned(x + i)).store_unaligned(y + i);
+  if (i < n) {
+    T xb[L] = {};
+    T yb[L];
+    std::copy(x + i, x + n, xb);
+    f(Batch<T>::load_unaligned(xb)).store_unaligned(yb);
+    std::copy(yb, yb + (n - i), y + i);
+  }
+}
+
+// y[i] = f(x[i], z[i]).
+template <class T, class F>
+void map(const T* x, const T* z, T* y, std::size_t n, F f) {
+  constexpr std::size_t L = Batch<T>::size;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) {
+    f(Batch<T>::load_unaligned(x + i), Batch<T>::load_unaligned(z + i)).store_unaligned(y + i);
+  }
+  if (i < n) {
+    T xb[L] = {};
+    T zb[L] = {};
+    T yb[L];
+    std::copy(x + i, x + n, xb);
+    std::copy(z + i, z + n, zb);
+    f(Batch<T>::load_unaligned(xb), Batch<T>::load_unaligned(zb)).store_unaligned(yb);
+    std::copy(yb, yb + (n - i), y + i);
+  }
+}
+
+// y[i] = f(x[i], z[i], w[i]).
+template <class T, class F>
+void map(const T* x, const T* z, const T* w, T* y, std::size_t n, F f) {
+  constexpr std::size_t L = Batch<T>::size;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) {
+    f(Batch<T>::load_unaligned(x + i), Batch<T>::load_unaligned(z + i),
+      Batch<T>::load_unaligned(w + i))
+        .store_unaligned(y + i);
+  }
+  if (i < n) {
+    T xb[L] = {};
+    T zb[L] = {};
+    T wb[L] = {};
+    T yb[L];
+    std::copy(x + i, x + n, xb);
+    std::copy(z + i, z + n, zb);
+    std::copy(w + i, w + n, wb);
+    f(Batch<T>::load_unaligned(xb), Batch<T>::load_unaligned(zb), Batch<T>::load_unaligned(wb))
+        .store_unaligned(yb);
+    std::copy(yb, yb + (n - i), y + i);
+  }
+}
+
+/// f applied to every element of x, in a new array of x's shape.
+template <class T, class F>
+Array<T> map(const Array<T>& x, F f) {
+  Array<T> y = Array<T>::from_shape(x.shape());
+  map(x.data(), y.data(), x.size(), f);
+  return y;
+}
+
+/// f applied to the elements of x and z pairwise; x and z have the same shape.
+template <class T, class F>
+Array<T> map(const Array<T>& x, const Array<T>& z, F f) {
+  Array<T> y = Array<T>::from_shape(x.shape());
+  map(x.data(), z.data(), y.data(), x.size(), f);
+  return y;
+}
+
+/// f applied to the elements of x, z and w together; all three have the same shape.
+template <class T, class F>
+Array<T> map(const Array<T>& x, const Array<T>& z, const Array<T>& w, F f) {
+  Array<T> y = Array<T>::from_shape(x.shape());
+  map(x.data(), z.data(), w.data(), y.data(), x.size(), f);
+  return y;
+}
+
+/// Sum of n elements. Four independent accumulators hide the latency of the vector add (a
+/// single one serialises every addition behind the previous); they also shorten the chains of
+/// rounding.
+template <class T>
+T sum(const T* x, std::size_t n) {
+  constexpr std::size_t L = Batch<T>::size;
+  Batch<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+  std::size_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    a0 += Batch<T>::load_unaligned(x + i);
+    a1 += Batch<T>::load_unaligned(x + i + L);
+    a2 += Batch<T>::load_unaligned(x + i + 2 * L);
+    a3 += Batch<T>::load_unaligned(x + i + 3 * L);
+  }
+  for (; i + L <= n; i += L) a0 += Batch<T>::load_unaligned(x + i);
+  T total = xsimd::hadd((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) total += x[i];
+  return total;
+}
+
+/// exp(x) for x <= 0 without overflow, then the logistic function in its stable form:
+/// 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below. NaN falls through to the second branch
+/// and stays NaN.
+template <class T>
+Batch<T> sigmoid(const Batch<T>& x) {
+  const Batch<T> e = xsimd::exp(-xsimd::abs(x));
+  const Batch<T> r = Batch<T>(T(1)) / (Batch<T>(T(1)) + e);
+  return xsimd::select(x >= Batch<T>(T(0)), r, e * r);
+}
+
+/// grad * local, except an exact 0 where grad is exactly 0 (see masked() in elementwise.cpp).
+template <class T>
+Batch<T> masked(const Batch<T>& grad, const Batch<T>& product) {
+  return xsimd::select(grad == Batch<T>(T(0)), Batch<T>(T(0)), product);
+}
+
+}  // namespace xgrad::ops::simd
