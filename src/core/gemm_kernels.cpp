@@ -1,0 +1,301 @@
+// AVX-512 kernels for skinny single-precision products: C[M,N] with min(M, N) <= 16.
+//
+// Why they exist: an MLP with a narrow layer (4096 -> 8) multiplies [209,4096] by [4096,8] in the
+// forward pass and [8,209] by [209,4096] for the weight gradient. OpenBLAS 0.3.21 runs its AVX2
+// "Haswell" kernels on AVX-512 machines and blocks for square-ish operands; on these shapes it
+// reaches a fraction of one core's peak, and its threading (they are above its threshold) makes
+// them slower still. Here the whole narrow side of C stays in registers while the long operand
+// is streamed once, at full AVX-512 width.
+//
+// Every product has one of two forms, by which operand is contiguous along which extent:
+//   - dot:  C(r, f) = x_r . w_f, both contiguous along K; a tile holds R long-side rows against
+//           F narrow-side rows, vectorised along K and reduced horizontally at the end;
+//   - axpy: C(f, cols) = sum_p coef(p, f) * row_p(cols), the rows contiguous along the long side
+//           of C; a tile holds F narrow-side rows of V vectors, broadcasting one coefficient per
+//           row and step of K.
+// A narrow operand contiguous along neither form's extent is packed first (N*K or M*K floats).
+// Only the dispatcher, compiled without AVX-512, touches standard containers: templates
+// instantiated inside a target("avx512f") function could otherwise be merged with the portable
+// copies of the same instantiation.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#define XGRAD_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
+
+namespace xgrad::blas::detail {
+
+namespace {
+
+using std::size_t;
+
+constexpr size_t kLanes = 16;
+constexpr int kMaxFew = 8;  // narrow-side rows per tile; wider products take several tiles
+
+// Tiles sized so that accumulators, operands and one broadcast fit the 32 zmm registers:
+// count * (few + 1) + 1 <= 32.
+constexpr int tile_count(int few) {
+  return std::min(8, 31 / (few + 1));
+}
+
+// Where C(long index, narrow index) lives, and how it is updated.
+struct Out {
+  float* c;
+  size_t s_long;  // C stride between consecutive long-side indices
+  size_t s_few;   // C stride between consecutive narrow-side indices
+  float alpha;
+  float beta;
+};
+
+XGRAD_AVX512 inline void update(const Out& o, size_t r, size_t f, float v) {
+  float* p = o.c + r * o.s_long + f * o.s_few;
+  // beta = 0 must not read C: it may hold garbage, NaN included.
+  *p = o.beta == 0.f ? o.alpha * v : o.alpha * v + o.beta * *p;
+}
+
+XGRAD_AVX512 inline __mmask16 low_mask(size_t n) {
+  return static_cast<__mmask16>(n >= kLanes ? 0xFFFFu : (1u << n) - 1u);
+}
+
+// _mm512_reduce_add_ps and the plain shuffles and casts would do, but GCC 12 warns that the
+// _mm512_undefined_* they pass is uninitialised; the zero-masked forms pass zeros instead.
+XGRAD_AVX512 inline float hsum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(0xFFFF, v, v, 0x4E));  // 128-bit lanes 2,3,0,1
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(0xFFFF, v, v, 0xB1));  // 1,0,3,2
+  __m128 q = _mm512_maskz_extractf32x4_ps(0xF, v, 0);
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
+// R long-side rows x (starting at x, stride ldx) against F narrow-side rows w, over K.
+template <int R, int F>
+XGRAD_AVX512 void dot_tile(const float* x, size_t ldx, const float* w, size_t ldw, size_t k,
+                           const Out& o, size_t r0, size_t f0) {
+  __m512 acc[R][F];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) acc[r][f] = _mm512_setzero_ps();
+  }
+  size_t p = 0;
+  for (; p + kLanes <= k; p += kLanes) {
+    __m512 xv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) xv[r] = _mm512_loadu_ps(x + r * ldx + p);
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) {
+      const __m512 wv = _mm512_loadu_ps(w + f * ldw + p);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r][f] = _mm512_fmadd_ps(xv[r], wv, acc[r][f]);
+    }
+  }
+  if (p < k) {
+    // Masked-off lanes are neither read (no fault past the end) nor summed.
+    const __mmask16 m = low_mask(k - p);
+    __m512 xv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) xv[r] = _mm512_maskz_loadu_ps(m, x + r * ldx + p);
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) {
+      const __m512 wv = _mm512_maskz_loadu_ps(m, w + f * ldw + p);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r][f] = _mm512_fmadd_ps(xv[r], wv, acc[r][f]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) update(o, r0 + r, f0 + f, hsum(acc[r][f]));
+  }
+}
+
+// C(r, f0 + f) for every long-side row r and the F narrow-side rows starting at w.
+template <int F>
+XGRAD_AVX512 void dot_panel(const float* x, size_t ldx, size_t rows, const float* w, size_t ldw,
+                            size_t k, const Out& o, size_t f0) {
+  constexpr int R = tile_count(F);
+  size_t r = 0;
+  for (; r + R <= rows; r += R) dot_tile<R, F>(x + r * ldx, ldx, w, ldw, k, o, r, f0);
+  for (; r < rows; ++r) dot_tile<1, F>(x + r * ldx, ldx, w, ldw, k, o, r, f0);
+}
+
+// F narrow-side rows of C over V vectors of long-side columns from col0; the last vector is
+// masked to `last` lanes. coef(p, f) = coef[p * csp + f * csf], row_p = rows + p * ldr.
+template <int F, int V>
+XGRAD_AVX512 void axpy_tile(const float* rows, size_t ldr, const float* coef, size_t csp,
+                            size_t csf, size_t k, size_t col0, __mmask16 last, const Out& o,
+                            size_t f0) {
+  __m512 acc[F][V];
+#pragma GCC unroll 8
+  for (int f = 0; f < F; ++f) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[f][v] = _mm512_setzero_ps();
+  }
+  const float* row = rows + col0;
+  const float* cp = coef;
+  for (size_t p = 0; p < k; ++p, row += ldr, cp += csp) {
+    __m512 xv[V];
+#pragma GCC unroll 8
+    for (int v = 0; v + 1 < V; ++v) xv[v] = _mm512_loadu_ps(row + v * kLanes);
+    xv[V - 1] = _mm512_maskz_loadu_ps(last, row + (V - 1) * kLanes);
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) {
+      const __m512 cv = _mm512_set1_ps(cp[f * csf]);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[f][v] = _mm512_fmadd_ps(cv, xv[v], acc[f][v]);
+    }
+  }
+  if (o.s_long == 1) {
+    const __m512 alpha = _mm512_set1_ps(o.alpha);
+    const __m512 beta = _mm512_set1_ps(o.beta);
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) {
+      float* crow = o.c + (f0 + f) * o.s_few + col0;
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        const __mmask16 m = v + 1 < V ? __mmask16(0xFFFF) : last;
+        float* dst = crow + v * kLanes;
+        __m512 res = _mm512_mul_ps(alpha, acc[f][v]);
+        if (o.beta != 0.f) res = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, dst), res);
+        _mm512_mask_storeu_ps(dst, m, res);
+      }
+    }
+  } else {
+    // The long side runs down C's columns: write element by element.
+    alignas(64) float buf[F][V * kLanes];
+#pragma GCC unroll 8
+    for (int f = 0; f < F; ++f) {
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) _mm512_store_ps(&buf[f][v * kLanes], acc[f][v]);
+    }
+    const size_t width = (V - 1) * kLanes + static_cast<size_t>(__builtin_popcount(last));
+    for (size_t j = 0; j < width; ++j) {
+      for (int f = 0; f < F; ++f) update(o, col0 + j, f0 + f, buf[f][j]);
+    }
+  }
+}
+
+// The F narrow-side rows of C starting at f0, over all `cols` long-side columns.
+template <int F>
+XGRAD_AVX512 void axpy_panel(const float* rows, size_t ldr, size_t cols, const float* coef,
+                             size_t csp, size_t csf, size_t k, const Out& o, size_t f0) {
+  constexpr int V = tile_count(F);
+  constexpr size_t block = V * kLanes;
+  size_t c = 0;
+  for (; c + block <= cols; c += block) {
+    axpy_tile<F, V>(rows, ldr, coef, csp, csf, k, c, 0xFFFF, o, f0);
+  }
+  for (; c < cols; c += kLanes) {
+    axpy_tile<F, 1>(rows, ldr, coef, csp, csf, k, c, low_mask(cols - c), o, f0);
+  }
+}
+
+// The narrow side split into tiles of at most kMaxFew rows; F is a template argument so that
+// the accumulators are registers.
+template <class Panel>
+XGRAD_AVX512 void for_each_tile(size_t few, Panel panel) {
+  for (size_t f0 = 0; f0 < few; f0 += kMaxFew) {
+    switch (std::min<size_t>(kMaxFew, few - f0)) {
+      case 1:
+        panel.template operator()<1>(f0);
+        break;
+      case 2:
+        panel.template operator()<2>(f0);
+        break;
+      case 3:
+        panel.template operator()<3>(f0);
+        break;
+      case 4:
+        panel.template operator()<4>(f0);
+        break;
+      case 5:
+        panel.template operator()<5>(f0);
+        break;
+      case 6:
+        panel.template operator()<6>(f0);
+        break;
+      case 7:
+        panel.template operator()<7>(f0);
+        break;
+      default:
+        panel.template operator()<8>(f0);
+        break;
+    }
+  }
+}
+
+// C(r, f) = x_r . w_f for r < rows (stride ldx), f < few (stride ldw).
+XGRAD_AVX512 void dot_product(const float* x, size_t ldx, size_t rows, const float* w, size_t ldw,
+                              size_t few, size_t k, const Out& o) {
+  for_each_tile(few,
+                [&]<int F>(size_t f0) { dot_panel<F>(x, ldx, rows, w + f0 * ldw, ldw, k, o, f0); });
+}
+
+// C(f, j) = sum_p coef(p, f) row_p[j] for f < few, j < cols.
+XGRAD_AVX512 void axpy_product(const float* rows, size_t ldr, size_t cols, const float* coef,
+                               size_t csp, size_t csf, size_t few, size_t k, const Out& o) {
+  for_each_tile(few, [&]<int F>(size_t f0) {
+    axpy_panel<F>(rows, ldr, cols, coef + f0 * csf, csp, csf, k, o, f0);
+  });
+}
+
+// Copies the narrow operand's `few` vectors of length k, element (f, p) at src[f * sf + p * sp],
+// into contiguous rows.
+std::vector<float> pack(const float* src, size_t sf, size_t sp, size_t few, size_t k) {
+  std::vector<float> out(few * k);
+  for (size_t p = 0; p < k; ++p) {
+    for (size_t f = 0; f < few; ++f) out[f * k + p] = src[f * sf + p * sp];
+  }
+  return out;
+}
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  return yes;
+}
+
+}  // namespace
+
+bool skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
+                 size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
+  constexpr size_t kMaxNarrow = 16;
+  const size_t few = std::min(m, n);
+  const size_t many = std::max(m, n);
+  // Below these the products are too small for the tile set-up to pay, and alpha = 0 (C scaled
+  // by beta, A and B not read) is BLAS's to handle.
+  if (few == 0 || few > kMaxNarrow || many < kLanes || k < kLanes || alpha == 0.f) return false;
+  if (!has_avx512()) return false;
+
+  // op(A)[i,p] = ta ? a[p*lda + i] : a[i*lda + p]; op(B)[p,j] = tb ? b[j*ldb + p] : b[p*ldb + j].
+  if (n <= m) {
+    // Narrow N: C(i, j) with the long index i, C(i, j) = c[i*ldc + j].
+    const Out o{c, ldc, 1, alpha, beta};
+    if (!ta && tb) {
+      dot_product(a, lda, m, b, ldb, n, k, o);
+    } else if (!ta && !tb) {
+      const std::vector<float> bt = pack(b, 1, ldb, n, k);
+      dot_product(a, lda, m, bt.data(), k, n, k, o);
+    } else {
+      // Rows of A (contiguous along i) weighted by B's entries for each column j of C.
+      axpy_product(a, lda, m, b, tb ? 1 : ldb, tb ? ldb : 1, n, k, o);
+    }
+  } else {
+    // Narrow M: C(j, i) with the long index j, C(i, j) = c[i*ldc + j].
+    const Out o{c, 1, ldc, alpha, beta};
+    if (!tb) {
+      axpy_product(b, ldb, n, a, ta ? lda : 1, ta ? 1 : lda, m, k, o);
+    } else if (!ta) {
+      dot_product(b, ldb, n, a, lda, m, k, o);
+    } else {
+      const std::vector<float> at = pack(a, 1, lda, m, k);
+      dot_product(b, ldb, n, at.data(), k, m, k, o);
+    }
+  }
+  return true;
+}
+
+}  // namespace xgrad::blas::detail
