@@ -7,21 +7,22 @@
 // them slower still. Here the whole narrow side of C stays in registers while the long operand
 // is streamed once, at full AVX-512 width.
 //
-// Every product has one of two forms, by which operand is contiguous along which extent:
-//   - dot:  C(r, f) = x_r . w_f, both contiguous along K; a tile holds R long-side rows against
-//           F narrow-side rows, vectorised along K and reduced horizontally at the end;
-//   - axpy: C(f, cols) = sum_p coef(p, f) * row_p(cols), the rows contiguous along the long side
-//           of C; a tile holds F narrow-side rows of V vectors, broadcasting one coefficient per
-//           row and step of K.
-// A narrow operand contiguous along neither form's extent is packed first (N*K or M*K floats).
-// Only the dispatcher, compiled without AVX-512, touches standard containers: templates
-// instantiated inside a target("avx512f") function could otherwise be merged with the portable
-// copies of the same instantiation.
+// Every product has one of two forms, by which way the long operand is contiguous:
+//   - dot:  C(r, f) = x_r . w_f with x's rows contiguous along K; w, the narrow operand, is first
+//           packed (few * K floats); a tile holds R rows of x against F rows of w, vectorised
+//           along K and reduced horizontally at the end;
+//   - axpy: C(f, cols) = sum_p coef(p, f) * row_p(cols) with the rows contiguous along the long
+//           side of C; a tile holds F narrow-side rows of V vectors, broadcasting one coefficient
+//           per row and step of K.
+// Only code compiled without AVX-512 touches standard containers: templates instantiated inside
+// a target("avx512f") function could otherwise be merged with the portable copies of the same
+// instantiation.
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #define XGRAD_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
@@ -71,37 +72,57 @@ XGRAD_AVX512 inline float hsum(__m512 v) {
   return _mm_cvtss_f32(q);
 }
 
-// R long-side rows x (starting at x, stride ldx) against F narrow-side rows w, over K.
+// The narrow operand of a dot product is packed, tile by tile of at most kMaxFew rows, as
+// [chunk of 16 along K][row f][16 lanes], zero-padded past K and 64-byte aligned: its loads are
+// then aligned and sequential, and only the long operand's may straddle cache lines.
+size_t packed_chunks(size_t k) {
+  return (k + kLanes - 1) / kLanes;
+}
+
+// Element (f, p) of the narrow operand is src[f * sf + p * sp].
+void pack_narrow(const float* src, size_t sf, size_t sp, size_t few, size_t k, float* out) {
+  const size_t chunks = packed_chunks(k);
+  for (size_t f0 = 0; f0 < few; f0 += kMaxFew) {
+    const size_t tile = std::min<size_t>(kMaxFew, few - f0);
+    float* dst = out + f0 * chunks * kLanes;
+    for (size_t c = 0; c < chunks; ++c) {
+      const size_t p0 = c * kLanes;
+      const size_t lanes = std::min(kLanes, k - p0);
+      for (size_t f = 0; f < tile; ++f, dst += kLanes) {
+        const float* s = src + (f0 + f) * sf + p0 * sp;
+        if (sp == 1) {
+          std::copy(s, s + lanes, dst);
+        } else {
+          for (size_t l = 0; l < lanes; ++l) dst[l] = s[l * sp];
+        }
+        std::fill(dst + lanes, dst + kLanes, 0.f);
+      }
+    }
+  }
+}
+
+// R long-side rows x (stride ldx) against a packed tile of F narrow-side rows, over K.
 template <int R, int F>
-XGRAD_AVX512 void dot_tile(const float* x, size_t ldx, const float* w, size_t ldw, size_t k,
-                           const Out& o, size_t r0, size_t f0) {
+XGRAD_AVX512 void dot_tile(const float* x, size_t ldx, const float* w, size_t k, const Out& o,
+                           size_t r0, size_t f0) {
   __m512 acc[R][F];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
     for (int f = 0; f < F; ++f) acc[r][f] = _mm512_setzero_ps();
   }
-  size_t p = 0;
-  for (; p + kLanes <= k; p += kLanes) {
-    __m512 xv[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) xv[r] = _mm512_loadu_ps(x + r * ldx + p);
-#pragma GCC unroll 8
-    for (int f = 0; f < F; ++f) {
-      const __m512 wv = _mm512_loadu_ps(w + f * ldw + p);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r][f] = _mm512_fmadd_ps(xv[r], wv, acc[r][f]);
-    }
-  }
-  if (p < k) {
-    // Masked-off lanes are neither read (no fault past the end) nor summed.
+  for (size_t p = 0; p < k; p += kLanes, w += F * kLanes) {
+    // The last chunk's lanes past K are not read (no fault past the end) and w is zero there.
     const __mmask16 m = low_mask(k - p);
     __m512 xv[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) xv[r] = _mm512_maskz_loadu_ps(m, x + r * ldx + p);
 #pragma GCC unroll 8
     for (int f = 0; f < F; ++f) {
-      const __m512 wv = _mm512_maskz_loadu_ps(m, w + f * ldw + p);
+      __m512 wv = _mm512_load_ps(w + f * kLanes);
+      // Keeps wv in a register: GCC would otherwise fold the load into each of the R FMAs, and
+      // the extra loads, not the FMAs, would set the pace.
+      __asm__("" : "+v"(wv));
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[r][f] = _mm512_fmadd_ps(xv[r], wv, acc[r][f]);
     }
@@ -113,14 +134,14 @@ XGRAD_AVX512 void dot_tile(const float* x, size_t ldx, const float* w, size_t ld
   }
 }
 
-// C(r, f0 + f) for every long-side row r and the F narrow-side rows starting at w.
+// C(r, f0 + f) for every long-side row r and the packed tile w of F narrow-side rows.
 template <int F>
-XGRAD_AVX512 void dot_panel(const float* x, size_t ldx, size_t rows, const float* w, size_t ldw,
-                            size_t k, const Out& o, size_t f0) {
+XGRAD_AVX512 void dot_panel(const float* x, size_t ldx, size_t rows, const float* w, size_t k,
+                            const Out& o, size_t f0) {
   constexpr int R = tile_count(F);
   size_t r = 0;
-  for (; r + R <= rows; r += R) dot_tile<R, F>(x + r * ldx, ldx, w, ldw, k, o, r, f0);
-  for (; r < rows; ++r) dot_tile<1, F>(x + r * ldx, ldx, w, ldw, k, o, r, f0);
+  for (; r + R <= rows; r += R) dot_tile<R, F>(x + r * ldx, ldx, w, k, o, r, f0);
+  for (; r < rows; ++r) dot_tile<1, F>(x + r * ldx, ldx, w, k, o, r, f0);
 }
 
 // F narrow-side rows of C over V vectors of long-side columns from col0; the last vector is
@@ -228,11 +249,22 @@ XGRAD_AVX512 void for_each_tile(size_t few, Panel panel) {
   }
 }
 
-// C(r, f) = x_r . w_f for r < rows (stride ldx), f < few (stride ldw).
-XGRAD_AVX512 void dot_product(const float* x, size_t ldx, size_t rows, const float* w, size_t ldw,
-                              size_t few, size_t k, const Out& o) {
-  for_each_tile(few,
-                [&]<int F>(size_t f0) { dot_panel<F>(x, ldx, rows, w + f0 * ldw, ldw, k, o, f0); });
+// C(r, f) = x_r . w_f for r < rows (stride ldx), f < few, w packed by pack_narrow.
+XGRAD_AVX512 void dot_product(const float* x, size_t ldx, size_t rows, const float* w, size_t few,
+                              size_t k, const Out& o) {
+  // K in blocks whose slice of w (32 KiB for 8 rows) stays in L1 across the row tiles; without
+  // them w comes from L2 for every tile, at two thirds of the speed. Later blocks add onto C.
+  constexpr size_t kBlock = 1024;
+  const size_t chunks = packed_chunks(k);
+  for (size_t p0 = 0; p0 < k; p0 += kBlock) {
+    const size_t kb = std::min(kBlock, k - p0);
+    Out ob = o;
+    if (p0 > 0) ob.beta = 1.f;
+    for_each_tile(few, [&]<int F>(size_t f0) {
+      const float* wt = w + f0 * chunks * kLanes + (p0 / kLanes) * F * kLanes;
+      dot_panel<F>(x + p0, ldx, rows, wt, kb, ob, f0);
+    });
+  }
 }
 
 // C(f, j) = sum_p coef(p, f) row_p[j] for f < few, j < cols.
@@ -243,14 +275,18 @@ XGRAD_AVX512 void axpy_product(const float* rows, size_t ldr, size_t cols, const
   });
 }
 
-// Copies the narrow operand's `few` vectors of length k, element (f, p) at src[f * sf + p * sp],
-// into contiguous rows.
-std::vector<float> pack(const float* src, size_t sf, size_t sp, size_t few, size_t k) {
-  std::vector<float> out(few * k);
-  for (size_t p = 0; p < k; ++p) {
-    for (size_t f = 0; f < few; ++f) out[f * k + p] = src[f * sf + p * sp];
-  }
-  return out;
+// Packs the narrow operand, element (f, p) at src[f * sf + p * sp], and runs dot_product. The
+// buffer is per thread and kept, as products of one shape tend to repeat.
+void packed_dot(const float* x, size_t ldx, size_t rows, const float* src, size_t sf, size_t sp,
+                size_t few, size_t k, const Out& o) {
+  thread_local std::vector<float> buffer;
+  const size_t need = few * packed_chunks(k) * kLanes;
+  buffer.resize(need + kLanes);  // room to align to 64 bytes
+  void* start = buffer.data();
+  std::size_t space = buffer.size() * sizeof(float);
+  float* w = static_cast<float*>(std::align(64, need * sizeof(float), start, space));
+  pack_narrow(src, sf, sp, few, k, w);
+  dot_product(x, ldx, rows, w, few, k, o);
 }
 
 bool has_avx512() {
@@ -272,27 +308,22 @@ bool skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, co
 
   // op(A)[i,p] = ta ? a[p*lda + i] : a[i*lda + p]; op(B)[p,j] = tb ? b[j*ldb + p] : b[p*ldb + j].
   if (n <= m) {
-    // Narrow N: C(i, j) with the long index i, C(i, j) = c[i*ldc + j].
+    // Narrow N: the long index is i, C(i, j) = c[i*ldc + j].
     const Out o{c, ldc, 1, alpha, beta};
-    if (!ta && tb) {
-      dot_product(a, lda, m, b, ldb, n, k, o);
-    } else if (!ta && !tb) {
-      const std::vector<float> bt = pack(b, 1, ldb, n, k);
-      dot_product(a, lda, m, bt.data(), k, n, k, o);
-    } else {
-      // Rows of A (contiguous along i) weighted by B's entries for each column j of C.
+    if (ta) {
+      // Rows of A run along i: weight them by B's entries, one column j of C per tile row.
       axpy_product(a, lda, m, b, tb ? 1 : ldb, tb ? ldb : 1, n, k, o);
+    } else {
+      // Rows of A run along K: dot them with op(B)'s columns, element (j, p).
+      packed_dot(a, lda, m, b, tb ? ldb : 1, tb ? 1 : ldb, n, k, o);
     }
   } else {
-    // Narrow M: C(j, i) with the long index j, C(i, j) = c[i*ldc + j].
+    // Narrow M: the long index is j, C(i, j) = c[i*ldc + j].
     const Out o{c, 1, ldc, alpha, beta};
     if (!tb) {
       axpy_product(b, ldb, n, a, ta ? lda : 1, ta ? 1 : lda, m, k, o);
-    } else if (!ta) {
-      dot_product(b, ldb, n, a, lda, m, k, o);
     } else {
-      const std::vector<float> at = pack(a, 1, lda, m, k);
-      dot_product(b, ldb, n, at.data(), k, m, k, o);
+      packed_dot(b, ldb, n, a, ta ? 1 : lda, ta ? lda : 1, m, k, o);
     }
   }
   return true;
