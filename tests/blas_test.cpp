@@ -103,20 +103,22 @@ void sweep(const std::vector<size_t>& mn, const std::vector<size_t>& ks) {
 }
 
 TEST(Gemm, FloatMatchesNaiveProduct) {
-  sweep<float>({1, 3, 8, 12, 15, 16, 17, 209}, {1, 3, 8, 15, 16, 17, 209});
+  // 2, 5 and 6 give tiles of those many narrow rows; 12, 15 and 16 an 8-row tile and a tail.
+  sweep<float>({1, 2, 3, 5, 6, 8, 12, 15, 16, 17, 209}, {1, 3, 8, 15, 16, 17, 209});
 }
 
 TEST(Gemm, DoubleMatchesNaiveProduct) {
   sweep<double>({1, 3, 8, 17, 209}, {1, 8, 17, 209});
 }
 
-// The image classifier's shapes, K and the long side far beyond one tile.
+// The image classifier's shapes, K and the long side far beyond one tile, K past one block.
 TEST(Gemm, FloatMatchesNaiveProductOnLongOperands) {
   std::mt19937 rng(11);
   const std::vector<Case> cases = {
       {false, true, 209, 8, 4096},   {true, false, 8, 4096, 209},   {false, false, 209, 4096, 8},
       {false, true, 1024, 10, 1024}, {true, false, 10, 1000, 1024}, {false, false, 5, 1100, 300},
       {true, true, 700, 13, 333},    {true, true, 6, 700, 333},     {false, false, 700, 16, 333},
+      {false, false, 40, 6, 1030},   {true, true, 5, 40, 2100},
   };
   for (const Case& cs : cases) {
     check<float>(cs, 1.0, 0.0, true, rng);
