@@ -115,10 +115,18 @@ TEST(Gemm, DoubleMatchesNaiveProduct) {
 TEST(Gemm, FloatMatchesNaiveProductOnLongOperands) {
   std::mt19937 rng(11);
   const std::vector<Case> cases = {
-      {false, true, 209, 8, 4096},   {true, false, 8, 4096, 209},   {false, false, 209, 4096, 8},
-      {false, true, 1024, 10, 1024}, {true, false, 10, 1000, 1024}, {false, false, 5, 1100, 300},
-      {true, true, 700, 13, 333},    {true, true, 6, 700, 333},     {false, false, 700, 16, 333},
-      {false, false, 40, 6, 1030},   {true, true, 5, 40, 2100},
+      {false, true, 209, 8, 4096},
+      {true, false, 8, 4096, 209},
+      {false, false, 209, 4096, 8},
+      {false, true, 1024, 10, 1024},
+      {true, false, 10, 1000, 1024},
+      {false, false, 5, 1100, 300},
+      {true, true, 700, 13, 333},
+      {true, true, 6, 700, 333},
+      {false, false, 700, 16, 333},
+      {false, false, 40, 6, 1030},
+      {true, true, 5, 40, 2100},
+      {false, true, 16, 16, 70000},  // a packed operand too large to keep between calls
   };
   for (const Case& cs : cases) {
     check<float>(cs, 1.0, 0.0, true, rng);

@@ -299,12 +299,16 @@ XGRAD_AVX512 void axpy_product(const float* rows, size_t ldr, size_t cols, const
   });
 }
 
-// Packs the narrow operand, element (f, p) at src[f * sf + p * sp], and runs dot_product. The
-// buffer is per thread and kept, as products of one shape tend to repeat.
+// Packs the narrow operand, element (f, p) at src[f * sf + p * sp], and runs dot_product. Up to
+// 4 MiB the buffer is per thread and kept, as products of one shape tend to repeat (a training
+// loop's), and a fresh allocation of that size costs page faults on every call.
 void packed_dot(const float* x, size_t ldx, size_t rows, const float* src, size_t sf, size_t sp,
                 size_t few, size_t k, const Out& o) {
-  thread_local std::vector<float> buffer;
+  constexpr size_t kKept = size_t(1) << 20;  // floats
+  thread_local std::vector<float> kept;
+  std::vector<float> once;
   const size_t need = few * packed_chunks(k) * kLanes;
+  std::vector<float>& buffer = need + kLanes <= kKept ? kept : once;
   buffer.resize(need + kLanes);  // room to align to 64 bytes
   void* start = buffer.data();
   std::size_t space = buffer.size() * sizeof(float);
