@@ -2,6 +2,7 @@
 //   - matmul against a direct cblas_sgemm on the same shapes (forward) and three of them (forward
 //     plus the two gradient products);
 //   - small products (below 64^3) at 1 and 2 threads, which threading must not slow down;
+//   - skinny products (one side of C at most 16 wide), xgrad::blas::gemm against cblas_sgemm;
 //   - elementwise ops and sum on 1M elements against plain vectorised loops that do the same
 //     memory work: the value, then the gradients added into the leaves' existing buffers.
 // The graph overhead per node (a 10-op chain on 4x4) is `graph_overhead` in workloads_bench.
@@ -104,6 +105,58 @@ BENCHMARK(sgemm_floor)->Apply(matmul_args);
 BENCHMARK(matmul_fwd)->Apply(matmul_args);
 BENCHMARK(sgemm_fwdbwd_floor)->Apply(matmul_args);
 BENCHMARK(matmul_fwdbwd)->Apply(matmul_args);
+
+// ---- skinny products: xgrad::blas::gemm against cblas_sgemm ----
+
+// Args: m, n, k, trans_a, trans_b, threads; C = op(A) op(B) with beta = 0.
+template <bool Xgrad>
+void skinny_gemm(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::size_t>(state.range(1));
+  const auto k = static_cast<std::size_t>(state.range(2));
+  const bool ta = state.range(3) != 0;
+  const bool tb = state.range(4) != 0;
+  xgrad::set_num_threads(static_cast<int>(state.range(5)));
+  const auto a = random_vector(m * k, 1);
+  const auto b = random_vector(k * n, 2);
+  std::vector<float> c(m * n);
+  const std::size_t lda = ta ? m : k;
+  const std::size_t ldb = tb ? k : n;
+  for (auto _ : state) {
+    if constexpr (Xgrad) {
+      xgrad::blas::gemm(ta, tb, m, n, k, 1.f, a.data(), lda, b.data(), ldb, 0.f, c.data(), n);
+    } else {
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.f, a.data(),
+                  static_cast<int>(lda), b.data(), static_cast<int>(ldb), 0.f, c.data(),
+                  static_cast<int>(n));
+    }
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_flops(state, 2.0 * static_cast<double>(m * n * k));
+}
+
+void skinny_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"m", "n", "k", "ta", "tb", "threads"});
+  // The image classifier's first layer: forward X W^T and the weight gradient dY^T X.
+  for (int threads : {1, 2}) {
+    b->Args({209, 8, 4096, 0, 1, threads});
+    b->Args({8, 4096, 209, 1, 0, threads});
+  }
+  // A 10-way classifier head, small and large, in linear's (forward, weight gradient) and
+  // matmul's (A B, A^T B, A B^T) forms.
+  b->Args({64, 10, 128, 0, 1, 1});
+  b->Args({10, 128, 64, 1, 0, 1});
+  for (int threads : {1, 2}) {
+    b->Args({1024, 10, 1024, 0, 1, threads});
+    b->Args({10, 1024, 1024, 1, 0, threads});
+    b->Args({1024, 10, 1024, 0, 0, threads});
+    b->Args({1024, 10, 1024, 1, 0, threads});
+  }
+}
+
+BENCHMARK_TEMPLATE(skinny_gemm, true)->Name("skinny_gemm/xgrad")->Apply(skinny_args);
+BENCHMARK_TEMPLATE(skinny_gemm, false)->Name("skinny_gemm/cblas")->Apply(skinny_args);
 
 // ---- elementwise and sum on 1M elements ----
 

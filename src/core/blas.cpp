@@ -17,6 +17,14 @@ int get_num_threads() {
 
 namespace xgrad::blas {
 
+namespace detail {
+// src/core/gemm_kernels.cpp: products with min(M, N) <= 16 on AVX-512 machines, single-threaded.
+// Returns false, having done nothing, for products it does not take.
+bool skinny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                 const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta,
+                 float* c, std::size_t ldc);
+}  // namespace detail
+
 namespace {
 // Below this many multiply-adds a product gains nothing from a second thread.
 constexpr std::size_t kThreadedProduct = std::size_t(1) << 21;  // 128^3
@@ -39,6 +47,7 @@ blasint idx(std::size_t n) {
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
           std::size_t ldc) {
+  if (detail::skinny_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   if (single_threaded(m, n, k) &&
       detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     return;
