@@ -109,6 +109,7 @@ class Node {
   std::uint64_t pass_ = 0;
   std::size_t pending_ = 0;
   std::optional<Array<T>> grad_;
+  const Array<T>* seed_ = nullptr;  // a root's gradient as the caller gave it (not copied)
 };
 
 /// What a backward function sees: the op's inputs and output values, which inputs need a

@@ -144,6 +144,7 @@ void Node<T>::release() {
   edges_.clear();
   output_.reset();
   grad_.reset();
+  seed_ = nullptr;
 }
 
 template <class T>
@@ -182,7 +183,10 @@ class Engine {
   std::unordered_map<const Impl*, Slot*> leaf_slots;
   std::unordered_map<const Node<T>*, Slot*> node_slots;
 
-  void run(std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>>& roots) {
+  // Each root with the gradient given for it, which outlives the pass and is not copied.
+  using Roots = std::vector<std::pair<std::shared_ptr<Impl>, const Array<T>*>>;
+
+  void run(const Roots& roots) {
     const std::uint64_t pass = ++pass_counter;
     pass_ = pass;
     // Every node of the pass stays alive until the sweep ends even when release() drops the
@@ -204,6 +208,7 @@ class Engine {
       n->pass_ = pass;
       n->pending_ = 0;
       n->grad_.reset();
+      n->seed_ = nullptr;
       nodes.push_back(n);
       stack.push_back(n.get());
     };
@@ -222,7 +227,8 @@ class Engine {
       }
     }
 
-    for (auto& [impl, g] : roots) {
+    for (const auto& [impl, seed] : roots) {
+      const Array<T>& g = *seed;
       if (anomaly) [[unlikely]] {
         const std::size_t bad = first_non_finite(g);
         if (bad != std::string::npos) {
@@ -233,10 +239,13 @@ class Engine {
               " at flat index " + std::to_string(bad));
         }
       }
-      if (impl->grad_fn) {
-        accumulate(impl->grad_fn->grad_, std::move(g));
+      Node<T>* root = impl->grad_fn.get();
+      if (root == nullptr) {
+        to_leaf(impl, Array<T>(g));
+      } else if (root->seed_ == nullptr && !root->grad_) {
+        root->seed_ = &g;
       } else {
-        to_leaf(impl, std::move(g));
+        accumulate(root->grad_, Array<T>(g));
       }
     }
     auto& ready = stack;  // empty again
@@ -246,8 +255,9 @@ class Engine {
     while (!ready.empty()) {
       Node<T>* n = ready.back();
       ready.pop_back();
-      if (n->grad_) {
-        const Array<T>& g = *n->grad_;
+      if (n->seed_ != nullptr && n->grad_) xt::noalias(*n->grad_) += *n->seed_;
+      if (n->grad_ || n->seed_ != nullptr) {
+        const Array<T>& g = n->grad_ ? *n->grad_ : *n->seed_;
         if (capture) {
           auto it = node_slots.find(n);
           if (it != node_slots.end()) accumulate(*it->second, Array<T>(g));
@@ -255,6 +265,7 @@ class Engine {
         Grads<T> ctx(*n, *this);
         n->backward_(g, ctx);
         n->grad_.reset();
+        n->seed_ = nullptr;
       }
       for (const auto& edge : n->edges_) {
         const auto& in = edge.impl;
@@ -393,7 +404,7 @@ Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T
 
 namespace {
 template <class V>
-void run_backward(const std::shared_ptr<detail::TensorImpl<V>>& impl, Array<V>&& seed,
+void run_backward(const std::shared_ptr<detail::TensorImpl<V>>& impl, const Array<V>& seed,
                   bool retain_graph) {
   if (!impl->requires_grad) {
     throw GraphError("xgrad::backward: the tensor of shape " +
@@ -402,9 +413,7 @@ void run_backward(const std::shared_ptr<detail::TensorImpl<V>>& impl, Array<V>&&
   }
   Engine<V> engine;
   engine.retain_graph = retain_graph;
-  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<V>>, Array<V>>> roots;
-  roots.emplace_back(impl, std::move(seed));
-  engine.run(roots);
+  engine.run({{impl, &seed}});
 }
 }  // namespace
 
@@ -426,7 +435,7 @@ void Tensor<V>::backward(const Array<V>& gradient, bool retain_graph) const {
     throw ShapeError("xgrad::backward: gradient of shape " + shape_str(to_shape(gradient.shape())) +
                      " for an output of shape " + shape_str(shape()));
   }
-  run_backward(impl_, Array<V>(gradient), retain_graph);
+  run_backward(impl_, gradient, retain_graph);
 }
 
 template <class T>
@@ -461,7 +470,9 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
       engine.leaf_slots[impl.get()] = &slots[i];
     }
   }
-  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<T>>, Array<T>>> roots;
+  typename Engine<T>::Roots roots;
+  std::vector<Array<T>> ones;  // the seeds of one-element outputs, alive for the pass
+  ones.reserve(outputs.size());
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     const auto& out = outputs[k];
     if (!out.requires_grad()) {
@@ -473,14 +484,15 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
         throw GraphError("xgrad::grad: output " + std::to_string(k) + " has shape " +
                          shape_str(out.shape()) + "; a non-scalar output needs a grad_output");
       }
-      roots.emplace_back(out.impl(), Array<T>(out.value().shape(), T(1)));
+      ones.emplace_back(out.value().shape(), T(1));
+      roots.emplace_back(out.impl(), &ones.back());
     } else {
       if (!shapes_equal(grad_outputs[k].shape(), out.value().shape())) {
         throw ShapeError("xgrad::grad: grad_output " + std::to_string(k) + " has shape " +
                          shape_str(to_shape(grad_outputs[k].shape())) + " but output has shape " +
                          shape_str(out.shape()));
       }
-      roots.emplace_back(out.impl(), grad_outputs[k]);
+      roots.emplace_back(out.impl(), &grad_outputs[k]);
     }
   }
   engine.run(roots);

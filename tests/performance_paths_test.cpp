@@ -1,5 +1,5 @@
-// The Array allocator's free lists, and matrix products on both sides of the size at which they
-// leave the plain loop for BLAS.
+// The paths taken for speed: the Array allocator's free lists, matrix products on each side of the
+// sizes where they change backend, and root gradients read in place.
 
 #include <cstdint>
 
@@ -123,6 +123,28 @@ TEST(Blas, GemmMatchesTheDefinitionForEveryLayout) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace xgrad
+
+namespace xgrad {
+namespace {
+
+// The engine reads a root's gradient in place; several roots on one node, or a root that is
+// also an intermediate of another root, still add up.
+TEST(Engine, RootGradientsAddUpWhereRootsShareNodes) {
+  const auto x = D::from({1.0, 2.0}).requires_grad_();
+  const auto y = x * 2.0;
+  const auto z = y * 3.0;
+  const Array<double> gy{1.0, 10.0}, gz{100.0, 1000.0};
+  const auto same = grad<double>({y, y}, {x}, {gy, gz}, /*retain_graph=*/true);
+  EXPECT_EQ(same[0].value(), (Array<double>{202.0, 2020.0}));
+  const auto chained = grad<double>({y, z}, {x}, {gy, gz}, /*retain_graph=*/true);
+  EXPECT_EQ(chained[0].value(), (Array<double>{602.0, 6020.0}));
+  z.backward(gz);
+  EXPECT_EQ(x.grad(), (Array<double>{600.0, 6000.0}));
+  EXPECT_EQ(gz, (Array<double>{100.0, 1000.0}));  // the caller's gradient is left as it was
 }
 
 }  // namespace
