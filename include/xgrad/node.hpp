@@ -36,17 +36,22 @@ class TensorList {
 // is all a view taken for the call needs; GCC warns about any such view.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winit-list-lifetime"
+  /// A view of a braced list {a, b}.
   TensorList(std::initializer_list<Tensor<T>> list)  // NOLINT: implicit by design
       : data_(list.begin()), size_(list.size()) {}
 #pragma GCC diagnostic pop
+  /// A view of a vector.
   TensorList(const std::vector<Tensor<T>>& list)  // NOLINT: implicit by design
       : data_(list.data()), size_(list.size()) {}
+  /// First input.
   const Tensor<T>* begin() const {
     return data_;
   }
+  /// One past the last input.
   const Tensor<T>* end() const {
     return data_ + size_;
   }
+  /// Number of inputs.
   std::size_t size() const {
     return size_;
   }
