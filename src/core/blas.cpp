@@ -1,5 +1,8 @@
 #include <cblas.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include <xgrad/xt.hpp>
 
 #include "blis_backend.hpp"
@@ -26,6 +29,15 @@ bool skinny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, 
 }  // namespace detail
 
 namespace {
+// XGRAD_BLAS=openblas sends every product to OpenBLAS (to compare, or to rule the others out).
+bool other_kernels_allowed() {
+  static const bool allowed = [] {
+    const char* choice = std::getenv("XGRAD_BLAS");
+    return choice == nullptr || std::strcmp(choice, "openblas") != 0;
+  }();
+  return allowed;
+}
+
 // Below this many multiply-adds a product gains nothing from a second thread.
 constexpr std::size_t kThreadedProduct = std::size_t(1) << 21;  // 128^3
 
@@ -47,10 +59,14 @@ blasint idx(std::size_t n) {
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
           std::size_t ldc) {
-  if (detail::skinny_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
-  if (single_threaded(m, n, k) &&
-      detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
-    return;
+  if (other_kernels_allowed()) {
+    if (detail::skinny_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
+      return;
+    }
+    if (single_threaded(m, n, k) &&
+        detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
+      return;
+    }
   }
   cblas_sgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,
               idx(lda), b, idx(ldb), beta, c, idx(ldc));
@@ -59,7 +75,7 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha,
           const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
           double* c, std::size_t ldc) {
-  if (single_threaded(m, n, k) &&
+  if (other_kernels_allowed() && single_threaded(m, n, k) &&
       detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     return;
   }

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #ifndef XGRAD_HAVE_BLIS  // set by CMakeLists.txt when blis.h is found
 #define XGRAD_HAVE_BLIS 0
@@ -42,9 +41,6 @@ bool cpu_has_avx512() {
 
 Blis load() {
   Blis none;
-  // XGRAD_BLAS=openblas sends every product to OpenBLAS (to compare, or to rule BLIS out).
-  const char* choice = std::getenv("XGRAD_BLAS");
-  if (choice != nullptr && std::strcmp(choice, "openblas") == 0) return none;
   if (!cpu_has_avx512()) return none;
   // BLIS 0.9 falls back to its slow generic kernels on CPUs newer than it knows; on any CPU
   // with AVX-512 its Skylake-X kernels are the right ones. It reads this variable once, when
