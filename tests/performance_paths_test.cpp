@@ -68,7 +68,7 @@ Array<double> naive(const Array<double>& a, const Array<double>& b) {
 }
 
 TEST(Matmul, ProductsOnBothSidesOfTheBlasThresholdMatchTheDefinition) {
-  // 8^3 multiply-adds and below run as a loop, above through BLAS (OpenBLAS or, for large
+  // 7^3 multiply-adds and below run as a loop, above through BLAS (OpenBLAS or, for large
   // products on a CPU with AVX-512, BLIS); their gradients too.
   for (std::size_t s : {1u, 3u, 6u, 7u, 8u, 40u, 100u}) {
     const auto a = D::randn({s, s + 1}, 1).requires_grad_();
