@@ -3,6 +3,7 @@
 #include <array>
 #include <bit>
 #include <cstdlib>
+#include <new>
 #include <vector>
 
 #include <xgrad/xt.hpp>
@@ -74,10 +75,13 @@ Cache::~Cache() {
 namespace detail {
 
 void* pool_allocate(std::size_t bytes) {
+  // Without the pool (AddressSanitizer) a block is exactly what was asked for, so that the
+  // sanitizer sees a write one past an array's end.
+  if (!XGRAD_POOL_ENABLED) return ::operator new (bytes, std::align_val_t{kAlign});
   const std::size_t c = size_class(bytes);
   if (c == kClasses) return system_allocate(bytes);
   const std::size_t block = std::size_t(1) << (c + kMinShift);
-  if (XGRAD_POOL_ENABLED && !cache_gone) {
+  if (!cache_gone) {
     auto& blocks = cache.free[c];
     if (!blocks.empty()) {
       void* p = blocks.back();
@@ -91,8 +95,12 @@ void* pool_allocate(std::size_t bytes) {
 
 void pool_deallocate(void* p, std::size_t bytes) noexcept {
   if (!p) return;
+  if (!XGRAD_POOL_ENABLED) {
+    ::operator delete (p, std::align_val_t{kAlign});
+    return;
+  }
   const std::size_t c = size_class(bytes);
-  if (XGRAD_POOL_ENABLED && c < kClasses && !cache_gone) {
+  if (c < kClasses && !cache_gone) {
     const std::size_t block = std::size_t(1) << (c + kMinShift);
     auto& blocks = cache.free[c];
     if (blocks.size() < kMaxBlocksPerClass && cache.bytes + block <= kMaxCachedBytes) {

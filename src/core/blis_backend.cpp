@@ -12,8 +12,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 
 #ifndef XGRAD_HAVE_BLIS  // set by CMakeLists.txt when blis.h is found
+#define XGRAD_HAVE_BLIS 0
+#endif
+#if XGRAD_HAVE_BLIS && !defined(__x86_64__)  // the AVX-512 kernels are what BLIS is here for
+#undef XGRAD_HAVE_BLIS
 #define XGRAD_HAVE_BLIS 0
 #endif
 
@@ -39,13 +44,34 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 }
 
+// Sets BLIS_ARCH_TYPE while alive, unless the user has set it, and then removes it again.
+class ArchChoice {
+ public:
+  ArchChoice() : ours_(std::getenv("BLIS_ARCH_TYPE") == nullptr) {
+    // BLIS 0.9 reads the variable as a number.
+    if (ours_) setenv("BLIS_ARCH_TYPE", std::to_string(static_cast<int>(BLIS_ARCH_SKX)).c_str(), 0);
+  }
+  ~ArchChoice() {
+    if (ours_) unsetenv("BLIS_ARCH_TYPE");
+  }
+  ArchChoice(const ArchChoice&) = delete;
+  ArchChoice& operator=(const ArchChoice&) = delete;
+
+ private:
+  bool ours_;
+};
+
 Blis load() {
   Blis none;
   if (!cpu_has_avx512()) return none;
   // BLIS 0.9 falls back to its slow generic kernels on CPUs newer than it knows; on any CPU
-  // with AVX-512 its Skylake-X kernels are the right ones. It reads this variable once, when
-  // it initialises (on first use, below); a user's own setting wins.
-  setenv("BLIS_ARCH_TYPE", "skx", /*overwrite=*/0);
+  // with AVX-512 its Skylake-X kernels are the right ones. It reads BLIS_ARCH_TYPE once, as it
+  // initialises below, so the variable is set for that moment only (children and other
+  // libraries never see it). A user's own choice wins, and then BLIS is used only if that
+  // choice is those kernels.
+  const ArchChoice arch;
+  // The soname is BLIS's ABI version: libblis.so.4 is the library that the blis.h of the
+  // same Debian package (0.9) describes, whose inline code fills in rntm_t below.
   void* lib = dlopen("libblis.so.4", RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) return none;
   auto init = reinterpret_cast<decltype(&bli_init)>(dlsym(lib, "bli_init"));
@@ -57,7 +83,7 @@ Blis load() {
     return none;
   }
   init();  // the architecture query below reads tables that only initialisation fills
-  if (query() != BLIS_ARCH_SKX) return none;  // the user chose other kernels: keep OpenBLAS
+  if (query() != BLIS_ARCH_SKX) return none;
   return blis;
 }
 
@@ -65,6 +91,10 @@ const Blis& blis() {
   static const Blis b = load();
   return b;
 }
+
+// Loaded as the program starts, before its own threads do: setting an environment variable
+// while another thread reads the environment is undefined behaviour.
+[[maybe_unused]] const bool loaded_at_start = (blis(), true);
 
 // BLIS's setup costs a few microseconds per call, and its kernels suit neither products below
 // about 80^3 nor skinny ones (an output dim below 32), where OpenBLAS is faster (ops_bench).

@@ -262,10 +262,16 @@ class Engine {
           auto it = node_slots.find(n);
           if (it != node_slots.end()) accumulate(*it->second, Array<T>(g));
         }
+        // The node's gradient goes once its backward has run, or has thrown.
+        struct Drop {
+          Node<T>& n;
+          ~Drop() {
+            n.grad_.reset();
+            n.seed_ = nullptr;
+          }
+        } drop{*n};
         Grads<T> ctx(*n, *this);
         n->backward_(g, ctx);
-        n->grad_.reset();
-        n->seed_ = nullptr;
       }
       for (const auto& edge : n->edges_) {
         const auto& in = edge.impl;
@@ -338,12 +344,16 @@ class Engine {
                        shape_str(to_shape(g.shape())) +
                        "; call clear_grad() after reshaping a parameter");
     }
-    if (impl->grad_pass != pass_) {
+    // The slot is trusted only if it is this pass's and points back at this leaf: two threads
+    // running backward into one shared leaf (a race in itself) must not cross their lists.
+    const std::size_t slot = impl->grad_slot;
+    if (impl->grad_pass == pass_ && slot < leaf_grads_.size() &&
+        leaf_grads_[slot].first.get() == impl.get()) {
+      xt::noalias(leaf_grads_[slot].second) += g;
+    } else {
       impl->grad_pass = pass_;
       impl->grad_slot = leaf_grads_.size();
       leaf_grads_.emplace_back(impl, std::move(g));
-    } else {
-      xt::noalias(leaf_grads_[impl->grad_slot].second) += g;
     }
   }
 

@@ -18,12 +18,13 @@
 // a target("avx512f") function could otherwise be merged with the portable copies of the same
 // instantiation.
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 #define XGRAD_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
 
@@ -361,3 +362,14 @@ bool skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, co
 }
 
 }  // namespace xgrad::blas::detail
+
+#else  // not x86-64: no AVX-512, every product goes to BLAS
+
+namespace xgrad::blas::detail {
+bool skinny_gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
+                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {
+  return false;
+}
+}  // namespace xgrad::blas::detail
+
+#endif

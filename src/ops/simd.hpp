@@ -23,16 +23,25 @@ bool same_shape(const A& a, const B& b) {
   return std::equal(sa.begin(), sa.end(), sb.begin(), sb.end());
 }
 
-// y[i] = f(x[i]) with f written on batches. The tail goes through the same f on a zero-padded
-// batch, so the last elements see exactly the arithmetic of the others (NaN and inf included).
+// y[i] = f(x[i]) with f written on batches. The tail goes through the same f on a padded batch,
+// so the last elements see exactly the arithmetic of the others (NaN and inf included). The
+// padding is 1, not 0: no formula here divides by it or takes its log, so the lanes that are
+// thrown away raise no floating-point exception (0/0, log 0) that a caller's fetestexcept or
+// trap would see.
+template <class T, std::size_t L>
+void fill_padding(T (&buffer)[L]) {
+  std::fill(buffer, buffer + L, T(1));
+}
+
 template <class T, class F>
 void map(const T* x, T* y, std::size_t n, F f) {
   constexpr std::size_t L = Batch<T>::size;
   std::size_t i = 0;
   for (; i + L <= n; i += L) f(Batch<T>::load_unaligned(x + i)).store_unaligned(y + i);
   if (i < n) {
-    T xb[L] = {};
+    T xb[L];
     T yb[L];
+    fill_padding(xb);
     std::copy(x + i, x + n, xb);
     f(Batch<T>::load_unaligned(xb)).store_unaligned(yb);
     std::copy(yb, yb + (n - i), y + i);
@@ -48,9 +57,11 @@ void map(const T* x, const T* z, T* y, std::size_t n, F f) {
     f(Batch<T>::load_unaligned(x + i), Batch<T>::load_unaligned(z + i)).store_unaligned(y + i);
   }
   if (i < n) {
-    T xb[L] = {};
-    T zb[L] = {};
+    T xb[L];
+    T zb[L];
     T yb[L];
+    fill_padding(xb);
+    fill_padding(zb);
     std::copy(x + i, x + n, xb);
     std::copy(z + i, z + n, zb);
     f(Batch<T>::load_unaligned(xb), Batch<T>::load_unaligned(zb)).store_unaligned(yb);
@@ -69,10 +80,13 @@ void map(const T* x, const T* z, const T* w, T* y, std::size_t n, F f) {
         .store_unaligned(y + i);
   }
   if (i < n) {
-    T xb[L] = {};
-    T zb[L] = {};
-    T wb[L] = {};
+    T xb[L];
+    T zb[L];
+    T wb[L];
     T yb[L];
+    fill_padding(xb);
+    fill_padding(zb);
+    fill_padding(wb);
     std::copy(x + i, x + n, xb);
     std::copy(z + i, z + n, zb);
     std::copy(w + i, w + n, wb);
