@@ -118,11 +118,11 @@ void call(Fn fn, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, 
      static_cast<inc_t>(ldb), 1, &beta, c, static_cast<inc_t>(ldc), 1, nullptr, &rntm);
 }
 
-}  // namespace
-
 bool blis_available() {
   return blis().sgemm != nullptr;
 }
+
+}  // namespace
 
 bool blis_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta,
@@ -142,9 +142,6 @@ bool blis_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::si
 
 #else  // built without BLIS's header: every product goes to OpenBLAS
 
-bool blis_available() {
-  return false;
-}
 bool blis_gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
                const float*, std::size_t, float, float*, std::size_t) {
   return false;

@@ -5,9 +5,6 @@
 
 namespace xgrad::blas::detail {
 
-/// True when BLIS is installed and runs kernels for this CPU that beat OpenBLAS's.
-bool blis_available();
-
 /// Row-major C[m,n] = alpha op(A) op(B) + beta C through BLIS on the calling thread; false (and
 /// nothing done) when BLIS is not available or not worth calling for this shape.
 bool blis_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,

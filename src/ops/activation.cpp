@@ -41,13 +41,9 @@ Tensor<T> sigmoid(const Tensor<T>& a, Location loc) {
                      if (!g.needs(0)) return;
                      // sigmoid: grad * result * (1 - result)
                      const auto& y = g.out();
-                     if (ops::simd::same_shape(grad, y)) {
-                       g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
-                              return d * r * (T(1) - r);
-                            }));
-                     } else {
-                       g.to(0, grad * y * (T(1) - y));
-                     }
+                     g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
+                            return d * r * (T(1) - r);
+                          }));
                    });
 }
 
@@ -59,12 +55,8 @@ Tensor<T> tanh(const Tensor<T>& a, Location loc) {
         if (!g.needs(0)) return;
         // tanh: grad * (1 - result^2)
         const auto& y = g.out();
-        if (ops::simd::same_shape(grad, y)) {
-          g.to(0, ops::simd::map(grad, y,
-                                 [](const auto& d, const auto& r) { return d * (T(1) - r * r); }));
-        } else {
-          g.to(0, grad * (T(1) - y * y));
-        }
+        g.to(0, ops::simd::map(grad, y,
+                               [](const auto& d, const auto& r) { return d * (T(1) - r * r); }));
       });
 }
 
@@ -81,14 +73,10 @@ Tensor<T> relu(const Tensor<T>& a, Location loc) {
                      // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0,
                      // as PyTorch does, so a unit that is exactly 0 stays dead.
                      const auto& y = g.out();
-                     if (ops::simd::same_shape(grad, y)) {
-                       g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
-                              using B = std::decay_t<decltype(r)>;
-                              return xsimd::select(r > B(T(0)), d, B(T(0)));
-                            }));
-                     } else {
-                       g.to(0, xt::where(y > T(0), grad, T(0)));
-                     }
+                     g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
+                            using B = std::decay_t<decltype(r)>;
+                            return xsimd::select(r > B(T(0)), d, B(T(0)));
+                          }));
                    });
 }
 
@@ -103,15 +91,11 @@ Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc)
                      if (!g.needs(0)) return;
                      // leaky_relu: grad where self > 0, else grad * negative_slope
                      const auto& x = g.in(0);
-                     if (ops::simd::same_shape(grad, x)) {
-                       g.to(0,
-                            ops::simd::map(grad, x, [negative_slope](const auto& d, const auto& v) {
-                              using B = std::decay_t<decltype(v)>;
-                              return xsimd::select(v > B(T(0)), d, d * negative_slope);
-                            }));
-                     } else {
-                       g.to(0, xt::where(x > T(0), grad, negative_slope * grad));
-                     }
+                     g.to(0,
+                          ops::simd::map(grad, x, [negative_slope](const auto& d, const auto& v) {
+                            using B = std::decay_t<decltype(v)>;
+                            return xsimd::select(v > B(T(0)), d, d * negative_slope);
+                          }));
                    });
 }
 

@@ -195,7 +195,7 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
       const auto& base = g.in(0);
       if (p == T(2)) {
         const auto twice = [](const auto& d, const auto& b) { return d * (T(2) * b); };
-        g.to(0, binary<T>(grad, base, twice, grad * (T(2) * base)));
+        g.to(0, ops::simd::map(grad, base, twice));
       } else if (p == T(1)) {
         g.to(0, grad);
       } else {
@@ -229,12 +229,12 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 template <class T>
 Tensor<T> exp(const Tensor<T>& a, Location loc) {
   const auto exp_f = [](const auto& x) { return xsimd::exp(x); };
-  return record<T>(
-      {"exp", loc}, ops::simd::map(a.value(), exp_f), {a}, [](const Array<T>& grad, Grads<T>& g) {
-        if (!g.needs(0)) return;
-        const auto& result = g.out();
-        g.to(0, binary<T>(grad, result, times_f, grad * result));  // exp: grad * result
-      });
+  return record<T>({"exp", loc}, ops::simd::map(a.value(), exp_f), {a},
+                   [](const Array<T>& grad, Grads<T>& g) {
+                     if (!g.needs(0)) return;
+                     const auto& result = g.out();
+                     g.to(0, ops::simd::map(grad, result, times_f));  // exp: grad * result
+                   });
 }
 
 template <class T>
@@ -245,13 +245,9 @@ Tensor<T> log(const Tensor<T>& a, Location loc) {
                      if (!g.needs(0)) return;
                      // log: grad / self
                      const auto& self = g.in(0);
-                     if (ops::simd::same_shape(grad, self)) {
-                       g.to(0, ops::simd::map(grad, self, [](const auto& d, const auto& x) {
-                              return ops::simd::masked(d, d / x);
-                            }));
-                     } else {
-                       g.to(0, masked(grad, T(1) / self));
-                     }
+                     g.to(0, ops::simd::map(grad, self, [](const auto& d, const auto& x) {
+                            return ops::simd::masked(d, d / x);
+                          }));
                    });
 }
 
@@ -263,13 +259,9 @@ Tensor<T> sqrt(const Tensor<T>& a, Location loc) {
                      if (!g.needs(0)) return;
                      // sqrt: grad / (2 * result)
                      const auto& result = g.out();
-                     if (ops::simd::same_shape(grad, result)) {
-                       g.to(0, ops::simd::map(grad, result, [](const auto& d, const auto& r) {
-                              return ops::simd::masked(d, d * (T(0.5) / r));
-                            }));
-                     } else {
-                       g.to(0, masked(grad, T(0.5) / result));
-                     }
+                     g.to(0, ops::simd::map(grad, result, [](const auto& d, const auto& r) {
+                            return ops::simd::masked(d, d * (T(0.5) / r));
+                          }));
                    });
 }
 

@@ -10,25 +10,6 @@ namespace xgrad {
 
 namespace {
 
-struct Plan {
-  std::vector<std::size_t> dims;
-  Shape in;               // input shape
-  Shape keep;             // output shape with keepdim (reduced extents are 1)
-  Shape out;              // output shape as returned
-  std::size_t count = 1;  // elements folded into each output element
-};
-
-template <class T>
-Plan plan(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
-  Plan p;
-  p.in = a.shape();
-  p.dims = ops::normalize_dims(op, dims, p.in);
-  p.keep = ops::keepdim_shape(p.in, p.dims);
-  p.out = ops::reduced_shape(p.in, p.dims, keepdim);
-  for (std::size_t d : p.dims) p.count *= p.in[d];
-  return p;
-}
-
 // The reduced dims seen as one block of the row-major buffer [outer, count, inner]: when they
 // are the trailing dims (inner == 1: each output element sums a contiguous run) or the leading
 // ones (outer == 1: the output row is the sum of `count` contiguous rows). A full reduction is
@@ -39,22 +20,43 @@ struct Block {
   std::size_t inner = 1;
 };
 
-inline Block block_of(const Plan& p) {
-  const std::size_t r = p.in.size();
-  const std::size_t k = p.dims.size();
+Block block_of(const Shape& in, const std::vector<std::size_t>& dims) {
+  const std::size_t r = in.size();
+  const std::size_t k = dims.size();
   bool trailing = true;
   bool leading = true;
   for (std::size_t i = 0; i < k; ++i) {
-    trailing = trailing && p.dims[i] == r - k + i;
-    leading = leading && p.dims[i] == i;
+    trailing = trailing && dims[i] == r - k + i;
+    leading = leading && dims[i] == i;
   }
   std::size_t rest = 1;  // product of the kept extents (not size / count: count may be 0)
   for (std::size_t i = 0; i < r; ++i) {
-    if (std::find(p.dims.begin(), p.dims.end(), i) == p.dims.end()) rest *= p.in[i];
+    if (std::find(dims.begin(), dims.end(), i) == dims.end()) rest *= in[i];
   }
   if (trailing || rest == 1) return {true, rest, 1};
   if (leading) return {true, 1, rest};
   return {};
+}
+
+struct Plan {
+  std::vector<std::size_t> dims;
+  Shape in;               // input shape
+  Shape keep;             // output shape with keepdim (reduced extents are 1)
+  Shape out;              // output shape as returned
+  std::size_t count = 1;  // elements folded into each output element
+  Block block;            // the reduced dims as one block of the buffer, if they are one
+};
+
+template <class T>
+Plan plan(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool keepdim) {
+  Plan p;
+  p.in = a.shape();
+  p.dims = ops::normalize_dims(op, dims, p.in);
+  p.keep = ops::keepdim_shape(p.in, p.dims);
+  p.out = ops::reduced_shape(p.in, p.dims, keepdim);
+  for (std::size_t d : p.dims) p.count *= p.in[d];
+  p.block = block_of(p.in, p.dims);
+  return p;
 }
 
 // NOTE: xtensor's reducers do pointer arithmetic on the null data of an empty array (undefined
@@ -62,7 +64,7 @@ inline Block block_of(const Plan& p) {
 template <class T>
 Array<T> reduce_sum(const Array<T>& x, const Plan& p) {
   if (x.size() == 0) return Array<T>(p.out, T(0));
-  const Block b = block_of(p);
+  const Block& b = p.block;
   if (!b.ok) {
     Array<T> r = xt::sum(x, p.dims);
     r.reshape(p.out);
@@ -88,7 +90,7 @@ Array<T> reduce_sum(const Array<T>& x, const Plan& p) {
 template <class T>
 Array<T> spread(const Array<T>& grad, const Plan& p, T scale) {
   if (grad.size() == 0 || p.count == 0) return Array<T>(p.in, T(0));
-  const Block b = block_of(p);
+  const Block& b = p.block;
   if (!b.ok) return xt::broadcast(xt::reshape_view(grad, p.keep), p.in) * scale;
   Array<T> r = Array<T>::from_shape(p.in);
   T* out = r.data();

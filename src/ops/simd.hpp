@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include <xgrad/error.hpp>
 #include <xgrad/xt.hpp>
 #include <xsimd/xsimd.hpp>
 
@@ -104,9 +105,22 @@ Array<T> map(const Array<T>& x, F f) {
   return y;
 }
 
+/// Raises a ShapeError unless x and z have the same number of elements. The backward of a
+/// unary op pairs its gradient with its input or output, which the engine guarantees to have
+/// the output's shape; this keeps a broken guarantee from reading past an array.
+template <class T>
+void check_sizes(const Array<T>& x, const Array<T>& z) {
+  if (x.size() != z.size()) {
+    throw ShapeError("xgrad::ops: an elementwise loop over arrays of shapes " +
+                     shape_str(Shape(x.shape().begin(), x.shape().end())) + " and " +
+                     shape_str(Shape(z.shape().begin(), z.shape().end())));
+  }
+}
+
 /// f applied to the elements of x and z pairwise; x and z have the same shape.
 template <class T, class F>
 Array<T> map(const Array<T>& x, const Array<T>& z, F f) {
+  check_sizes(x, z);
   Array<T> y = Array<T>::from_shape(x.shape());
   map(x.data(), z.data(), y.data(), x.size(), f);
   return y;
@@ -115,6 +129,8 @@ Array<T> map(const Array<T>& x, const Array<T>& z, F f) {
 /// f applied to the elements of x, z and w together; all three have the same shape.
 template <class T, class F>
 Array<T> map(const Array<T>& x, const Array<T>& z, const Array<T>& w, F f) {
+  check_sizes(x, z);
+  check_sizes(x, w);
   Array<T> y = Array<T>::from_shape(x.shape());
   map(x.data(), z.data(), w.data(), y.data(), x.size(), f);
   return y;
