@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages xgrad needs (only those missing), then optionally:
 #   ./setup.sh demo   build in release mode and run the main demo (Fashion-MNIST MLP)
-#   ./setup.sh test   check formatting, build the API reference, build and run every test in
-#                     release mode and again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   ./setup.sh test   what CI runs (.ci/run): check formatting, build the API reference, build and
+#                     run every test in release mode (XGRAD_GEMM=portable included) and again
+#                     under AddressSanitizer + UndefinedBehaviorSanitizer; with clang 16, build the
+#                     library, the tests and the fuzz targets (instrumented as for fuzzing) and run
+#                     the tests; run the threads test under ThreadSanitizer. Warnings are errors.
 #   ./setup.sh bench  install libtorch-dev, build the benchmarks and their libtorch peers, and
 #                     print the side-by-side tables (benchmarks/compare.py; extra arguments go to it)
 set -euo pipefail
@@ -11,7 +14,7 @@ cd "$(dirname "$0")"
 packages=(cmake make g++ git clang-format pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev
           libopenblas-dev libgtest-dev libbenchmark-dev zlib1g-dev libhdf5-dev nlohmann-json3-dev
           libeigen3-dev liblbfgspp-dev libcli11-dev libstb-dev dataset-fashion-mnist python3-numpy
-          doxygen libblis-pthread-dev)
+          doxygen clang-16 libclang-rt-16-dev)
 
 install_missing() {  # install_missing <package>...
   local missing=() p sudo=""
@@ -29,11 +32,19 @@ install_missing "${packages[@]}"
 
 jobs=$(nproc)
 
-build() {  # build <dir> [cmake options...]
+configure() {  # configure <dir> [cmake options...]
   local dir=$1
   shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-  cmake --build "$dir" -j "$jobs"
+}
+build() {  # build <dir> [cmake options...]
+  configure "$@"
+  cmake --build "$1" -j "$jobs"
+}
+stage_start=$SECONDS
+stage() {  # stage <name>: prints how long the previous stage took
+  echo "setup: $(date +%T) +$((SECONDS - stage_start))s: $1"
+  stage_start=$SECONDS
 }
 
 check_format() {
@@ -56,12 +67,36 @@ case "${1:-}" in
     ;;
   test)
     check_format
-    build build/release
+    stage "release build (GCC, warnings are errors)"
+    build build/release -DXGRAD_WERROR=ON
     cmake --build build/release --target docs  # the API reference; any Doxygen warning fails
+    stage "release tests"
     ctest --test-dir build/release --output-on-failure -j "$jobs"
-    build build/sanitize -DXGRAD_SANITIZE=ON -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCHMARKS=OFF
+    stage "AddressSanitizer + UndefinedBehaviorSanitizer build and tests (GCC)"
+    build build/sanitize -DXGRAD_SANITIZE=ON -DXGRAD_WERROR=ON -DXGRAD_BUILD_EXAMPLES=OFF \
+      -DXGRAD_BUILD_BENCHMARKS=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
+    # clang 16 with warnings as errors, built as the fuzz targets need it (ASan, UBSan, coverage):
+    # one build gives the clang check, the fuzz targets and a second sanitized test run.
+    stage "clang 16 build: library, tests, fuzz targets"
+    configure build/clang -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+      -DXGRAD_FUZZ=ON -DXGRAD_WERROR=ON -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCHMARKS=OFF
+    cmake --build build/clang -j "$jobs" --target xgrad_tests idx_fuzz csv_fuzz npy_fuzz \
+      safetensors_fuzz hdf5_fuzz
+    stage "clang 16 tests"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+      ./build/clang/tests/xgrad_tests --gtest_brief=1
+    # ThreadSanitizer: the core and the threads test only. Its instrumentation makes GCC report
+    # warnings the other builds do not have (xtensor's printer), so they stay warnings here.
+    # OpenBLAS stays on one thread: ThreadSanitizer cannot see inside it.
+    stage "ThreadSanitizer build and threads test"
+    configure build/tsan -DXGRAD_TSAN=ON -DXGRAD_WITH_DATA=OFF -DXGRAD_WITH_IO=OFF \
+      -DXGRAD_WITH_VIZ=OFF -DXGRAD_WITH_LBFGS=OFF -DXGRAD_BUILD_EXAMPLES=OFF \
+      -DXGRAD_BUILD_BENCHMARKS=OFF
+    cmake --build build/tsan -j "$jobs" --target xgrad_threads_tests
+    OPENBLAS_NUM_THREADS=1 ./build/tsan/tests/xgrad_threads_tests --gtest_filter='Threads.*'
+    stage "done"
     ;;
   bench)
     # libtorch is only the yardstick of the benchmarks: installed here, never built by default.

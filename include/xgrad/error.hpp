@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/xt.hpp>
+#include <xgrad/shape.hpp>
 
 namespace xgrad {
 

@@ -35,7 +35,9 @@ class TensorList {
 // The braced list's array lives until the end of the full expression that calls record(), which
 // is all a view taken for the call needs; GCC warns about any such view.
 #pragma GCC diagnostic push
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning group
 #pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
   /// A view of a braced list {a, b}.
   TensorList(std::initializer_list<Tensor<T>> list)  // NOLINT: implicit by design
       : data_(list.begin()), size_(list.size()) {}

@@ -1,20 +1,23 @@
 #pragma once
-// Umbrella header: the engine, every operation, and the training stack above it.
+// Umbrella header: xgrad::core and every optional component this copy of xgrad was built with
+// (config.hpp says which). A program that links only some components includes their own
+// umbrella headers instead: <xgrad/core.hpp>, <xgrad/data.hpp>, <xgrad/io.hpp>, <xgrad/viz.hpp>,
+// <xgrad/lbfgs.hpp>.
 
-#include <xgrad/autograd.hpp>
-#include <xgrad/data/data.hpp>
-#include <xgrad/error.hpp>
-#include <xgrad/io/safetensors.hpp>
-#include <xgrad/nn/nn.hpp>
-#include <xgrad/node.hpp>
-#include <xgrad/ops.hpp>
-#include <xgrad/optim/optim.hpp>
-#include <xgrad/tensor.hpp>
-#include <xgrad/testing/gradcheck.hpp>
-#include <xgrad/version.hpp>
-#include <xgrad/viz/plot.hpp>
-#include <xgrad/viz/progress.hpp>
-#include <xgrad/xt.hpp>
+#include <xgrad/config.hpp>
+#include <xgrad/core.hpp>
+#if XGRAD_HAS_DATA
+#include <xgrad/data.hpp>
+#endif
+#if XGRAD_HAS_IO
+#include <xgrad/io.hpp>
+#endif
+#if XGRAD_HAS_VIZ
+#include <xgrad/viz.hpp>
+#endif
+#if XGRAD_HAS_LBFGS
+#include <xgrad/lbfgs.hpp>
+#endif
 
 /// @namespace xgrad
 /// Tensors, the autograd engine and every differentiable operation.
@@ -33,4 +36,4 @@
 /// @namespace xgrad::testing
 /// Gradient checking against central differences.
 /// @namespace xgrad::blas
-/// The matrix product the operations are built on (OpenBLAS gemm on row-major buffers).
+/// The matrix product the operations are built on (row-major gemm).

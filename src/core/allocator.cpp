@@ -6,7 +6,8 @@
 #include <new>
 #include <vector>
 
-#include <xgrad/xt.hpp>
+#include <xgrad/config.hpp>
+#include <xgrad/memory.hpp>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define XGRAD_POOL_ENABLED 0
@@ -23,7 +24,7 @@ namespace xgrad {
 
 namespace {
 
-constexpr std::size_t kAlign = 64;  // a cache line; also what AVX-512 loads like
+constexpr std::size_t kAlign = XGRAD_POOL_ALIGNMENT;  // a cache line; what AVX-512 loads like
 constexpr std::size_t kMinShift = 6;
 // Blocks above 256 MiB (whole datasets) are rare and go straight to the system.
 constexpr std::size_t kMaxShift = 28;

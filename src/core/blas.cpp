@@ -1,86 +1,193 @@
+// The one matrix-product dispatcher: every product of xgrad (matmul, linear, their gradients)
+// comes through blas::gemm here and takes one of three paths, by the table below:
+//   1. a plain loop for tiny products, where a BLAS call costs more than the arithmetic;
+//   2. xgrad's AVX-512 kernels (gemm_kernels.cpp) for skinny float products, on CPUs with
+//      AVX-512 only (checked at run time) and unless XGRAD_GEMM=portable;
+//   3. the BLAS chosen when xgrad was built (XGRAD_BLAS_VENDOR: OpenBLAS by default).
+// Nothing is loaded at run time and no environment variable is set; XGRAD_GEMM is read once, at
+// the first product.
+
+#include <xgrad/blas.hpp>
+#include <xgrad/error.hpp>
+#include <xgrad/threads.hpp>
+
 #include <cblas.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
-#include <cstring>
+#include <string>
+#include <string_view>
 
-#include <xgrad/xt.hpp>
-
-#include "blis_backend.hpp"
+#if XGRAD_BLAS_FLAME  // BLIS: its cblas.h declares no thread control
+#include <blis.h>
+#endif
 
 namespace xgrad {
 
+// ---- threads ----
+
+#if XGRAD_BLAS_OPENBLAS
 void set_num_threads(int threads) {
-  openblas_set_num_threads(threads < 1 ? 1 : threads);
+  openblas_set_num_threads(std::max(threads, 1));
 }
 int get_num_threads() {
   return openblas_get_num_threads();
 }
+#elif XGRAD_BLAS_FLAME
+void set_num_threads(int threads) {
+  bli_thread_set_num_threads(std::max(threads, 1));
+}
+int get_num_threads() {
+  return static_cast<int>(bli_thread_get_num_threads());
+}
+#else  // a CBLAS without thread control: it decides; the choice is only recorded
+namespace {
+std::atomic<int> recorded_threads{1};
+}
+void set_num_threads(int threads) {
+  recorded_threads = std::max(threads, 1);
+}
+int get_num_threads() {
+  return recorded_threads;
+}
+#endif
 
 }  // namespace xgrad
 
 namespace xgrad::blas {
 
 namespace detail {
-// src/core/gemm_kernels.cpp: products with min(M, N) <= 16 on AVX-512 machines, single-threaded.
-// Returns false, having done nothing, for products it does not take.
-bool skinny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+// gemm_kernels.cpp: whether this CPU runs the skinny kernels, and the kernels themselves for a
+// product the table below gave them.
+bool skinny_kernels_supported();
+void skinny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
                  const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta,
                  float* c, std::size_t ldc);
 }  // namespace detail
 
 namespace {
-// XGRAD_BLAS=openblas sends every product to OpenBLAS (to compare, or to rule the others out).
-bool other_kernels_allowed() {
+
+// ---- every threshold of the dispatch ----
+// Measured with benchmarks/ops_bench (matmul_fwd, skinny_gemm against cblas_sgemm) on an AMD EPYC
+// (Zen 5, AVX-512; Debian 12's OpenBLAS 0.3.21 runs its AVX2 "Haswell" kernels there), 1 thread.
+struct Dispatch {
+  // Loop up to 7^3 multiply-adds: square products take 21 ns by loop against 63 ns by OpenBLAS at
+  // n = 4, break even at n = 7, and take 129 against 84 ns at n = 8.
+  std::size_t tiny_product = 343;
+  // Skinny kernels: C with a narrow side of at most 16 (one tile holds it in zmm registers) ...
+  std::size_t skinny_max_narrow = 16;
+  // ... a long side and a K of at least one 16-lane vector (below, a tile is mostly tail) ...
+  std::size_t skinny_min_long = 16;
+  std::size_t skinny_min_k = 16;
+  // ... and 8192 multiply-adds at least: below that, packing the narrow operand and reducing
+  // the tiles costs about what OpenBLAS takes for the whole product (16x16x32 and 8x64x16 run
+  // within 10% of each other on either path); above, the kernels win 1.3-5x, most on the MLP's
+  // [209,4096] x [4096,8] and its gradient [8,209] x [209,4096] (skinny_gemm in ops_bench).
+  std::size_t skinny_min_product = 8192;
+};
+constexpr Dispatch kDispatch;
+
+// XGRAD_GEMM=portable keeps every product off the AVX-512 kernels, so that a test run covers the
+// path of CPUs without them; unset or `auto` lets the CPU decide.
+bool skinny_allowed() {
   static const bool allowed = [] {
-    const char* choice = std::getenv("XGRAD_BLAS");
-    return choice == nullptr || std::strcmp(choice, "openblas") != 0;
+    const char* env = std::getenv("XGRAD_GEMM");
+    const std::string_view choice = env == nullptr ? "auto" : env;
+    if (choice == "portable") return false;
+    if (choice != "auto" && !choice.empty()) {
+      throw ValueError("xgrad::blas::gemm: XGRAD_GEMM is `" + std::string(choice) +
+                       "`; it must be `auto` or `portable`");
+    }
+    return detail::skinny_kernels_supported();
   }();
   return allowed;
 }
 
-// Below this many multiply-adds a product gains nothing from a second thread.
-constexpr std::size_t kThreadedProduct = std::size_t(1) << 21;  // 128^3
+bool skinny(std::size_t m, std::size_t n, std::size_t k) {
+  const std::size_t narrow = std::min(m, n), wide = std::max(m, n);
+  return narrow <= kDispatch.skinny_max_narrow && wide >= kDispatch.skinny_min_long &&
+         k >= kDispatch.skinny_min_k && m * n * k >= kDispatch.skinny_min_product;
+}
 
-// BLIS takes the single-threaded products only: its pthreads build starts and joins threads on
-// every call, which costs more than it saves at these sizes and collapses when the machine is
-// busy, while OpenBLAS keeps its threads between calls.
-bool single_threaded(std::size_t m, std::size_t n, std::size_t k) {
-  return m * n * k < kThreadedProduct || openblas_get_num_threads() == 1;
+// C = alpha op(A) op(B) + beta C, one dot product per element: tiny sizes leave nothing for
+// vectors to gain, and this form has no setup at all.
+template <class T>
+void loop_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  const std::size_t a_row = ta ? 1 : lda, a_col = ta ? lda : 1;
+  const std::size_t b_row = tb ? 1 : ldb, b_col = tb ? ldb : 1;
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      T sum = T(0);
+      for (std::size_t p = 0; p < k; ++p)
+        sum += a[i * a_row + p * a_col] * b[p * b_row + j * b_col];
+      T& out = c[i * ldc + j];
+      // beta 0 must not read C: it may hold garbage, NaN included.
+      out = beta == T(0) ? alpha * sum : alpha * sum + beta * out;
+    }
+  }
 }
 
 CBLAS_TRANSPOSE flag(bool t) {
   return t ? CblasTrans : CblasNoTrans;
 }
-blasint idx(std::size_t n) {
-  return static_cast<blasint>(n);
+// BLAS rejects a leading dimension of 0, which an empty operand may have.
+int dim(std::size_t n) {
+  return static_cast<int>(std::max<std::size_t>(n, 1));
 }
+
+void cblas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+           std::size_t ldc) {
+  cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), dim(m), dim(n), dim(k), alpha, a, dim(lda), b,
+              dim(ldb), beta, c, dim(ldc));
+}
+void cblas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha,
+           const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
+           double* c, std::size_t ldc) {
+  cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), dim(m), dim(n), dim(k), alpha, a, dim(lda), b,
+              dim(ldb), beta, c, dim(ldc));
+}
+
+template <class T>
+void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+              std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) {  // C = beta C; A and B are not read
+    for (std::size_t i = 0; i < m; ++i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        T& out = c[i * ldc + j];
+        out = beta == T(0) ? T(0) : beta * out;
+      }
+    }
+    return;
+  }
+  if (m * n * k <= kDispatch.tiny_product) {
+    loop_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (skinny(m, n, k) && skinny_allowed()) {
+      detail::skinny_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+  }
+  cblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
           const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
           std::size_t ldc) {
-  if (other_kernels_allowed()) {
-    if (detail::skinny_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
-      return;
-    }
-    if (single_threaded(m, n, k) &&
-        detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
-      return;
-    }
-  }
-  cblas_sgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,
-              idx(lda), b, idx(ldb), beta, c, idx(ldc));
+  dispatch(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, double alpha,
           const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
           double* c, std::size_t ldc) {
-  if (other_kernels_allowed() && single_threaded(m, n, k) &&
-      detail::blis_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
-    return;
-  }
-  cblas_dgemm(CblasRowMajor, flag(trans_a), flag(trans_b), idx(m), idx(n), idx(k), alpha, a,
-              idx(lda), b, idx(ldb), beta, c, idx(ldc));
+  dispatch(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace xgrad::blas

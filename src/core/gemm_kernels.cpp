@@ -318,26 +318,17 @@ void packed_dot(const float* x, size_t ldx, size_t rows, const float* src, size_
   dot_product(x, ldx, rows, w, few, k, o);
 }
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-  return yes;
-}
-
 }  // namespace
 
-bool skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
-                 size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
-  constexpr size_t kMaxNarrow = 16;
-  const size_t few = std::min(m, n);
-  const size_t many = std::max(m, n);
-  // Below these the products are too small for the tiles' set-up to pay, and alpha = 0 (C
-  // scaled by beta, A and B not read) is BLAS's to handle.
-  if (few == 0 || few > kMaxNarrow || many < kLanes || k < kLanes || m * n * k < 8192 ||
-      alpha == 0.f) {
-    return false;
-  }
-  if (!has_avx512()) return false;
+bool skinny_kernels_supported() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("fma");
+}
 
+// The dispatcher (blas.cpp) sends only products with a narrow side of at most 16 here, a long side
+// and K of at least 16 and alpha != 0, on CPUs where skinny_kernels_supported().
+void skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
+                 size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
   // op(A)[i,p] = ta ? a[p*lda + i] : a[i*lda + p]; op(B)[p,j] = tb ? b[j*ldb + p] : b[p*ldb + j].
   if (n <= m) {
     // Narrow N: the long index is i, C(i, j) = c[i*ldc + j].
@@ -358,7 +349,6 @@ bool skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, co
       packed_dot(b, ldb, n, a, ta ? 1 : lda, ta ? lda : 1, m, k, o);
     }
   }
-  return true;
 }
 
 }  // namespace xgrad::blas::detail
@@ -366,10 +356,11 @@ bool skinny_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, co
 #else  // not x86-64: no AVX-512, every product goes to BLAS
 
 namespace xgrad::blas::detail {
-bool skinny_gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
-                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {
+bool skinny_kernels_supported() {
   return false;
 }
+void skinny_gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
+                 std::size_t, const float*, std::size_t, float, float*, std::size_t) {}
 }  // namespace xgrad::blas::detail
 
 #endif

@@ -6,47 +6,12 @@ namespace xgrad {
 
 namespace {
 
-// Up to this many multiply-adds (7^3) a plain loop beats a BLAS call, whose dispatch costs more
-// than the arithmetic of a tiny product (square products, 1 thread: 21 vs 63 ns at n = 4, equal
-// at n = 7, 129 vs 84 ns at n = 8).
-constexpr std::size_t kTinyProduct = 343;
-
-// C = op(A) op(B) + beta C for beta 0 or 1, one dot product per element (tiny sizes leave
-// nothing for vectors to gain, and this form has no setup at all).
-template <class T>
-void tiny_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
-               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  const std::size_t a_row = ta ? 1 : lda, a_col = ta ? lda : 1;
-  const std::size_t b_row = tb ? 1 : ldb, b_col = tb ? ldb : 1;
-  for (std::size_t i = 0; i < m; ++i) {
-    for (std::size_t j = 0; j < n; ++j) {
-      T sum = T(0);
-      for (std::size_t p = 0; p < k; ++p)
-        sum += a[i * a_row + p * a_col] * b[p * b_row + j * b_col];
-      // beta 0 must not read C: it may hold garbage, NaN included.
-      c[i * ldc + j] = beta == T(0) ? sum : c[i * ldc + j] + sum;
-    }
-  }
-}
-
-// gemm on row-major buffers (beta 0 or 1) that tolerates empty extents (BLAS rejects a zero
-// leading dim).
+// Every product goes through the one dispatcher (src/core/blas.cpp), which also takes empty
+// extents and tiny products.
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
           std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (beta == T(0)) {
-      for (std::size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
-    }
-    return;
-  }
-  if (m * n * k <= kTinyProduct) {
-    tiny_gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  blas::gemm(ta, tb, m, n, k, T(1), a, std::max<std::size_t>(lda, 1), b,
-             std::max<std::size_t>(ldb, 1), beta, c, std::max<std::size_t>(ldc, 1));
+  blas::gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
 }
 
 // Rows of an input whose last dim is the feature dim: the product of the leading extents.

@@ -1,9 +1,15 @@
 // Fits y = 2x + 1 with an nn::Linear, mse and optim::SGD through the installed package, and
-// prints the fitted weight and bias, which must come out as the line's own coefficients.
+// prints the fitted weight and bias, which must come out as the line's own coefficients. The full
+// consumer also round-trips the model through a safetensors file (component io).
 
 #include <cstdio>
 #include <cstring>
+#ifdef CORE_ONLY
+#include <xgrad/core.hpp>
+#else
+#include <string>
 #include <xgrad/xgrad.hpp>
+#endif
 
 int main() {
   using namespace xgrad;
@@ -25,6 +31,16 @@ int main() {
     sgd.step();
     (step == 0 ? first : last) = loss.item();
   }
+#ifndef CORE_ONLY
+  const std::string path = "consumer_model.safetensors";
+  io::save(model, path);
+  nn::Linear<double> loaded(1, 1, true, gen);
+  io::load(loaded, path);
+  if (loaded.weight().item() != model.weight().item()) {
+    std::printf("safetensors round trip changed the weight\n");
+    return 1;
+  }
+#endif
   std::printf("xgrad %s (%d): loss %.4f -> %.2e, w %.4f, b %.4f\n", XGRAD_VERSION_STRING,
               XGRAD_VERSION, first, last, model.weight().item(), model.bias().item());
   return 0;

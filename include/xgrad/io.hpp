@@ -1,0 +1,5 @@
+#pragma once
+/// @file
+/// Umbrella header of xgrad::io (target xgrad::io): safetensors files and checkpoints.
+
+#include <xgrad/io/safetensors.hpp>
