@@ -54,7 +54,7 @@ cmake --build "$work/consumer" >"$work/consumer.log" 2>&1 ||
   { cat "$work/consumer.log"; fail "building the consumer"; }
 expected="xgrad $version \([0-9]+\): loss [0-9.]+ -> [0-9.e+-]+, w 2\.0000, b 1\.0000"
 for exe in consumer consumer_static; do
-  out=$("$work/consumer/$exe") || fail "$exe exited with $?: $out"
+  out=$(cd "$work" && "$work/consumer/$exe") || fail "$exe exited with $?: $out"  # writes a file
   echo "  $exe: $out"
   [[ $out =~ $expected ]] || fail "$exe printed '$out', expected /$expected/"
 done
