@@ -61,9 +61,9 @@ done
 # The default target links the shared library; the static one must not need it at run time.
 # (ldd's output is kept whole: `grep -q` in a pipe may end it early, which pipefail reports.)
 deps=$(ldd "$work/consumer/consumer")
-[[ $deps == *libxgrad.so* ]] || fail "consumer does not load libxgrad.so: $deps"
+[[ $deps == *libxgrad_core.so* ]] || fail "consumer does not load libxgrad_core.so: $deps"
 deps=$(ldd "$work/consumer/consumer_static")
-[[ $deps != *libxgrad.so* ]] || fail "consumer_static loads libxgrad.so"
+[[ $deps != *libxgrad_* ]] || fail "consumer_static loads a shared xgrad library: $deps"
 
 step "find_package(xgrad COMPONENTS core): nothing but xtensor, xsimd and the BLAS"
 # The optional components' dependencies are made unfindable: loading or linking any of them fails.
