@@ -80,10 +80,11 @@ struct Dispatch {
   // ... a long side and a K of at least one 16-lane vector (below, a tile is mostly tail) ...
   std::size_t skinny_min_long = 16;
   std::size_t skinny_min_k = 16;
-  // ... and 8192 multiply-adds at least: below that, packing the narrow operand and reducing
-  // the tiles costs about what OpenBLAS takes for the whole product (16x16x32 and 8x64x16 run
-  // within 10% of each other on either path); above, the kernels win 1.3-5x, most on the MLP's
-  // [209,4096] x [4096,8] and its gradient [8,209] x [209,4096] (skinny_gemm in ops_bench).
+  // ... and 8192 multiply-adds at least, the limit set with the kernels, below which their
+  // set-up (packing the narrow operand, reducing the tiles) was not repaid; not re-measured since.
+  // Above it they take 0.4-0.5x OpenBLAS's time on ops_bench's skinny_gemm shapes (e.g.
+  // [209,4096] x [4096,8]^T, an MLP's narrow layer: 95 against 235 us; [64,128] x [128,10]^T:
+  // 1.5 against 3.0 us).
   std::size_t skinny_min_product = 8192;
 };
 constexpr Dispatch kDispatch;
