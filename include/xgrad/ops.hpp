@@ -65,6 +65,12 @@ Tensor<T> log(const Tensor<T>& a, Location loc = Location::current());
 /// square root
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a, Location loc = Location::current());
+/// sin(a)
+template <class T>
+Tensor<T> sin(const Tensor<T>& a, Location loc = Location::current());
+/// cos(a)
+template <class T>
+Tensor<T> cos(const Tensor<T>& a, Location loc = Location::current());
 /// |a|; gradient sign(a), 0 at 0.
 template <class T>
 Tensor<T> abs(const Tensor<T>& a, Location loc = Location::current());

@@ -3,6 +3,7 @@
 // The core knows no operation: ops build nodes through record() in node.hpp.
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -57,17 +58,25 @@ struct Storage {
 void check_element_count(const char* op, const Shape& shape, std::size_t element_size);
 
 template <class T>
+struct Hooks;
+
+template <class T>
 struct TensorImpl {
   std::shared_ptr<Storage<T>> storage;
-  std::optional<Array<T>> grad;
+  std::shared_ptr<TensorImpl> grad;  // a leaf's accumulated gradient, itself a tensor
   bool requires_grad = false;
   std::shared_ptr<Node<T>> grad_fn;  // null for a leaf
-  // Scratch of the backward pass in progress, for a leaf: the pass that last gave it a gradient
-  // and where the engine holds that gradient until the sweep succeeds.
-  std::uint64_t grad_pass = 0;
-  std::size_t grad_slot = 0;
+  std::shared_ptr<Hooks<T>> hooks;   // a leaf's hooks (a non-leaf's live on its node)
 };
 }  // namespace detail
+
+/// Options of Tensor::backward().
+struct BackwardOptions {
+  /// Keep the graph for another pass. Default: create_graph.
+  std::optional<bool> retain_graph = std::nullopt;
+  /// Record the gradients themselves, so that they can be differentiated again.
+  bool create_graph = false;
+};
 
 /// Scalar argument type that does not take part in template deduction, so that `x + 1` works
 /// for Tensor<float> and Tensor<double> alike.
@@ -140,6 +149,8 @@ class Tensor {
   static Tensor randn(const Shape& shape, std::uint64_t seed);
   /// Standard normal, drawn from `gen`.
   static Tensor randn(const Shape& shape, Generator& gen = default_generator());
+  /// `steps` points evenly spaced from `start` to `end` inclusive, like torch.linspace.
+  static Tensor linspace(V start, V end, std::size_t steps);
   /// A 0-dimensional tensor holding `value`.
   static Tensor scalar(V value);
   /// From nested braced lists: from({1, 2}) is [2], from({{1}, {0}}) is [2,1].
@@ -177,8 +188,9 @@ class Tensor {
 
   /// True once backward() has given this tensor a gradient.
   bool has_grad() const;
-  /// Accumulated gradient; throws if backward has not reached this tensor yet.
-  const Array<V>& grad() const;
+  /// Accumulated gradient, a tensor (recorded, so differentiable, after a backward with
+  /// create_graph); throws if backward has not reached this tensor yet.
+  Tensor grad() const;
   /// Writable gradient (clipping, custom updates); throws like grad().
   Array<V>& mutable_grad();
   /// Sets the gradient to zero, keeping its buffer.
@@ -191,10 +203,32 @@ class Tensor {
   /// Deep copy of the value, no history.
   Tensor clone_detached() const;
 
-  /// Backpropagate from a one-element tensor (seed 1).
-  void backward(bool retain_graph = false) const;
-  /// Backpropagate with an explicit gradient of this tensor's shape.
-  void backward(const Array<V>& gradient, bool retain_graph = false) const;
+  /// Backpropagate from a one-element tensor (seed 1) into the leaves' grad().
+  void backward(BackwardOptions options = {}) const;
+  /// Backpropagate with an explicit gradient of this tensor's shape, a Tensor (which may itself
+  /// require grad) or an Array. (A template so that a braced list always means the options.)
+  template <class G>
+  requires(std::is_same_v<G, Tensor> ||
+           std::is_same_v<G, Array<V>>) void backward(const G& gradient,
+                                                      BackwardOptions options = {}) const {
+    if constexpr (std::is_same_v<G, Tensor>) {
+      backward_from(gradient, options);
+    } else {
+      backward_from(Tensor(gradient), options);
+    }
+  }
+
+  /// Registers `hook` on the gradient flowing into this tensor: it runs once per backward pass on
+  /// the tensor's total incoming gradient (before it is accumulated into a leaf's grad() or
+  /// captured by grad()), in registration order, on the thread running the pass; it may return a
+  /// replacement gradient of the same shape, or an undefined Tensor to keep it. Returns an id for
+  /// remove_hook().
+  std::size_t register_hook(std::function<Tensor(const Tensor&)> hook);
+  /// Registers `hook` on a leaf, run once its gradient of the pass is final and accumulated into
+  /// grad() (before the rest of the pass ends); it receives the leaf. Returns an id.
+  std::size_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook);
+  /// Removes a hook registered on this tensor; false if there was none with this id.
+  bool remove_hook(std::size_t id);
 
   // ---- operations as methods (defined with the ops; see ops.hpp for the formulas). Each records
   // where it was called from, for anomaly mode. ----
@@ -254,6 +288,10 @@ class Tensor {
   Tensor log(Location loc = Location::current()) const;
   /// Square root.
   Tensor sqrt(Location loc = Location::current()) const;
+  /// Sine.
+  Tensor sin(Location loc = Location::current()) const;
+  /// Cosine.
+  Tensor cos(Location loc = Location::current()) const;
   /// |x|.
   Tensor abs(Location loc = Location::current()) const;
   /// x^exponent.
@@ -281,6 +319,7 @@ class Tensor {
   explicit Tensor(std::shared_ptr<detail::TensorImpl<V>> impl) : impl_(std::move(impl)) {}
 
  private:
+  void backward_from(const Tensor& gradient, BackwardOptions options) const;
   detail::TensorImpl<V>& checked(const char* what) const;
   std::shared_ptr<detail::TensorImpl<V>> impl_;
 };

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <limits>
 #include <ostream>
 
@@ -84,6 +85,24 @@ Tensor<V> Tensor<V>::arange(V start, V stop, V step) {
   Array<V> out(Shape{n});
   for (std::size_t i = 0; i < n; ++i)
     out(i) = static_cast<V>(start + static_cast<double>(i) * step);
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::linspace(V start, V end, std::size_t steps) {
+  if (!std::isfinite(start) || !std::isfinite(end)) {
+    throw ValueError("xgrad::linspace: start " + std::to_string(start) + " and end " +
+                     std::to_string(end) + " must be finite");
+  }
+  detail::check_element_count("linspace", Shape{steps}, sizeof(V));
+  Array<V> out = Array<V>::from_shape({steps});
+  // start + i * step for the first half and end - (steps - 1 - i) * step for the second, as
+  // PyTorch does, so that both ends come out exact.
+  const V step = steps > 1 ? (end - start) / static_cast<V>(steps - 1) : V(0);
+  for (std::size_t i = 0; i < steps; ++i) {
+    out(i) = i < steps / 2 ? start + step * static_cast<V>(i)
+                           : end - step * static_cast<V>(steps - 1 - i);
+  }
   return Tensor(std::move(out));
 }
 
@@ -260,29 +279,29 @@ const char* Tensor<V>::op_name() const {
 
 template <class V>
 bool Tensor<V>::has_grad() const {
-  return checked("has_grad").grad.has_value();
+  return checked("has_grad").grad != nullptr;
 }
 
 template <class V>
-const Array<V>& Tensor<V>::grad() const {
+Tensor<V> Tensor<V>::grad() const {
   const auto& impl = checked("grad");
   if (!impl.grad) {
     throw GraphError(
         "xgrad::grad: no gradient for this tensor of shape " + shape_str(shape()) +
         (impl.requires_grad ? " yet: call backward() first" : ": it does not require grad"));
   }
-  return *impl.grad;
+  return Tensor(impl.grad);
 }
 
 template <class V>
 Array<V>& Tensor<V>::mutable_grad() {
-  return const_cast<Array<V>&>(grad());
+  return grad().mutable_value();
 }
 
 template <class V>
 void Tensor<V>::zero_grad() {
   auto& impl = checked("zero_grad");
-  if (impl.grad) impl.grad->fill(V(0));
+  if (impl.grad) Tensor(impl.grad).mutable_value().fill(V(0));
 }
 
 template <class V>

@@ -111,6 +111,14 @@ Tensor<V> Tensor<V>::log(Location loc) const {
   return xgrad::log(*this, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::sin(Location loc) const {
+  return xgrad::sin(*this, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::cos(Location loc) const {
+  return xgrad::cos(*this, loc);
+}
+template <class V>
 Tensor<V> Tensor<V>::sqrt(Location loc) const {
   return xgrad::sqrt(*this, loc);
 }
@@ -183,6 +191,8 @@ Tensor<V> Tensor<V>::log_softmax(int d, Location loc) const {
   template Tensor<V> Tensor<V>::exp(Location) const;                                           \
   template Tensor<V> Tensor<V>::log(Location) const;                                           \
   template Tensor<V> Tensor<V>::sqrt(Location) const;                                          \
+  template Tensor<V> Tensor<V>::sin(Location) const;                                           \
+  template Tensor<V> Tensor<V>::cos(Location) const;                                           \
   template Tensor<V> Tensor<V>::abs(Location) const;                                           \
   template Tensor<V> Tensor<V>::pow(V, Location) const;                                        \
   template Tensor<V> Tensor<V>::pow(const Tensor&, Location) const;                            \

@@ -134,8 +134,8 @@ T LBFGS<T>::step(const Closure& closure) {
       const std::size_t np = p.numel();
       // The closure's zero_grad() may have dropped the buffer before it failed.
       auto& grad = p.impl()->grad;
-      if (!grad) grad = Array<T>::from_shape(p.value().shape());
-      T* gp = grad->data();
+      if (!grad) grad = Tensor<T>(Array<T>::from_shape(p.value().shape())).impl();
+      T* gp = p.mutable_grad().data();
       for (std::size_t k = 0; k < np; ++k) gp[k] = static_cast<T>(g[off + k]);
       off += np;
     }

@@ -63,7 +63,8 @@ template <class T>
 const Array<T>* Optimizer<T>::grad_for_step(std::size_t i) const {
   const Tensor<T>& p = params_[i];
   if (!p.has_grad()) return nullptr;
-  const Array<T>& g = p.grad();
+  // The buffer is owned by p's gradient tensor, so the reference outlives the handle.
+  const Array<T>& g = p.grad().value();
   if (g.size() != p.value().size()) {
     throw ShapeError(prefix() + "parameter " + std::to_string(i) + " has value shape " +
                      shape_str(p.shape()) + " but gradient shape " +

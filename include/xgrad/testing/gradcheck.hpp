@@ -4,12 +4,14 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <xgrad/autograd.hpp>
+#include <xgrad/ops.hpp>
 #include <xgrad/tensor.hpp>
 
 namespace xgrad::testing {
@@ -104,11 +106,13 @@ GradcheckReport gradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
     if (out.requires_grad()) {
       Array<double> seed(out.value().shape(), 0.0);
       seed.flat(j) = 1.0;
-      grads = grad<double>({out}, wrt, {seed}, /*retain_graph=*/true, /*allow_unused=*/true);
+      grads = grad<double>({out}, wrt, {Tensor<double>(std::move(seed))},
+                           {.retain_graph = true, .allow_unused = true});
     } else {
       for (const auto& t : wrt) grads.push_back(Tensor<double>::zeros(t.shape()));
     }
     for (std::size_t w = 0; w < wrt.size(); ++w) jac[w].push_back(grads[w].value());
+    grads.clear();
   }
   out = Tensor<double>();
 
@@ -146,6 +150,57 @@ GradcheckReport gradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
     report.ok = report.ok && r.ok;
   }
   return report;
+}
+
+/// Checks second derivatives: the gradient of fn, taken with create_graph against a fixed random
+/// grad_output v, is itself gradchecked, with respect to the inputs and to v. A derivative that
+/// is right to first order but records the wrong graph (or none) fails here. The report lists the
+/// inputs, then v last. Double precision only.
+template <class F>
+GradcheckReport gradgradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
+                              const GradcheckOptions& options = {}, std::uint64_t seed = 0) {
+  bool any = false;
+  for (const auto& t : inputs) any = any || t.requires_grad();
+  std::vector<std::size_t> wrt_index;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!any || inputs[i].requires_grad()) wrt_index.push_back(i);
+  }
+  Shape out_shape;
+  {
+    std::vector<Tensor<double>> probe;
+    for (const auto& t : inputs) probe.emplace_back(Array<double>(t.value()));
+    const EnableGradGuard enable;
+    out_shape = fn(probe).shape();
+  }
+  // Values away from 0 and of both signs, so that no term vanishes by accident.
+  Array<double> v = Tensor<double>::rand(out_shape, seed).value() + 0.5;
+  for (std::size_t k = 1; k < v.size(); k += 2) v.flat(k) = -v.flat(k);
+  std::vector<Tensor<double>> extended;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const bool check = !any || inputs[i].requires_grad();
+    extended.emplace_back(Array<double>(inputs[i].value()), check);
+  }
+  extended.emplace_back(std::move(v), true);
+
+  // (inputs..., v) -> the gradients of fn's output against v, flattened and joined.
+  auto first_derivative = [&fn, &wrt_index](const std::vector<Tensor<double>>& all) {
+    const EnableGradGuard enable;  // gradcheck evaluates this under NoGradGuard too
+    std::vector<Tensor<double>> xs(all.begin(), all.end() - 1);
+    const Tensor<double>& grad_output = all.back();
+    std::vector<Tensor<double>> wrt;
+    for (std::size_t i : wrt_index) wrt.push_back(xs[i]);
+    Tensor<double> out = fn(xs);
+    std::vector<Tensor<double>> flat;
+    if (out.requires_grad()) {
+      auto grads =
+          grad<double>({out}, wrt, {grad_output}, {.create_graph = true, .allow_unused = true});
+      for (const auto& g : grads) flat.push_back(g.reshape({-1}));
+    } else {
+      for (const auto& w : wrt) flat.push_back(Tensor<double>::zeros({w.numel()}));
+    }
+    return concat(flat, 0);
+  };
+  return gradcheck(first_derivative, extended, options);
 }
 
 }  // namespace xgrad::testing
