@@ -185,7 +185,7 @@ class Grads {
 
   /// Adds `gradient` to input i's gradient. It may have the output's (broadcast) shape: the
   /// engine sums it down to the input's shape.
-  void to(std::size_t i, const Tensor<T>& gradient);
+  void to(std::size_t i, Tensor<T> gradient);
   /// Same from an array. Under create_graph an array carries no graph, so a gradient handed
   /// over this way is marked: differentiating through it again raises GraphError.
   void to(std::size_t i, Array<T>&& gradient);

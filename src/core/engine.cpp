@@ -3,8 +3,11 @@
 // knows no operation: the few sums it records under create_graph (undoing broadcasting, adding
 // two contributions) are the engine's own bookkeeping made differentiable.
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -136,6 +139,67 @@ bool exclusively_owned(const Tensor<T>& t) {
   return t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1 && !t.requires_grad();
 }
 }  // namespace
+
+namespace detail {
+// Pointer -> index, open addressing with linear probing: a pass looks a node up once per edge,
+// and a map reused pass after pass allocates nothing once it has grown.
+class PtrIndex {
+ public:
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  // The index stored for `key`, or `value` stored now; second is true when inserted.
+  std::pair<std::size_t, bool> emplace(const void* key, std::size_t value) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    std::size_t i = hash(key) & (slots_.size() - 1);
+    while (slots_[i].first != nullptr) {
+      if (slots_[i].first == key) return {slots_[i].second, false};
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    slots_[i] = {key, value};
+    ++size_;
+    return {value, true};
+  }
+  std::size_t find(const void* key) const {
+    if (slots_.empty()) return npos;
+    std::size_t i = hash(key) & (slots_.size() - 1);
+    while (slots_[i].first != nullptr) {
+      if (slots_[i].first == key) return slots_[i].second;
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    return npos;
+  }
+  void clear() {
+    // A map grown by one huge pass is dropped rather than wiped slot by slot after every pass.
+    if (slots_.size() > (std::size_t{1} << 16)) {
+      std::vector<Slot>().swap(slots_);
+    } else if (size_ != 0) {
+      std::fill(slots_.begin(), slots_.end(), Slot{nullptr, 0});
+    }
+    size_ = 0;
+  }
+
+ private:
+  using Slot = std::pair<const void*, std::size_t>;
+  static std::size_t hash(const void* key) {
+    auto x = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(key));
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return static_cast<std::size_t>(x);
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<std::size_t>(16, old.size() * 2), Slot{nullptr, 0});
+    size_ = 0;
+    for (const auto& [k, v] : old) {
+      if (k != nullptr) emplace(k, v);
+    }
+  }
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+};
+}  // namespace detail
+using detail::PtrIndex;
 
 bool is_grad_enabled() {
   return modes.grad;
@@ -313,7 +377,19 @@ class GraphTask {
   using Impl = detail::TensorImpl<T>;
 
   GraphTask(bool retain_graph, bool create_graph)
-      : retain_graph_(retain_graph), create_graph_(create_graph) {}
+      : retain_graph_(retain_graph),
+        create_graph_(create_graph),
+        own_(workspace_.busy ? std::make_unique<Workspace>() : nullptr),
+        ws_(own_ ? *own_ : workspace_),
+        index_(ws_.index),
+        states_(ws_.states),
+        leaf_index_(ws_.leaf_index),
+        leaves_(ws_.leaves) {
+    ws_.busy = true;
+  }
+  ~GraphTask() { ws_.clear(); }
+  GraphTask(const GraphTask&) = delete;
+  GraphTask& operator=(const GraphTask&) = delete;
 
   // grad(): the inputs whose gradients are captured instead of accumulated into grad().
   void capture(const std::shared_ptr<Impl>& impl, std::size_t slot) {
@@ -333,6 +409,7 @@ class GraphTask {
     if (capture_) prune();
     try {
       sweep(roots);
+      commit_deferred();
     } catch (...) {
       // A pass that fails leaves every grad() as it was.
       for (auto it = committed_.rbegin(); it != committed_.rend(); ++it) {
@@ -379,8 +456,8 @@ class GraphTask {
     if (anomaly_) [[unlikely]]
       check_finite(node, i, g.value());
     if (edge.fn) {
-      const auto it = index_.find(edge.fn.get());
-      if (it != index_.end()) accumulate(states_[it->second].grad, std::move(g));
+      const std::size_t at = index_.find(edge.fn.get());
+      if (at != PtrIndex::npos) accumulate(states_[at].grad, std::move(g));
     } else {
       accumulate(leaf_state(edge.leaf).grad, std::move(g));
     }
@@ -430,31 +507,64 @@ class GraphTask {
   std::unordered_map<const Impl*, std::size_t> leaf_sinks_;
   std::vector<Tensor<T>> captured_;
 
-  std::unordered_map<const Node<T>*, std::size_t> index_;
-  std::vector<NodeState> states_;
-  std::unordered_map<const Impl*, std::size_t> leaf_index_;
-  std::vector<LeafState> leaves_;
+  // The pass's bookkeeping, in lists that the thread reuses pass after pass (a pass started
+  // while another runs on the thread, inside a hook or a derivative, gets its own).
+  struct Workspace {
+    PtrIndex index;
+    std::vector<NodeState> states;
+    PtrIndex leaf_index;
+    std::vector<LeafState> leaves;
+    std::vector<std::size_t> ready;
+    std::vector<Node<T>*> stack;
+    bool busy = false;
+    void clear() {
+      index.clear();
+      leaf_index.clear();
+      // Lists grown by a huge graph are given back; everyday sizes are kept for the next pass.
+      release(states);
+      release(leaves);
+      release(ready);
+      release(stack);
+      busy = false;
+    }
+    template <class L>
+    static void release(L& list) {
+      if (list.capacity() > 4096) {
+        L().swap(list);
+      } else {
+        list.clear();
+      }
+    }
+  };
+  static thread_local Workspace workspace_;
+  std::unique_ptr<Workspace> own_;
+  Workspace& ws_;
+  PtrIndex& index_;
+  std::vector<NodeState>& states_;
+  PtrIndex& leaf_index_;
+  std::vector<LeafState>& leaves_;
   // Each leaf whose grad() this pass changed, with the gradient it had before.
   std::vector<std::pair<std::shared_ptr<Impl>, std::shared_ptr<Impl>>> committed_;
+  std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>> deferred_;
 
   bool needed(const Node<T>* n) const {
-    const auto it = index_.find(n);
-    return it != index_.end() && states_[it->second].needed;
+    const std::size_t at = index_.find(n);
+    return at != PtrIndex::npos && states_[at].needed;
   }
 
   LeafState& leaf_state(const std::shared_ptr<Impl>& impl) {
-    const auto [it, inserted] = leaf_index_.emplace(impl.get(), leaves_.size());
+    const auto [at, inserted] = leaf_index_.emplace(impl.get(), leaves_.size());
     if (inserted) leaves_.push_back({impl, 0, Tensor<T>()});
-    return leaves_[it->second];
+    return leaves_[at];
   }
 
   // Every node reachable from the roots, each with the number of edges into it from the others
   // (it runs once they have all delivered), and every leaf with the same count.
   void discover(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
-    std::vector<Node<T>*> stack;
+    auto& stack = ws_.stack;
     auto visit = [&](const std::shared_ptr<Node<T>>& n) {
-      const auto [it, inserted] = index_.emplace(n.get(), states_.size());
-      if (!inserted) return it->second;
+      const auto [at, inserted] = index_.emplace(n.get(), states_.size());
+      if (!inserted) return at;
       if (n->released_) {
         throw GraphError(std::string("xgrad::backward: the graph through '") + n->name_ +
                          "' was freed by an earlier backward; pass retain_graph=true to the first "
@@ -462,7 +572,7 @@ class GraphTask {
       }
       states_.push_back({n, 0, Tensor<T>(), true});
       stack.push_back(n.get());
-      return it->second;
+      return at;
     };
     for (const auto& [impl, g] : roots) {
       if (impl->grad_fn) visit(impl->grad_fn);
@@ -498,7 +608,7 @@ class GraphTask {
       order.push_back(i);
       for (const auto& e : states_[i].node->edges_) {
         if (!e.fn) continue;
-        const std::size_t j = index_.at(e.fn.get());
+        const std::size_t j = index_.find(e.fn.get());
         if (--pending[j] == 0) ready.push_back(j);
       }
     }
@@ -507,7 +617,7 @@ class GraphTask {
       bool need = node_sinks_.count(s.node.get()) != 0;
       for (const auto& e : s.node->edges_) {
         if (need) break;
-        if (e.fn) need = states_[index_.at(e.fn.get())].needed;
+        if (e.fn) need = states_[index_.find(e.fn.get())].needed;
         if (e.leaf) need = leaf_sinks_.count(e.leaf.get()) != 0;
       }
       s.needed = need;
@@ -527,7 +637,7 @@ class GraphTask {
         }
       }
       if (impl->grad_fn) {
-        accumulate(states_[index_.at(impl->grad_fn.get())].grad, g);
+        accumulate(states_[index_.find(impl->grad_fn.get())].grad, g);
       } else if (impl->requires_grad) {
         accumulate(leaf_state(impl).grad, g);
       }
@@ -536,7 +646,7 @@ class GraphTask {
     for (std::size_t i = 0; i < leaves_.size(); ++i) {
       if (leaves_[i].pending == 0) finish_leaf(leaves_[i]);
     }
-    std::vector<std::size_t> ready;
+    auto& ready = ws_.ready;
     for (std::size_t i = 0; i < states_.size(); ++i) {
       if (states_[i].pending == 0) ready.push_back(i);
     }
@@ -560,10 +670,10 @@ class GraphTask {
       }
       for (const auto& e : n.edges_) {
         if (e.fn) {
-          NodeState& in = states_[index_.at(e.fn.get())];
-          if (--in.pending == 0) ready.push_back(index_.at(e.fn.get()));
+          const std::size_t at = index_.find(e.fn.get());
+          if (--states_[at].pending == 0) ready.push_back(at);
         } else if (e.leaf) {
-          LeafState& leaf = leaves_[leaf_index_.at(e.leaf.get())];
+          LeafState& leaf = leaves_[leaf_index_.find(e.leaf.get())];
           if (--leaf.pending == 0) finish_leaf(leaf);
         }
       }
@@ -590,23 +700,52 @@ class GraphTask {
                        " but its value now has shape " + shape_str(g.shape()) +
                        "; call clear_grad() after reshaping a parameter");
     }
+    if (!impl.hooks || impl.hooks->post_accumulate.empty()) {
+      // Nothing waits for this leaf: its gradient is added when the whole pass has succeeded,
+      // in place where nothing else holds grad(), so that a failing pass changes nothing.
+      deferred_.emplace_back(leaf.impl, std::move(g));
+      return;
+    }
+    commit(leaf.impl, std::move(g));
+    for (const auto& [id, hook] : impl.hooks->post_accumulate) hook(Tensor<T>(leaf.impl));
+  }
+
+  // Adds a final gradient to a leaf's grad(), out of place, remembering the previous one so that
+  // a pass failing later can put it back.
+  void commit(const std::shared_ptr<Impl>& leaf, Tensor<T> g) {
+    Impl& impl = *leaf;
     std::shared_ptr<Impl> previous = impl.grad;
+    impl.grad = merged(previous, std::move(g)).impl();
+    committed_.emplace_back(leaf, std::move(previous));
+  }
+
+  // The leaf gradients held back until the pass succeeded.
+  void commit_deferred() {
+    for (auto& [leaf, g] : deferred_) {
+      Impl& impl = *leaf;
+      if (impl.grad && !create_graph_ && !impl.grad->grad_fn && !g.requires_grad() &&
+          impl.grad.use_count() == 1 && impl.grad->storage.use_count() == 1) {
+        xt::noalias(impl.grad->storage->data) += g.value();
+        ++impl.grad->storage->version;
+      } else {
+        impl.grad = merged(impl.grad, std::move(g)).impl();
+      }
+    }
+  }
+
+  // previous + g as a new tensor (recorded under create_graph or when previous has a graph);
+  // g itself when there is no previous gradient, unless something else still holds it (a seed
+  // the caller gave, a gradient handed to two inputs): then a copy.
+  Tensor<T> merged(const std::shared_ptr<Impl>& previous, Tensor<T> g) {
     if (!previous) {
-      // The gradient becomes grad() itself unless something else still holds it (a seed the
-      // caller gave, a gradient handed to two inputs): then grad() gets its own copy.
-      if (!create_graph_ && !exclusively_owned(g)) g = Tensor<T>(Array<T>(g.value()));
-      impl.grad = g.impl();
-    } else if (create_graph_ || previous->grad_fn) {
+      if (!create_graph_ && !exclusively_owned(g)) return Tensor<T>(Array<T>(g.value()));
+      return g;
+    }
+    if (create_graph_ || previous->grad_fn) {
       const GradMode mode(create_graph_);
-      impl.grad = add_grads(Tensor<T>(previous), g).impl();
-    } else {
-      // Out of place, so that a pass failing later can put the previous gradient back.
-      impl.grad = Tensor<T>(Array<T>(previous->storage->data + g.value())).impl();
+      return add_grads(Tensor<T>(previous), g);
     }
-    committed_.emplace_back(leaf.impl, std::move(previous));
-    if (impl.hooks) {
-      for (const auto& [id, hook] : impl.hooks->post_accumulate) hook(Tensor<T>(leaf.impl));
-    }
+    return Tensor<T>(Array<T>(previous->storage->data + g.value()));
   }
 
   Tensor<T> run_hooks(detail::Hooks<T>& hooks, Tensor<T> g) {
@@ -650,6 +789,9 @@ class GraphTask {
 };
 
 template <class T>
+thread_local typename GraphTask<T>::Workspace GraphTask<T>::workspace_;
+
+template <class T>
 bool Grads<T>::needs(std::size_t i) const {
   check_index(i);
   return task_.needs(node_, i);
@@ -661,13 +803,13 @@ bool Grads<T>::create_graph() const {
 }
 
 template <class T>
-void Grads<T>::to(std::size_t i, const Tensor<T>& gradient) {
+void Grads<T>::to(std::size_t i, Tensor<T> gradient) {
   if (!needs(i)) return;
   if (!gradient.defined()) {
     throw GraphError(std::string("xgrad::backward: the derivative of '") + node_.name_ +
                      "' handed an undefined gradient to input " + std::to_string(i));
   }
-  task_.deliver(node_, i, gradient);
+  task_.deliver(node_, i, std::move(gradient));
 }
 
 template <class T>

@@ -5,7 +5,7 @@
 
 #include "common.hpp"
 #include "simd.hpp"
-#include "unary.hpp"
+#include "elementwise.hpp"
 
 namespace xgrad {
 

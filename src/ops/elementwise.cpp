@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "common.hpp"
+#include "elementwise.hpp"
 #include "simd.hpp"
-#include "unary.hpp"
 
 namespace xgrad {
 
@@ -94,32 +94,23 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("mul", a, b);
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record<T>(
-      {"mul", loc}, binary<T>(x, y, times_f, x * y), {a, b},
-      [](const Tensor<T>& grad, Grads<T>& g) {
-        if (g.needs(0)) g.to(0, mul(grad, g.in(1)));  // mul: grad * other
-        if (g.needs(1)) g.to(1, mul(grad, g.in(0)));  // mul: grad * self
-      },
+  return ops::binary<T>(
+      {"mul", loc}, a, b, times_f,
+      [](const auto& d, const auto&, const auto& y) { return d * y; },  // mul: grad * other
+      [](const auto& d, const auto& x, const auto&) { return d * x; },  // mul: grad * self
       cross_saves(a, b));
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("div", a, b);
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record<T>(
-      {"div", loc}, binary<T>(x, y, over_f, x / y), {a, b},
-      [](const Tensor<T>& grad, Grads<T>& g) {
-        const Tensor<T> other = g.in(1);
-        if (g.needs(0)) g.to(0, masked(grad, div(grad, other)));  // div: grad / other
-        if (g.needs(1)) {
-          // div: -grad * self / other^2
-          g.to(1, masked(grad, neg(div(mul(grad, g.in(0)), mul(other, other)))));
-        }
-      },
+  return ops::binary<T>(
+      {"div", loc}, a, b, over_f,
+      [](const auto& d, const auto&, const auto& y) {
+        return masked(d, d / y);
+      },  // div: grad / other
+      // div: -grad * self / other^2
+      [](const auto& d, const auto& x, const auto& y) { return masked(d, -(d * x) / (y * y)); },
       Saves::in({0, 1}));
 }
 
