@@ -4,6 +4,7 @@
 #include <xgrad/autograd.hpp>
 #include <xgrad/data/data.hpp>
 #include <xgrad/error.hpp>
+#include <xgrad/io/checkpoint.hpp>
 #include <xgrad/io/safetensors.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/node.hpp>
