@@ -207,7 +207,8 @@ TEST_F(Resume, MismatchedOrDamagedCheckpointsAreRefusedAndChangeNothing) {
   // Another model: a layer of another size.
   {
     auto bigger = std::make_shared<nn::Sequential<float>>();
-    bigger->push_back(std::make_shared<nn::Linear<float>>(6, 17));
+    Generator g(3);
+    bigger->push_back(std::make_shared<nn::Linear<float>>(6, 17, true, g));
     io::Checkpoint<float> c{.model = bigger.get()};
     expect_error<IoError>([&] { io::load_checkpoint(c, file); },
                           {"xgrad::io::load_checkpoint", "'0.weight'", "[17,6]", "[16,6]"});

@@ -76,6 +76,7 @@ TEST(FuzzRegression, Checkpoint) {
 // load, or the fuzzer would start from files it never gets past.
 TEST(FuzzRegression, CheckpointSeedsWrittenInPythonLoad) {
   const ScratchFile scratch("seed_checkpoint");
+  const std::string global_state = xgrad::default_generator().get_state();
   const Bytes bytes = read_all(kFuzzDir / "corpus" / "checkpoint" / "checkpoint");
   xgrad::fuzz::CheckpointModel model;
   xgrad::optim::SGD<double> sgd(model.parameters(), {.lr = 0.1, .momentum = 0.9});
@@ -94,6 +95,7 @@ TEST(FuzzRegression, CheckpointSeedsWrittenInPythonLoad) {
   EXPECT_EQ(model.parameters()[0].value()(1, 2), 3.0);
   xgrad::io::load(model, scratch.write(read_all(kFuzzDir / "corpus" / "checkpoint" / "module")));
   EXPECT_EQ(model.parameters()[1].value()(1), -0.2);
+  xgrad::default_generator().set_state(global_state);
 }
 TEST(FuzzRegression, Hdf5) {
   EXPECT_GE(replay("hdf5", xgrad::fuzz::run_hdf5), 2u);

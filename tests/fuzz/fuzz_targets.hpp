@@ -189,6 +189,9 @@ class CheckpointModel : public xgrad::nn::Module<double> {
 /// and CRC-32) and by io::load_checkpoint with an SGD optimiser, a StepLR schedule and a loader.
 inline void run_checkpoint(const unsigned char* data, std::size_t size, const ScratchFile& file) {
   const std::string& path = file.write(data, size);
+  // A checkpoint that loads replaces the global generator's state: put it back, so that replaying
+  // the corpus leaves the rest of a test program as it was.
+  const std::string global_state = xgrad::default_generator().get_state();
   CheckpointModel model;
   allow_errors([&] { xgrad::io::load(model, path); });
   allow_errors([&] {
@@ -200,6 +203,7 @@ inline void run_checkpoint(const unsigned char* data, std::size_t size, const Sc
         .model = &model, .optimizer = &sgd, .scheduler = &schedule, .loader = &loader};
     xgrad::io::load_checkpoint(ckpt, path);
   });
+  xgrad::default_generator().set_state(global_state);
 }
 
 /// HDF5: the input is the file; reads the datasets of tests/data/catvnoncat_tiny.h5 (integer,

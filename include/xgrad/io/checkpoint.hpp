@@ -46,8 +46,9 @@ struct Checkpoint {
   /// Generators besides the calling thread's default_generator() (always saved), by name: a
   /// seeded Dropout's generator(), say.
   std::map<std::string, Generator*> generators = {};
-  /// Where the run was: epochs and steps done.
+  /// Epochs done.
   std::int64_t epoch = 0;
+  /// Optimiser steps done.
   std::int64_t step = 0;
   /// Any text (the command line, a run name).
   std::map<std::string, std::string> metadata = {};

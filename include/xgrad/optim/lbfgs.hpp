@@ -74,6 +74,7 @@ class LBFGS : public Optimizer<T> {
   /// and of the curvature pairs "old_dirs" (y) and "old_stps" (s), oldest first, [k, ...shape];
   /// numbers "t", "n_iter", "func_evals" (torch's names).
   void save_state(const std::vector<std::string>& names, StateDict& out) const override;
+  /// Reads what save_state writes and rebuilds the two-loop recursion from the pairs.
   void load_state(const std::vector<std::string>& names, const StateDict& state,
                   const std::function<void(const std::string&)>& take, bool apply) override;
 

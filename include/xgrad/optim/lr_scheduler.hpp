@@ -66,7 +66,9 @@ class StepLR : public LRScheduler<T> {
 
  protected:
   double lr_at(int epoch) const override;
+  /// "step_size" and "gamma" (or "T_max" and "eta_min").
   void save_options(StateDict& out) const override;
+  /// Checks and takes what save_options writes.
   void load_options(const StateDict& state, bool apply) override;
 
  private:
@@ -85,7 +87,9 @@ class CosineAnnealingLR : public LRScheduler<T> {
 
  protected:
   double lr_at(int epoch) const override;
+  /// "step_size" and "gamma" (or "T_max" and "eta_min").
   void save_options(StateDict& out) const override;
+  /// Checks and takes what save_options writes.
   void load_options(const StateDict& state, bool apply) override;
 
  private:

@@ -185,7 +185,9 @@ class Adam : public Optimizer<T> {
  protected:
   /// For AdamW: decoupled weight decay, and `name` in error messages.
   Adam(std::vector<Tensor<T>> params, AdamOptions options, bool decoupled, std::string name);
+  /// Per parameter that has stepped: "<name>.step", "<name>.exp_avg", "<name>.exp_avg_sq".
   void save_state(const std::vector<std::string>& names, StateDict& out) const override;
+  /// Reads what save_state writes.
   void load_state(const std::vector<std::string>& names, const StateDict& state,
                   const std::function<void(const std::string&)>& take, bool apply) override;
 
