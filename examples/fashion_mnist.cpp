@@ -6,8 +6,9 @@
 //
 // After every epoch it saves a training checkpoint (--checkpoint, by default
 // <out>/fashion_mnist.ckpt.safetensors: model, optimiser, schedule, shuffling and random state);
-// `--resume PATH` continues an interrupted run from one, ending exactly as the uninterrupted run
-// would have.
+// `--resume PATH` continues an interrupted run from one (with the same flags), ending exactly as
+// the uninterrupted run would have; the saved learning-rate schedule is kept even if --epochs
+// changes.
 
 #include <cstdio>
 #include <sstream>
