@@ -224,7 +224,9 @@ Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target,
 template <class T>
 Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target,
               Reduction reduction = Reduction::Mean, Location loc = Location::current());
-/// bce(sigmoid(x), y) computed as max(x, 0) - x y + log(1 + e^-|x|): finite for any logit.
+/// bce(sigmoid(x), y) computed as max(x, 0) - x y + log(1 + e^-|x|): finite for any finite
+/// logit; at x = +-inf its limit: 0 when y agrees (y = 1 at +inf, y = 0 at -inf), else +inf
+/// (for y in [0, 1]); never NaN for a non-NaN x and y.
 template <class T>
 Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target,
                           Reduction reduction = Reduction::Mean,

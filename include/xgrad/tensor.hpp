@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <source_location>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -33,6 +34,13 @@ class Generator {
   void manual_seed(std::uint64_t seed) { engine_.seed(seed); }
   /// The underlying engine, for std:: distributions.
   std::mt19937_64& engine() { return engine_; }
+
+  // ---- state, for checkpoints (torch.Generator.get_state / set_state) ----
+  /// The complete state as text (the engine's 312 words and its position): set_state() on any
+  /// generator continues the same sequence.
+  std::string get_state() const;
+  /// Restores a get_state() text; ValueError, with the generator unchanged, for anything else.
+  void set_state(const std::string& state);
 
  private:
   std::mt19937_64 engine_;

@@ -5,6 +5,7 @@
 #include <xgrad/data/data.hpp>
 #include <xgrad/error.hpp>
 #include <xgrad/functional.hpp>
+#include <xgrad/io/checkpoint.hpp>
 #include <xgrad/io/safetensors.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/node.hpp>

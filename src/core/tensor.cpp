@@ -1,6 +1,8 @@
 #include <cmath>
 #include <limits>
+#include <locale>
 #include <ostream>
+#include <sstream>
 
 #include <xgrad/autograd.hpp>
 #include <xgrad/node.hpp>
@@ -15,6 +17,31 @@ Generator& default_generator() {
 
 void manual_seed(std::uint64_t seed) {
   default_generator().manual_seed(seed);
+}
+
+// ---- Generator state ----
+
+std::string Generator::get_state() const {
+  std::ostringstream out;
+  out.imbue(std::locale::classic());
+  out << engine_;
+  return out.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  // The standard's text form: 312 words then the position, separated by spaces. Parsed strictly,
+  // since operator>> alone would accept a truncated state followed by anything.
+  std::istringstream in(state);
+  in.imbue(std::locale::classic());
+  std::mt19937_64 engine;
+  in >> engine;
+  std::string rest;
+  if (in.fail() || (in >> rest, !rest.empty())) {
+    const std::string shown = state.size() > 40 ? state.substr(0, 37) + "..." : state;
+    throw ValueError("xgrad::Generator::set_state: not a state from get_state(): \"" + shown +
+                     "\" (" + std::to_string(state.size()) + " characters)");
+  }
+  engine_ = engine;
 }
 
 template <class V>

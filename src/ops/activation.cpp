@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "common.hpp"
-#include "simd.hpp"
 #include "elementwise.hpp"
+#include "simd.hpp"
 
 namespace xgrad {
 

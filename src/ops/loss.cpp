@@ -237,7 +237,15 @@ Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduc
   //   target: -grad * self
   return elementwise_loss<T>(
       {"bce_with_logits", loc}, input, target, reduction,
-      [](T u, T v) { return std::max(u, T(0)) - u * v + std::log1p(std::exp(-std::abs(u))); },
+      [](T u, T v) {
+        // NOTE: at u = +-inf, max(u, 0) - u v is inf - inf = NaN even when the target agrees;
+        // the limit is |u| times the target's disagreement (1 - v, or v for u < 0), 0 if none.
+        if (std::isinf(u)) {
+          const T disagree = u > 0 ? T(1) - v : v;
+          return disagree == T(0) ? T(0) : std::abs(u) * disagree;
+        }
+        return std::max(u, T(0)) - u * v + std::log1p(std::exp(-std::abs(u)));
+      },
       [](const Tensor<T>& gi, Grads<T>& g, Location at) {
         const Tensor<T> u = g.in(0);
         if (g.needs(0)) g.to(0, mul(gi, sub(sigmoid(u, at), g.in(1), at), at));

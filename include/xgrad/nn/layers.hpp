@@ -111,21 +111,30 @@ std::shared_ptr<Activation<T>> LeakyReLU(T negative_slope = T(0.01)) {
 }
 
 /// Zeroes each element with probability p in training mode and scales the rest by 1 / (1 - p);
-/// the identity in evaluation mode.
+/// the identity in evaluation mode. As torch.nn.Dropout, masks come from the global generator
+/// (default_generator() of the thread calling forward), so manual_seed makes a run repeatable
+/// and two Dropout layers draw different masks; a seed or a Generator gives the layer its own.
 template <class T>
 class Dropout : public Module<T> {
  public:
-  /// Drops with probability p in [0, 1) (ValueError otherwise); masks come from a generator
-  /// seeded with `seed`.
-  explicit Dropout(T p = T(0.5), std::uint64_t seed = 0);
+  /// Drops with probability p in [0, 1) (ValueError otherwise), drawing from the global generator.
+  explicit Dropout(T p = T(0.5));
+  /// Draws from a generator of its own, seeded with `seed`.
+  Dropout(T p, std::uint64_t seed);
+  /// Draws from `gen`, which must outlive the layer.
+  Dropout(T p, Generator& gen);
   /// input * mask / (1 - p) in training mode, input in evaluation mode.
   Tensor<T> forward(const Tensor<T>& input) override;
   /// "Dropout(p=0.500000)".
   std::string describe() const override;
+  /// The generator the next mask comes from (the layer's own, the one given, or the calling
+  /// thread's default_generator()); save its state to resume a run exactly.
+  Generator& generator();
 
  private:
   T p_;
-  Generator gen_;
+  std::unique_ptr<Generator> own_;  // set when seeded
+  Generator* gen_ = nullptr;        // null: the global generator
 };
 
 /// Fully connected network: Linear(sizes[0], sizes[1]), act, ..., Linear(sizes[n-2], sizes[n-1]),
