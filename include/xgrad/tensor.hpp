@@ -2,10 +2,12 @@
 // Tensor<T>: a cheap shared handle on a value, its gradient and the graph node that produced it.
 // The core knows no operation: ops build nodes through record() in node.hpp.
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <iosfwd>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -64,6 +66,9 @@ struct Storage {
 /// addressed: xtensor multiplies extents without checking, so an overflowing count would
 /// allocate a small buffer under a huge shape.
 void check_element_count(const char* op, const Shape& shape, std::size_t element_size);
+
+/// Raises ValueError for item<U>() of a value that an integer U cannot hold.
+[[noreturn]] void item_out_of_range(double value);
 
 template <class T>
 struct Hooks;
@@ -163,11 +168,21 @@ class Tensor {
   static Tensor scalar(V value);
   /// From nested braced lists: from({1, 2}) is [2], from({{1}, {0}}) is [2,1].
   static Tensor from(std::initializer_list<NestedList<V>> values);
+  /// `values` copied into `shape` in C order: from(v, {2, 3}) is [2,3] (ShapeError unless the
+  /// counts match). Zero-copy: fill an Array<V> (`data()`) and move it into Tensor(Array<V>&&).
+  static Tensor from(const std::vector<V>& values, const Shape& shape);
+  /// Numbers of another type (int, uint8_t, double, ...) converted to V, as from(values, shape).
+  template <class U>
+  requires(std::is_arithmetic_v<U> && !std::is_same_v<U, V>) static Tensor
+      from(const std::vector<U>& values, const Shape& shape) {
+    return from(std::vector<V>(values.begin(), values.end()), shape);
+  }
 
   // ---- state ----
   /// False for a default-constructed tensor.
   bool defined() const { return impl_ != nullptr; }
-  /// The value, read-only and shared with every handle (no copy); see docs/interop.md.
+  /// The value, read-only and shared with every handle (no copy); valid while a handle on the
+  /// storage lives and the value keeps its shape.
   const Array<V>& value() const;
   /// Writable access to the value for in-place updates (optimisers); bumps the version counter so
   /// that a backward pass which saved this value notices the change.
@@ -320,6 +335,84 @@ class Tensor {
   Tensor softmax(int dim, Location loc = Location::current()) const;
   /// log_softmax(*this, dim).
   Tensor log_softmax(int dim, Location loc = Location::current()) const;
+
+  // ---- the rest of torch::Tensor's method forms: if PyTorch writes t.f(...), so can you ----
+  /// The single element converted to U, as t.item<U>(); an integer U truncates toward zero and
+  /// raises ValueError for NaN, infinity or a value out of U's range.
+  template <class U>
+  requires std::is_arithmetic_v<U> U item()
+  const {
+    const V v = item();
+    if constexpr (std::is_integral_v<U>) {
+      const double t = std::trunc(static_cast<double>(v));
+      const double lo = static_cast<double>(std::numeric_limits<U>::min());
+      const double hi = std::ldexp(1.0, std::numeric_limits<U>::digits);
+      if (!(t >= lo && t < hi)) detail::item_out_of_range(static_cast<double>(v));
+    }
+    return static_cast<U>(v);
+  }
+  /// argmax(*this, dim, keepdim): indices as whole numbers in V.
+  Tensor argmax(int dim, bool keepdim = false) const;
+  /// Index of the largest element of the flattened tensor -> [].
+  Tensor argmax() const;
+  /// argmin(*this, dim, keepdim).
+  Tensor argmin(int dim, bool keepdim = false) const;
+  /// Index of the smallest element of the flattened tensor -> [].
+  Tensor argmin() const;
+  /// max(*this, dims, keepdim), as torch's amax.
+  Tensor amax(const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current()) const;
+  /// min(*this, dims, keepdim), as torch's amin.
+  Tensor amin(const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current()) const;
+  /// add(*this, other).
+  Tensor add(const Tensor& other, Location loc = Location::current()) const;
+  /// *this + s.
+  Tensor add(V s, Location loc = Location::current()) const;
+  /// sub(*this, other).
+  Tensor sub(const Tensor& other, Location loc = Location::current()) const;
+  /// *this - s.
+  Tensor sub(V s, Location loc = Location::current()) const;
+  /// mul(*this, other).
+  Tensor mul(const Tensor& other, Location loc = Location::current()) const;
+  /// *this * s.
+  Tensor mul(V s, Location loc = Location::current()) const;
+  /// div(*this, other).
+  Tensor div(const Tensor& other, Location loc = Location::current()) const;
+  /// *this / s.
+  Tensor div(V s, Location loc = Location::current()) const;
+  /// maximum(*this, other).
+  Tensor maximum(const Tensor& other, Location loc = Location::current()) const;
+  /// minimum(*this, other).
+  Tensor minimum(const Tensor& other, Location loc = Location::current()) const;
+  /// where(condition, *this, other): this where condition != 0, else other.
+  Tensor where(const Tensor& condition, const Tensor& other,
+               Location loc = Location::current()) const;
+  /// heaviside(*this, value_at_zero).
+  Tensor heaviside(V value_at_zero, Location loc = Location::current()) const;
+  /// gt(*this, other).
+  Tensor gt(const Tensor& other) const;
+  /// 1 where *this > s.
+  Tensor gt(V s) const;
+  /// lt(*this, other).
+  Tensor lt(const Tensor& other) const;
+  /// 1 where *this < s.
+  Tensor lt(V s) const;
+  /// ge(*this, other).
+  Tensor ge(const Tensor& other) const;
+  /// 1 where *this >= s.
+  Tensor ge(V s) const;
+  /// le(*this, other).
+  Tensor le(const Tensor& other) const;
+  /// 1 where *this <= s.
+  Tensor le(V s) const;
+  /// eq(*this, other).
+  Tensor eq(const Tensor& other) const;
+  /// 1 where *this == s.
+  Tensor eq(V s) const;
+  /// T(), spelt as torch's t().
+  Tensor t(Location loc = Location::current()) const { return T(loc); }
+  // ---- end of the method forms ----
 
   /// The shared implementation (for the engine and custom operations).
   const std::shared_ptr<detail::TensorImpl<V>>& impl() const { return impl_; }

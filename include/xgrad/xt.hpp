@@ -50,7 +50,8 @@ void pool_deallocate(void* p, std::size_t bytes) noexcept;
 /// The allocator of every Array. A training step frees and reallocates the same buffers (values,
 /// gradients, saved activations) step after step; large ones would go back to the system and
 /// page-fault afresh each time. This keeps freed blocks in per-thread free lists by size class,
-/// so the next step reuses them warm. See src/core/allocator.cpp for the bounds.
+/// so the next step reuses them warm. Blocks above 256 MiB bypass the lists, and a thread keeps
+/// at most 32 blocks per size class and 256 MiB in all.
 template <class T>
 struct PoolAllocator {
   using value_type = T;

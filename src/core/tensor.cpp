@@ -1,4 +1,5 @@
 #include <cmath>
+#include <algorithm>
 #include <limits>
 #include <locale>
 #include <ostream>
@@ -60,6 +61,11 @@ detail::TensorImpl<V>& Tensor<V>::checked(const char* what) const {
 // ---- factories ----
 
 namespace detail {
+void item_out_of_range(double value) {
+  throw ValueError("xgrad::item: value " + std::to_string(value) +
+                   " does not fit in the requested integer type");
+}
+
 void check_element_count(const char* op, const Shape& shape, std::size_t element_size) {
   std::size_t n = 1;
   bool overflow = false;
@@ -223,6 +229,21 @@ Tensor<V> Tensor<V>::from(std::initializer_list<NestedList<V>> values) {
   Array<V> out = Array<V>::from_shape(shape);
   V* p = out.data();
   nested_fill(root, p);
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::from(const std::vector<V>& values, const Shape& shape) {
+  detail::check_element_count("from", shape, sizeof(V));
+  std::size_t n = 1;
+  for (auto d : shape) n *= d;
+  if (n != values.size()) {
+    throw ShapeError("xgrad::from: " + std::to_string(values.size()) +
+                     " values do not fill shape " + shape_str(shape) + " (" + std::to_string(n) +
+                     " elements)");
+  }
+  Array<V> out = Array<V>::from_shape(shape);
+  std::copy(values.begin(), values.end(), out.data());
   return Tensor(std::move(out));
 }
 

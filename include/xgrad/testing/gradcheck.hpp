@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -26,7 +27,8 @@ struct GradcheckOptions {
   double rtol = 1e-3;
 };
 
-/// The verdict for one input: its worst element and both derivative values there.
+/// The verdict for one input: its worst entry of the Jacobian (the one nearest its tolerance, or
+/// furthest past it; among equals one with a nonzero derivative) and both derivative values there.
 struct InputReport {
   /// Position of the input in the list given to gradcheck.
   std::size_t input = 0;
@@ -121,7 +123,11 @@ GradcheckReport gradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
   for (std::size_t w = 0; w < wrt.size(); ++w) {
     InputReport& r = report.inputs[wrt_index[w]];
     r.checked = true;
-    double worst_excess = -1e300;
+    // The reported entry is the one nearest its tolerance (|diff| / tolerance, largest first), and
+    // on a tie one where a derivative is nonzero: an exact 0 = 0 off the diagonal tells nothing.
+    double worst_ratio = -1;
+    bool worst_nonzero = false;
+    bool failed = false;
     Array<double>& x = wrt[w].mutable_value();
     for (std::size_t k = 0; k < x.size(); ++k) {
       const double saved = x.flat(k);
@@ -134,10 +140,18 @@ GradcheckReport gradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
         const double numeric = (plus.flat(j) - minus.flat(j)) / (2 * options.eps);
         const double analytic = jac[w][j].flat(k);
         const double err = std::abs(analytic - numeric);
-        const double excess =
-            std::isnan(err) ? 1e300 : err - (options.atol + options.rtol * std::abs(numeric));
-        if (excess > worst_excess) {
-          worst_excess = excess;
+        const double tolerance = options.atol + options.rtol * std::abs(numeric);
+        const bool bad = !(err <= tolerance);  // NaN is bad too
+        const double inf = std::numeric_limits<double>::infinity();
+        const double ratio = std::isnan(err) ? inf
+                             : tolerance > 0 ? err / tolerance
+                             : bad           ? inf
+                                             : 0;
+        const bool nonzero = analytic != 0 || numeric != 0;
+        failed = failed || bad;
+        if (ratio > worst_ratio || (ratio == worst_ratio && nonzero && !worst_nonzero)) {
+          worst_ratio = ratio;
+          worst_nonzero = nonzero;
           r.worst_element = k;
           r.worst_output = j;
           r.analytic = analytic;
@@ -146,7 +160,7 @@ GradcheckReport gradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
         }
       }
     }
-    r.ok = worst_excess <= 0;
+    r.ok = !failed;
     report.ok = report.ok && r.ok;
   }
   return report;
@@ -204,3 +218,14 @@ GradcheckReport gradgradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
 }
 
 }  // namespace xgrad::testing
+
+// ---- the checkers in namespace xgrad ----
+// `using namespace xgrad;` in a GoogleTest file makes `testing::` ambiguous with ::testing, so the
+// checkers are also xgrad::gradcheck (and plain `gradcheck` under that using-directive).
+namespace xgrad {
+using testing::gradcheck;
+using testing::gradgradcheck;
+using testing::GradcheckOptions;
+using testing::GradcheckReport;
+using testing::InputReport;
+}  // namespace xgrad
