@@ -234,7 +234,7 @@ TEST(TensorMethods, ReductionsUnaryAndItem) {
   // Methods record like the functions: gradients flow.
   auto w = D::from({1.0, -2.0, 3.0}).requires_grad_();
   w.mul(w).add(1).amax().backward();
-  EXPECT_EQ(w.grad()(2), 6.0);
+  EXPECT_EQ(w.grad().value()(2), 6.0);
 
   expect_error<ValueError>([] { F::scalar(std::numeric_limits<float>::quiet_NaN()).item<int>(); },
                            {"xgrad::item", "does not fit"});
@@ -267,7 +267,7 @@ TEST(Gradcheck, ReportOnAPassingElementwiseOpNamesADiagonalEntry) {
   // A failing entry is still the one reported.
   auto wrong = [](const D& a) {
     return record<double>("wrong_exp", Array<double>(xt::exp(a.value())), {a},
-                          [](const Array<double>& grad, Grads<double>& g) {
+                          [](const D& grad, Grads<double>& g) {
                             g.to(0, grad * 2.0);  // exp: should be grad * result
                           });
   };
