@@ -224,8 +224,8 @@ GradcheckReport gradgradcheck(F&& fn, const std::vector<Tensor<double>>& inputs,
 // checkers are also xgrad::gradcheck (and plain `gradcheck` under that using-directive).
 namespace xgrad {
 using testing::gradcheck;
-using testing::gradgradcheck;
 using testing::GradcheckOptions;
 using testing::GradcheckReport;
+using testing::gradgradcheck;
 using testing::InputReport;
 }  // namespace xgrad
