@@ -53,6 +53,7 @@ double norm(const Array<double>& g) {
 // most 1e-8; prints both iteration counts and plots the two loss curves on one axis.
 void newton_versus_descent(const Array<float>& xs, const Array<float>& ys, const Array<double>& w0,
                            double lr, const std::filesystem::path& out) {
+  const EnableGradGuard enable_grad;  // main's NoGradGuard for its evaluation is still alive
   const D x(Array<double>(xt::cast<double>(xs)));
   const D y(Array<double>(xt::cast<double>(ys)));
   auto loss_of = [&](const std::vector<D>& in) { return bce(x.matmul(in[0].T()).sigmoid(), y); };
