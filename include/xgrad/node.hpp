@@ -1,7 +1,7 @@
 #pragma once
 // The graph node and the one entry point by which an operation joins the graph: record().
 // An op computes its value, then hands record() its derivative: a function that maps the
-// gradient of its output to the gradients of its inputs. The engine (engine.cpp) orders, sweeps,
+// gradient of its output to the gradients of its inputs. The engine orders, sweeps,
 // reduces broadcast gradients to their input's shape and frees saved state; it knows no formula.
 //
 // A derivative written with xgrad's own ops on the tensors that Grads hands it serves both kinds
