@@ -133,10 +133,11 @@ std::string value_str(T v) {
   return std::isnan(v) ? "NaN" : (v > 0 ? "inf" : "-inf");
 }
 
-// True when nothing else holds `t`'s value, so that adding into it in place is unobservable.
+// True when nothing else holds the tensor or its value and it has no history, so that adding
+// into it in place is unobservable.
 template <class T>
-bool exclusively_owned(const Tensor<T>& t) {
-  return t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1 && !t.requires_grad();
+bool exclusively_owned(const std::shared_ptr<detail::TensorImpl<T>>& impl) {
+  return impl.use_count() == 1 && impl->storage.use_count() == 1 && !impl->requires_grad;
 }
 }  // namespace
 
@@ -723,8 +724,7 @@ class GraphTask {
   void commit_deferred() {
     for (auto& [leaf, g] : deferred_) {
       Impl& impl = *leaf;
-      if (impl.grad && !create_graph_ && !impl.grad->grad_fn && !g.requires_grad() &&
-          impl.grad.use_count() == 1 && impl.grad->storage.use_count() == 1) {
+      if (impl.grad && !create_graph_ && !g.requires_grad() && exclusively_owned(impl.grad)) {
         xt::noalias(impl.grad->storage->data) += g.value();
         ++impl.grad->storage->version;
       } else {
@@ -738,7 +738,7 @@ class GraphTask {
   // the caller gave, a gradient handed to two inputs): then a copy.
   Tensor<T> merged(const std::shared_ptr<Impl>& previous, Tensor<T> g) {
     if (!previous) {
-      if (!create_graph_ && !exclusively_owned(g)) return Tensor<T>(Array<T>(g.value()));
+      if (!create_graph_ && !exclusively_owned(g.impl())) return Tensor<T>(Array<T>(g.value()));
       return g;
     }
     if (create_graph_ || previous->grad_fn) {
@@ -780,7 +780,7 @@ class GraphTask {
     } else if (create_graph_) {
       const GradMode mode(true);
       slot = add_grads(slot, g);
-    } else if (exclusively_owned(slot)) {
+    } else if (exclusively_owned(slot.impl())) {
       xt::noalias(slot.mutable_value()) += g.value();
     } else {
       slot = Tensor<T>(Array<T>(slot.value() + g.value()));
