@@ -83,7 +83,7 @@ case "${1:-}" in
     configure build/clang -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
       -DXGRAD_FUZZ=ON -DXGRAD_WERROR=ON -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCHMARKS=OFF
     cmake --build build/clang -j "$jobs" --target xgrad_tests idx_fuzz csv_fuzz npy_fuzz \
-      safetensors_fuzz hdf5_fuzz
+      safetensors_fuzz hdf5_fuzz checkpoint_fuzz
     stage "clang 16 tests"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ./build/clang/tests/xgrad_tests --gtest_brief=1

@@ -50,7 +50,7 @@ void BM_TinyChain(benchmark::State& state) {
     F y = x;
     for (std::size_t i = 0; i < n; ++i) y = y * 1.0f;
     y.backward();
-    benchmark::DoNotOptimize(x.grad().data());
+    benchmark::DoNotOptimize(x.grad().value().data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
   state.SetLabel(anomaly ? "anomaly on" : "anomaly off");

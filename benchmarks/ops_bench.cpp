@@ -87,10 +87,11 @@ void matmul_fwdbwd(benchmark::State& state) {
   xgrad::set_num_threads(static_cast<int>(state.range(1)));
   auto a = F::randn({n, n}, 1).requires_grad_();
   auto b = F::randn({n, n}, 2).requires_grad_();
-  const xgrad::Array<float> seed(xgrad::Shape{n, n}, 1.f);
+  // A tensor, so that each pass reads it in place (an Array seed is copied into one per pass).
+  const F seed(xgrad::Array<float>(xgrad::Shape{n, n}, 1.f));
   for (auto _ : state) {
     xgrad::matmul(a, b).backward(seed);
-    benchmark::DoNotOptimize(a.grad().data());
+    benchmark::DoNotOptimize(a.grad().value().data());
   }
   set_flops(state, 6.0 * n * n * n);
 }
@@ -251,7 +252,8 @@ void xgrad_bench(benchmark::State& state, Op op) {
   auto a = F::randn({kMillion}, 1).requires_grad_(backward);
   auto b = F::randn({kMillion}, 2).requires_grad_(backward);
   F out = op(a, b);
-  const xgrad::Array<float> seed(out.value().shape(), 1.f);  // [1M], or [] for sum
+  // [1M], or [] for sum; a tensor, read in place by each pass.
+  const F seed(xgrad::Array<float>(out.value().shape(), 1.f));
   // The leaves' gradient buffers exist, as they do from the second training step on.
   if (backward) out.backward(seed);
   for (auto _ : state) {

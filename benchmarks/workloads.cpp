@@ -132,7 +132,7 @@ double run_smallest(int epochs) {
     loss.backward();
     {
       NoGradGuard no_grad;
-      w.mutable_value() -= 1.0 * w.grad();
+      w.mutable_value() -= 1.0 * w.grad().value();
       w.zero_grad();
     }
     mean_abs_error.push_back(xt::mean(xt::abs(error.value()))());

@@ -10,7 +10,7 @@
 #                               (for code that needs data or time the suite does not have)
 #   <!-- snippet: global -->    declarations at namespace scope (a new op, its instantiation)
 #   <!-- snippet: row -->       add_case(...) rows of tests/ops_gradcheck_test.cpp: each row is
-#                               gradchecked as that table does
+#                               gradchecked and gradgradchecked as that table does
 # A block without a mark is an error. #include lines move to the top of the file; #line
 # directives make compiler errors point at the page and line of the snippet.
 
@@ -137,6 +137,10 @@ struct GradcheckTable {
     ++rows;
     const auto report = xgrad::testing::gradcheck(fn, inputs);
     if (!report) throw std::runtime_error("gradcheck of row " + name + ":\n" + report.summary());
+    const auto second = xgrad::testing::gradgradcheck(fn, inputs);
+    if (!second) {
+      throw std::runtime_error("gradgradcheck of row " + name + ":\n" + second.summary());
+    }
   }
   void check() const {
     if (rows == 0) throw std::runtime_error("the snippet adds no row");

@@ -3,10 +3,18 @@
 // learning rate follows a cosine from --lr to 0 over the epochs. Shows a progress bar per epoch
 // and the test accuracy after each; writes the loss/accuracy plots and a safetensors checkpoint
 // of the trained model.
+//
+// After every epoch it saves a training checkpoint (--checkpoint, by default
+// <out>/fashion_mnist.ckpt.safetensors: model, optimiser, schedule, shuffling and random state);
+// `--resume PATH` continues an interrupted run from one (with the same flags), ending exactly as
+// the uninterrupted run would have; the saved learning-rate schedule is kept even if --epochs
+// changes.
 
 #include <cstdio>
+#include <sstream>
 
 #include <xgrad/data/data.hpp>
+#include <xgrad/io/checkpoint.hpp>
 #include <xgrad/io/safetensors.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
@@ -33,6 +41,20 @@ double accuracy(nn::Module<float>& model, const data::FashionMnist<float>& set) 
   return set.labels.numel() ? static_cast<double>(correct) / set.labels.numel() : 0.0;
 }
 
+/// "0.5,0.25" and back: the per-epoch history, kept in the checkpoint's metadata.
+std::string join(const std::vector<double>& v) {
+  std::ostringstream out;
+  out.precision(17);
+  for (std::size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+  return out.str();
+}
+std::vector<double> split(const std::string& s) {
+  std::vector<double> out;
+  std::istringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stod(item));
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,8 +68,14 @@ int main(int argc, char** argv) {
   app.add_option("--limit", limit, "use only the first N training images (0: all)");
   app.add_option("--data", data_dir, "folder of the Fashion-MNIST IDX files")
       ->capture_default_str();
+  std::string checkpoint_path, resume;
+  app.add_option("--checkpoint", checkpoint_path,
+                 "training checkpoint written after every epoch (default: "
+                 "<out>/fashion_mnist.ckpt.safetensors)");
+  app.add_option("--resume", resume, "continue the run saved in this training checkpoint");
   CLI11_PARSE(app, argc, argv);
   const auto out = examples::prepare(flags);
+  if (checkpoint_path.empty()) checkpoint_path = (out / "fashion_mnist.ckpt.safetensors").string();
 
   const auto train = data::load_fashion_mnist<float>(data_dir, true, limit);
   const auto test = data::load_fashion_mnist<float>(data_dir, false, limit ? limit / 6 : 0);
@@ -65,7 +93,16 @@ int main(int argc, char** argv) {
       {.batch_size = flags.batch_size, .shuffle = true, .seed = flags.seed});
 
   std::vector<double> epoch_loss, test_accuracy;
-  for (int epoch = 1; epoch <= flags.epochs; ++epoch) {
+  io::Checkpoint<float> state{
+      .model = &model, .optimizer = &sgd, .scheduler = &schedule, .loader = &loader};
+  if (!resume.empty()) {
+    io::load_checkpoint(state, resume);
+    epoch_loss = split(state.metadata["loss"]);
+    test_accuracy = split(state.metadata["accuracy"]);
+    std::printf("resuming %s after epoch %lld\n", resume.c_str(),
+                static_cast<long long>(state.epoch));
+  }
+  for (int epoch = static_cast<int>(state.epoch) + 1; epoch <= flags.epochs; ++epoch) {
     viz::ProgressBar bar(loader.size(), "epoch " + std::to_string(epoch));
     double loss_sum = 0;
     std::size_t seen = 0, batches = 0;
@@ -85,11 +122,19 @@ int main(int argc, char** argv) {
     char summary[96];
     std::snprintf(summary, sizeof summary, "test accuracy %.2f%%", 100 * test_accuracy.back());
     bar.finish(summary);
+    state.epoch = epoch;
+    state.metadata = {{"loss", join(epoch_loss)}, {"accuracy", join(test_accuracy)}};
+    io::save_checkpoint(state, checkpoint_path);
+  }
+  if (test_accuracy.empty()) {
+    std::printf("nothing to do: the run had already done %lld of %d epochs\n",
+                static_cast<long long>(state.epoch), flags.epochs);
+    return 0;
   }
   std::printf("final test accuracy %.2f%%\n", 100 * test_accuracy.back());
 
   std::vector<double> epochs;
-  for (int e = 1; e <= flags.epochs; ++e) epochs.push_back(e);
+  for (std::size_t e = 1; e <= epoch_loss.size(); ++e) epochs.push_back(static_cast<double>(e));
   viz::line_plot_svg((out / "fashion_mnist_loss.svg").string(),
                      {{"training loss", epochs, epoch_loss}},
                      {"Fashion-MNIST MLP: training loss", "epoch", "cross-entropy"});

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     loss.backward();
     {
       NoGradGuard no_grad;
-      w.mutable_value() -= flags.lr * w.grad();
+      w.mutable_value() -= flags.lr * w.grad().value();
       w.zero_grad();
     }
     mean_abs_error.push_back(xt::mean(xt::abs(error.value()))());

@@ -17,7 +17,8 @@ D scaled(const D& x, double factor, int& line) {
   line = __LINE__ + 1;
   return record<double>(
       "scaled", Array<double>(x.value()), {x},
-      [factor](const Array<double>& grad, Grads<double>& g) { g.to(0, grad * factor); });
+      [factor](const Tensor<double>& grad, Grads<double>& g) { g.to(0, grad * factor); },
+      Saves::none());
 }
 
 TEST(Anomaly, OffByDefaultScopedAndThreadLocal) {
@@ -58,19 +59,19 @@ TEST(Anomaly, NaNIsReportedAndOffModeLetsItThrough) {
     expect_error<AnomalyError>([&] { y.backward(); }, {"'scaled'", "NaN", "unknown place"});
   }
   scaled(x, std::nan(""), line).sum().backward();  // off: no check, the NaN arrives
-  EXPECT_TRUE(std::isnan(x.grad()(0)));
+  EXPECT_TRUE(std::isnan(x.grad().value()(0)));
 }
 
 TEST(Anomaly, FiniteGradientsPassUntouched) {
   auto x = D::from({0.5, -1.5}).requires_grad_();
   (x.exp() * x).sum().backward();
-  const Array<double> off = x.grad();
+  const Array<double> off = x.grad().value();
   x.clear_grad();
   {
     AnomalyGuard anomaly;
     (x.exp() * x).sum().backward();
   }
-  EXPECT_EQ(x.grad(), off);
+  EXPECT_EQ(x.grad().value(), off);
 }
 
 TEST(Anomaly, NonFiniteSeedGradientIsReported) {
@@ -138,13 +139,13 @@ TEST(Anomaly, FunctionsMethodsAndOperatorsAreLocatedWhereWritten) {
 TEST(Anomaly, FailedBackwardLeavesEveryGradAsItWas) {
   auto x = D::from({1.0, 2.0}).requires_grad_();
   (x * 3.0).sum().backward();
-  const Array<double> before = x.grad();
+  const Array<double> before = x.grad().value();
   int line = 0;
   // Two branches into x: the finite one is swept first and must not reach x.grad() alone.
   auto loss = scaled(x, std::nan(""), line).sum() + (x * 2.0).sum();
   AnomalyGuard anomaly;
   expect_error<AnomalyError>([&] { loss.backward(); }, {"'scaled'", "NaN"});
-  EXPECT_EQ(x.grad(), before);
+  EXPECT_EQ(x.grad().value(), before);
 }
 
 TEST(LiveNodes, CountsNodesUntilTheGraphIsFreed) {

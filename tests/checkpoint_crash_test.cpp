@@ -18,6 +18,7 @@
 
 #include <xgrad/io/safetensors.hpp>
 
+#include "core/atomic_file.hpp"
 #include "test_util.hpp"
 
 namespace xgrad {
@@ -69,7 +70,8 @@ class NothingLost : public ::testing::Test {
 
   /// The temporary file a save of `target` by process `pid` is writing, if it exists yet.
   std::optional<fs::path> temp_file_of(const std::string& target, pid_t pid) const {
-    const std::string prefix = fs::path(target).filename().string() + ".tmp." + std::to_string(pid);
+    const std::string prefix =
+        io::detail::temp_prefix(fs::path(target).filename().string()) + std::to_string(pid) + ".";
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_, ec)) {
       if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path();
@@ -144,8 +146,9 @@ TEST_F(NothingLost, SaveKilledAtAnyPointLeavesACheckpointThatLoadsIntact) {
     // A killed save cannot remove its temporary file; nothing else is left behind.
     for (const auto& e : fs::directory_iterator(dir_)) {
       if (e.path() == fs::path(file)) continue;
-      EXPECT_EQ(
-          e.path().filename().string().rfind("model.safetensors.tmp." + std::to_string(pid), 0), 0u)
+      EXPECT_EQ(e.path().filename().string().rfind(
+                    io::detail::temp_prefix("model.safetensors") + std::to_string(pid) + ".", 0),
+                0u)
           << e.path();
       fs::remove(e.path());
     }

@@ -26,14 +26,14 @@ TEST(Engine, IssueExampleLogisticGradients) {
     dz[i] = (1 / (1 + std::exp(-z)) - y.value()(i, 0)) / 4;
     db += dz[i];
   }
-  ASSERT_EQ(w.grad().shape(), (Array<double>::shape_type{3, 1}));
-  ASSERT_EQ(b.grad().shape(), (Array<double>::shape_type{1}));
+  ASSERT_EQ(w.grad().value().shape(), (Array<double>::shape_type{3, 1}));
+  ASSERT_EQ(b.grad().value().shape(), (Array<double>::shape_type{1}));
   for (std::size_t k = 0; k < 3; ++k) {
     double dw = 0;
     for (std::size_t i = 0; i < 4; ++i) dw += xv(i, k) * dz[i];
-    EXPECT_NEAR(w.grad()(k, 0), dw, 1e-12);
+    EXPECT_NEAR(w.grad().value()(k, 0), dw, 1e-12);
   }
-  EXPECT_NEAR(b.grad()(0), db, 1e-12);
+  EXPECT_NEAR(b.grad().value()(0), db, 1e-12);
   EXPECT_FALSE(x.has_grad());  // x does not require grad: nothing is computed for it
 
   auto report = testing::gradcheck(
@@ -49,25 +49,25 @@ TEST(Engine, DiamondAccumulates) {
   auto a = x * 3.0;
   auto out = (a * a + a).sum();  // 9x^2 + 3x
   out.backward();
-  for (std::size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(x.grad()(i), 18 * x.value()(i) + 3);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(x.grad().value()(i), 18 * x.value()(i) + 3);
 }
 
 TEST(Engine, SameTensorTwiceInOneOp) {
   auto x = D::from({2.0, -1.0}).requires_grad_();
   (x * x).sum().backward();
-  EXPECT_DOUBLE_EQ(x.grad()(0), 4.0);
-  EXPECT_DOUBLE_EQ(x.grad()(1), -2.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(0), 4.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(1), -2.0);
 }
 
 TEST(Engine, GradientsAccumulateAcrossBackwardCallsUntilZeroed) {
   auto x = D::from({1.0, 2.0}).requires_grad_();
   (x * 2.0).sum().backward();
   (x * 3.0).sum().backward();
-  EXPECT_DOUBLE_EQ(x.grad()(0), 5.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(0), 5.0);
   x.zero_grad();
-  EXPECT_DOUBLE_EQ(x.grad()(1), 0.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(1), 0.0);
   (x * x).sum().backward();
-  EXPECT_DOUBLE_EQ(x.grad()(1), 4.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(1), 4.0);
   x.clear_grad();
   EXPECT_FALSE(x.has_grad());
 }
@@ -77,10 +77,10 @@ TEST(Engine, BroadcastInputGetsSummedGradient) {
   auto b = D::from({{1.0, 2.0, 3.0, 4.0}}).requires_grad_();  // [1,4]
   auto c = D::scalar(2.0).requires_grad_();                   // []
   ((x + b) * c).sum().backward();
-  ASSERT_EQ(b.grad().shape(), (Array<double>::shape_type{1, 4}));
-  for (std::size_t j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(b.grad()(0, j), 6.0);
-  EXPECT_EQ(c.grad().dimension(), 0u);
-  EXPECT_DOUBLE_EQ(c.grad()(), 12.0 + 3 * 10.0);
+  ASSERT_EQ(b.grad().value().shape(), (Array<double>::shape_type{1, 4}));
+  for (std::size_t j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(b.grad().value()(0, j), 6.0);
+  EXPECT_EQ(c.grad().value().dimension(), 0u);
+  EXPECT_DOUBLE_EQ(c.grad().value()(), 12.0 + 3 * 10.0);
 }
 
 TEST(Engine, NoGradGuardRecordsNothingAndNests) {
@@ -108,18 +108,18 @@ TEST(Engine, DetachStopsGradientAndSharesValue) {
   EXPECT_FALSE(d.requires_grad());
   EXPECT_EQ(&d.value(), &y.value());  // shared, not copied
   (x * d).sum().backward();           // d is a constant here
-  EXPECT_DOUBLE_EQ(x.grad()(0), 2.0);
-  EXPECT_DOUBLE_EQ(x.grad()(1), 4.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(0), 2.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(1), 4.0);
 }
 
 TEST(Engine, RetainGraphAllowsASecondBackwardWithTheSameResult) {
   auto x = D::from({0.5, -1.5}).requires_grad_();
   auto y = (x.exp() * x).sum();
-  y.backward(/*retain_graph=*/true);
-  const Array<double> first = x.grad();
+  y.backward({.retain_graph = true});
+  const Array<double> first = x.grad().value();
   x.zero_grad();
   y.backward();
-  EXPECT_EQ(x.grad(), first);
+  EXPECT_EQ(x.grad().value(), first);
   expect_error<GraphError>([&] { y.backward(); }, {"xgrad::backward", "freed", "retain_graph"});
 }
 
@@ -135,15 +135,15 @@ TEST(Engine, NonScalarBackwardNeedsAGradient) {
   auto y = x * x;
   expect_error<GraphError>([&] { y.backward(); }, {"[3]", "explicit gradient"});
   y.backward(Array<double>{1.0, 0.0, -1.0});
-  EXPECT_DOUBLE_EQ(x.grad()(0), 2.0);
-  EXPECT_DOUBLE_EQ(x.grad()(1), 0.0);
-  EXPECT_DOUBLE_EQ(x.grad()(2), -6.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(0), 2.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(1), 0.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(2), -6.0);
 }
 
 TEST(Engine, BackwardOnALeaf) {
   auto x = D::from({4.0}).requires_grad_();
   x.backward();
-  EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(0), 1.0);
 }
 
 TEST(Engine, FunctionalGradLeavesGradUntouched) {
@@ -151,7 +151,7 @@ TEST(Engine, FunctionalGradLeavesGradUntouched) {
   auto w = D::from({3.0, -1.0}).requires_grad_();
   auto h = x * w;  // non-leaf input
   auto y = (h * h).sum();
-  auto g = grad<double>({y}, {x, h, w, x}, {}, /*retain_graph=*/true);
+  auto g = grad<double>({y}, {x, h, w, x}, {.retain_graph = true});
   EXPECT_FALSE(x.has_grad());
   EXPECT_FALSE(w.has_grad());
   // dy/dh = 2h, dy/dx = 2 h w, dy/dw = 2 h x
@@ -160,9 +160,9 @@ TEST(Engine, FunctionalGradLeavesGradUntouched) {
   EXPECT_DOUBLE_EQ(g[2].value()(1), 2 * -2.0 * 2.0);
   EXPECT_EQ(g[3].value(), g[0].value());
   auto unused = D::ones({2}).requires_grad_();
-  expect_error<GraphError>([&] { grad<double>({y}, {unused}, {}, true); },
+  expect_error<GraphError>([&] { grad<double>({y}, {unused}, {.retain_graph = true}); },
                            {"xgrad::grad", "not reachable", "[2]"});
-  auto z = grad<double>({y}, {unused}, {}, false, /*allow_unused=*/true);
+  auto z = grad<double>({y}, {unused}, {.allow_unused = true});
   EXPECT_EQ(z[0].value(), (Array<double>{0.0, 0.0}));
 }
 
@@ -171,7 +171,7 @@ TEST(Engine, GradientsOnlyForInputsThatNeedThem) {
   auto a = D::ones({2});
   auto b = D::ones({2}).requires_grad_();
   auto out = record<double>("probe", Array<double>(a.value() * b.value()), {a, b},
-                            [&asked](const Array<double>& grad, Grads<double>& g) {
+                            [&asked](const Tensor<double>& grad, Grads<double>& g) {
                               asked = {g.needs(0), g.needs(1)};
                               g.to(0, grad);
                               g.to(1, grad);
@@ -197,14 +197,14 @@ TEST(Engine, ModifyingASavedValueIsReportedWithTheOp) {
   auto u = (x + w).sum();
   w.mutable_value()(1) = 7.0;
   u.backward();
-  EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+  EXPECT_DOUBLE_EQ(x.grad().value()(0), 1.0);
   y.backward();
 }
 
 TEST(Engine, GradcheckCatchesAWrongGradient) {
   auto wrong_square = [](const D& x) {
     return record<double>("wrong_square", Array<double>(x.value() * x.value()), {x},
-                          [](const Array<double>& grad, Grads<double>& g) {
+                          [](const Tensor<double>& grad, Grads<double>& g) {
                             g.to(0, grad * g.in(0) * 3.0);  // should be 2
                           });
   };
@@ -218,7 +218,7 @@ TEST(Engine, GradcheckCatchesAWrongGradient) {
 TEST(Engine, CustomOpBroadcastGradientIsShapeChecked) {
   auto x = D::ones({3}).requires_grad_();
   auto y = record<double>("bad_op", Array<double>(x.value()), {x},
-                          [](const Array<double>&, Grads<double>& g) {
+                          [](const Tensor<double>&, Grads<double>& g) {
                             g.to(0, Array<double>(Shape{2, 5}, 1.0));
                           });
   expect_error<ShapeError>([&] { y.sum().backward(); }, {"'bad_op'", "[2,5]", "[3]"});
@@ -226,9 +226,8 @@ TEST(Engine, CustomOpBroadcastGradientIsShapeChecked) {
 
 TEST(Engine, CustomOpMisuseIsReportedByName) {
   auto x = D::ones({2}).requires_grad_();
-  auto y = record<double>(
-      "one_input", Array<double>(x.value()), {x},
-      [](const Array<double>& grad, Grads<double>& g) { g.to(1, Array<double>(grad)); });
+  auto y = record<double>("one_input", Array<double>(x.value()), {x},
+                          [](const Tensor<double>& grad, Grads<double>& g) { g.to(1, grad); });
   expect_error<GraphError>([&] { y.sum().backward(); }, {"'one_input'", "input 1", "1 input"});
   expect_error<GraphError>([&] { record<double>("no_backward", Array<double>{1.0}, {x}, nullptr); },
                            {"xgrad::record", "'no_backward'"});
@@ -252,7 +251,7 @@ TEST(Engine, MillionNodeChainBackpropagatesAndFreesOnAnEightMiBStack) {
       D y = x;
       for (std::size_t i = 0; i < kChain; ++i) y = y + 1.0;
       y.sum().backward();
-      EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+      EXPECT_DOUBLE_EQ(x.grad().value()(0), 1.0);
       EXPECT_DOUBLE_EQ(y.item(), 1.0 + kChain);
     }
     EXPECT_EQ(live_nodes(), start);
@@ -281,8 +280,8 @@ TEST(Engine, RetainedMillionNodeChainIsFreedAfterBackwardOnA256KiBStack) {
       auto x = D::from({2.0}).requires_grad_();
       D y = x;
       for (std::size_t i = 0; i < kChain; ++i) y = y - 1.0;
-      y.backward(/*retain_graph=*/true);
-      EXPECT_DOUBLE_EQ(x.grad()(0), 1.0);
+      y.backward({.retain_graph = true});
+      EXPECT_DOUBLE_EQ(x.grad().value()(0), 1.0);
     }
     EXPECT_EQ(live_nodes(), start);
   });

@@ -265,7 +265,7 @@ class Snapshot {
   };
   static State state_of(const D& t) {
     State s{t.shape(), {t.value().begin(), t.value().end()}, std::nullopt, t.version()};
-    if (t.has_grad()) s.grad.emplace(t.grad().begin(), t.grad().end());
+    if (t.has_grad()) s.grad.emplace(t.grad().value().begin(), t.grad().value().end());
     return s;
   }
   std::vector<D> tensors_;

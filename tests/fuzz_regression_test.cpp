@@ -69,6 +69,34 @@ TEST(FuzzRegression, Npy) {
 TEST(FuzzRegression, Safetensors) {
   EXPECT_GE(replay("safetensors", xgrad::fuzz::run_safetensors), 5u);
 }
+TEST(FuzzRegression, Checkpoint) {
+  EXPECT_GE(replay("checkpoint", xgrad::fuzz::run_checkpoint), 5u);
+}
+// The checkpoint seeds are written in Python from the documented layout: the valid ones must
+// load, or the fuzzer would start from files it never gets past.
+TEST(FuzzRegression, CheckpointSeedsWrittenInPythonLoad) {
+  const ScratchFile scratch("seed_checkpoint");
+  const std::string global_state = xgrad::default_generator().get_state();
+  const Bytes bytes = read_all(kFuzzDir / "corpus" / "checkpoint" / "checkpoint");
+  xgrad::fuzz::CheckpointModel model;
+  xgrad::optim::SGD<double> sgd(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+  xgrad::optim::StepLR<double> schedule(sgd, 3, 0.9);
+  xgrad::data::DataLoader<double> loader(xgrad::Tensor<double>::zeros({4, 3}),
+                                         xgrad::Tensor<double>::zeros({4}));
+  xgrad::io::Checkpoint<double> ckpt{
+      .model = &model, .optimizer = &sgd, .scheduler = &schedule, .loader = &loader};
+  xgrad::io::load_checkpoint(ckpt, scratch.write(bytes));
+  EXPECT_EQ(ckpt.epoch, 2);
+  EXPECT_EQ(ckpt.step, 14);
+  EXPECT_EQ(ckpt.metadata.at("note"), "seed");
+  EXPECT_EQ(sgd.lr(), 0.05);
+  EXPECT_EQ(schedule.last_epoch(), 2);
+  EXPECT_EQ(loader.epoch(), 2u);
+  EXPECT_EQ(model.parameters()[0].value()(1, 2), 3.0);
+  xgrad::io::load(model, scratch.write(read_all(kFuzzDir / "corpus" / "checkpoint" / "module")));
+  EXPECT_EQ(model.parameters()[1].value()(1), -0.2);
+  xgrad::default_generator().set_state(global_state);
+}
 TEST(FuzzRegression, Hdf5) {
   EXPECT_GE(replay("hdf5", xgrad::fuzz::run_hdf5), 2u);
 }

@@ -85,7 +85,7 @@ TEST(Nn, MlpGradientsMatchCentralDifferences) {
       const double minus = loss().item();
       v.flat(k) = saved;
       const double numeric = (plus - minus) / (2 * eps);
-      EXPECT_NEAR(p.grad().flat(k), numeric, 1e-5 + 1e-3 * std::abs(numeric))
+      EXPECT_NEAR(p.grad().value().flat(k), numeric, 1e-5 + 1e-3 * std::abs(numeric))
           << name << "[" << k << "]";
     }
   }
@@ -96,7 +96,7 @@ TEST(Nn, ZeroGradAndModes) {
                              std::make_shared<nn::Dropout<double>>(0.5, 1)};
   seq(D::ones({1, 2})).sum().backward();
   seq.zero_grad(/*set_to_none=*/false);
-  for (const auto& p : seq.parameters()) EXPECT_EQ(xt::amax(xt::abs(p.grad()))(), 0.0);
+  for (const auto& p : seq.parameters()) EXPECT_EQ(xt::amax(xt::abs(p.grad().value()))(), 0.0);
   seq.zero_grad();  // PyTorch's default: the buffers go
   for (const auto& p : seq.parameters()) EXPECT_FALSE(p.has_grad());
   EXPECT_TRUE(seq[2].is_training());
@@ -116,7 +116,7 @@ TEST(Nn, DropoutScalesSurvivorsAndIsIdentityInEval) {
   EXPECT_NEAR(kept / 10000, 0.75, 0.02);
   EXPECT_TRUE(xt::all(xt::equal(v, 0.0) || xt::isclose(v, 1 / 0.75)));
   y.sum().backward();
-  EXPECT_EQ(x.grad(), v);  // gradient is the mask itself
+  EXPECT_EQ(x.grad().value(), v);  // gradient is the mask itself
   drop.eval();
   EXPECT_EQ(&drop(x).value(), &x.value());
   expect_error<ValueError>([] { nn::Dropout<double>(1.0); }, {"xgrad::nn::Dropout", "[0, 1)"});

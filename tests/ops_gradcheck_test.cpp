@@ -1,5 +1,7 @@
 // ONE table of operation cases. Every row is gradchecked in double precision against central
-// differences (eps 1e-6, atol 1e-5, rtol 1e-3), over the full Jacobian of every input.
+// differences (eps 1e-6, atol 1e-5, rtol 1e-3), over the full Jacobian of every input, and
+// gradgradchecked: its gradient, recorded with create_graph, is checked the same way (second
+// derivatives, and the first derivative's dependence on the incoming gradient).
 // Rows cover broadcast shapes (row, column, scalar, size-1 dims), empty dims where meaningful,
 // and inputs moved off kinks.
 
@@ -96,6 +98,10 @@ std::vector<OpCase> cases() {
            3.0;
   });
   add_case("log", {positive({3, 4}, 33)}, [](auto& in) { return log(in[0]); });
+  add_case("sin", {uniform({3, 4}, 152, -4, 4)}, [](auto& in) { return sin(in[0]); });
+  add_case("cos_tail", {uniform({2, 5}, 153, -4, 4)}, [](auto& in) { return in[0].cos(); });
+  add_case("sin_cos_empty", {uniform({0, 2}, 154)},
+           [](auto& in) { return sin(in[0]) + cos(in[0]); });
   add_case("sqrt", {positive({3, 4}, 34)}, [](auto& in) { return sqrt(in[0]); });
   add_case("abs", {off_zero({3, 4}, 35)}, [](auto& in) { return abs(in[0]); });
   add_case("clamp", {D::from({{-1.1, -0.3, 0.1}, {0.7, 1.3, -0.9}})},
@@ -275,6 +281,75 @@ TEST_P(OpsGradcheck, MatchesCentralDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, OpsGradcheck, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<OpCase>& param) {
+                           return param.param.name;
+                         });
+
+// The rows whose second derivative with respect to their inputs is zero everywhere the row is
+// evaluated: linear and piecewise-linear ops (these rows sit away from the kinks), and
+// piecewise-constant ones. Their first derivative still depends on the incoming gradient, which
+// gradgradcheck checks like any other row.
+bool zero_second_derivative(const std::string& name) {
+  static const std::vector<std::string> prefixes = {
+      "add",          "sub",        "scalar_add", "rsub",      "neg",       "mul_scalar",
+      "scalar_mul",   "div_scalar", "pow_0",      "maximum",   "minimum",   "abs",
+      "clamp",        "where",      "relu",       "leaky",     "step",      "heaviside",
+      "sum",          "mean",       "max",        "min",       "transpose", "reshape",
+      "flatten",      "unsqueeze",  "squeeze",    "broadcast", "concat",    "stack",
+      "index_select", "slice",      "nll"};
+  for (const auto& p : prefixes) {
+    if (name.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
+class OpsGradgradcheck : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(OpsGradgradcheck, SecondDerivativesMatchCentralDifferences) {
+  const OpCase& c = GetParam();
+  auto report = testing::gradgradcheck(c.fn, c.inputs);
+  EXPECT_TRUE(report.ok) << report.summary();
+}
+
+class OpsZeroSecondDerivative : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(OpsZeroSecondDerivative, HessianIsExactlyZero) {
+  const OpCase& c = GetParam();
+  bool any = false;
+  for (const auto& t : c.inputs) any = any || t.requires_grad();
+  std::vector<D> xs;
+  std::vector<D> wrt;
+  for (const auto& t : c.inputs) {
+    xs.emplace_back(Array<double>(t.value()), !any || t.requires_grad());
+    if (xs.back().requires_grad()) wrt.push_back(xs.back());
+  }
+  D out = c.fn(xs);
+  if (!out.requires_grad()) return;
+  D v = D::ones(out.shape());
+  auto g = grad({out}, wrt, {v}, {.create_graph = true, .allow_unused = true});
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    if (!g[i].requires_grad()) continue;
+    auto h = grad({(g[i] * D::ones(g[i].shape())).sum()}, wrt, {.allow_unused = true});
+    for (const auto& hi : h) {
+      EXPECT_TRUE(xt::all(xt::equal(hi.value(), 0.0))) << c.name << ": " << hi;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, OpsGradgradcheck, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<OpCase>& param) {
+                           return param.param.name;
+                         });
+
+std::vector<OpCase> zero_second_cases() {
+  std::vector<OpCase> out;
+  for (auto& c : cases()) {
+    if (zero_second_derivative(c.name)) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, OpsZeroSecondDerivative, ::testing::ValuesIn(zero_second_cases()),
                          [](const ::testing::TestParamInfo<OpCase>& param) {
                            return param.param.name;
                          });

@@ -84,38 +84,38 @@ TEST(Elementwise, WhereKeepsTheUntakenBranchOut) {
   auto safe = where(x > D::scalar(0.0), log(x), D::scalar(0.0));
   EXPECT_TRUE(all_finite(safe.value()));
   safe.sum().backward();
-  EXPECT_TRUE(all_finite(x.grad())) << x.grad();
-  EXPECT_EQ(x.grad(), (Array<double>{0.0, 0.0, 0.5}));
+  EXPECT_TRUE(all_finite(x.grad().value())) << x.grad().value();
+  EXPECT_EQ(x.grad().value(), (Array<double>{0.0, 0.0, 0.5}));
 
   auto a = D::from({1.0, 2.0}).requires_grad_();
   auto b = D::from({kNaN, kInf}).requires_grad_();
   auto out = where(D::from({1.0, 1.0}), a, b);
   EXPECT_EQ(out.value(), a.value());
   (out * 3.0).sum().backward();
-  EXPECT_EQ(a.grad(), (Array<double>{3.0, 3.0}));
-  EXPECT_EQ(b.grad(), (Array<double>{0.0, 0.0}));
+  EXPECT_EQ(a.grad().value(), (Array<double>{3.0, 3.0}));
+  EXPECT_EQ(b.grad().value(), (Array<double>{0.0, 0.0}));
 }
 
 TEST(Elementwise, KinksAndTies) {
   auto x = D::from({-1.0, 0.0, 1.0}).requires_grad_();
   relu(x).sum().backward();
-  EXPECT_EQ(x.grad(), (Array<double>{0, 0, 1}));  // 0 at the kink, as PyTorch
+  EXPECT_EQ(x.grad().value(), (Array<double>{0, 0, 1}));  // 0 at the kink, as PyTorch
   x.clear_grad();
   abs(x).sum().backward();
-  EXPECT_EQ(x.grad(), (Array<double>{-1, 0, 1}));
+  EXPECT_EQ(x.grad().value(), (Array<double>{-1, 0, 1}));
   x.clear_grad();
   leaky_relu(x, 0.2).sum().backward();
-  EXPECT_EQ(x.grad(), (Array<double>{0.2, 0.2, 1}));
+  EXPECT_EQ(x.grad().value(), (Array<double>{0.2, 0.2, 1}));
 
   auto a = D::from({1.0, 2.0}).requires_grad_();
   auto b = D::from({1.0, 3.0}).requires_grad_();
   maximum(a, b).sum().backward();
-  EXPECT_EQ(a.grad(), (Array<double>{0.5, 0}));
-  EXPECT_EQ(b.grad(), (Array<double>{0.5, 1}));
+  EXPECT_EQ(a.grad().value(), (Array<double>{0.5, 0}));
+  EXPECT_EQ(b.grad().value(), (Array<double>{0.5, 1}));
 
   auto m = D::from({{3.0, 1.0, 3.0}, {0.0, 2.0, 1.0}}).requires_grad_();
   m.max(1).sum().backward();
-  EXPECT_EQ(m.grad(), (Array<double>{{0.5, 0, 0.5}, {0, 1, 0}}));
+  EXPECT_EQ(m.grad().value(), (Array<double>{{0.5, 0, 0.5}, {0, 1, 0}}));
   EXPECT_EQ(m.max().item(), 3.0);
   EXPECT_EQ(m.min(0).value(), (Array<double>{0, 1, 1}));
 }
@@ -125,8 +125,8 @@ TEST(Elementwise, SqrtAndLogAtZero) {
   auto y = sqrt(x);
   EXPECT_EQ(y.value(), (Array<double>{0, 2}));
   y.sum().backward();
-  EXPECT_EQ(x.grad()(0), kInf);  // d sqrt / dx at 0 is +inf, honestly reported
-  EXPECT_EQ(x.grad()(1), 0.25);
+  EXPECT_EQ(x.grad().value()(0), kInf);  // d sqrt / dx at 0 is +inf, honestly reported
+  EXPECT_EQ(x.grad().value()(1), 0.25);
 }
 
 TEST(Activation, StableAtExtremes) {
@@ -137,7 +137,7 @@ TEST(Activation, StableAtExtremes) {
   EXPECT_EQ(s.value()(2), 0.5);
   EXPECT_EQ(s.value()(4), 1.0);
   s.sum().backward();
-  EXPECT_TRUE(all_finite(x.grad()));
+  EXPECT_TRUE(all_finite(x.grad().value()));
   auto t = tanh(x);
   EXPECT_EQ(t.value()(0), -1.0);
   EXPECT_EQ(t.value()(4), 1.0);
@@ -152,7 +152,7 @@ TEST(Activation, StableAtExtremes) {
   EXPECT_TRUE(all_finite(sm.value()));
   EXPECT_NEAR(xt::sum(sm.value())(), 2.0, 1e-12);
   (sm * D::from({1.0, 2.0, 3.0})).sum().backward();
-  EXPECT_TRUE(all_finite(logits.grad()));
+  EXPECT_TRUE(all_finite(logits.grad().value()));
 }
 
 TEST(Activation, StepAndHeavisideHaveZeroGradient) {
@@ -161,7 +161,7 @@ TEST(Activation, StepAndHeavisideHaveZeroGradient) {
   EXPECT_EQ(step(x, -2.0).value(), (Array<double>{1, 1, 1}));
   EXPECT_EQ(heaviside(x, 0.5).value(), (Array<double>{0, 0.5, 1}));
   (step(x) + heaviside(x, 0.5)).sum().backward();
-  EXPECT_EQ(x.grad(), (Array<double>{0, 0, 0}));
+  EXPECT_EQ(x.grad().value(), (Array<double>{0, 0, 0}));
 }
 
 TEST(Reduce, ValuesAndShapes) {
@@ -240,7 +240,7 @@ TEST(Loss, ValuesAgainstHandComputation) {
   auto ce = cross_entropy(logits, std::vector<std::int64_t>{0, 1}, Reduction::Sum);
   EXPECT_NEAR(ce.item(), 0.0, 1e-12);
   ce.backward();
-  EXPECT_TRUE(all_finite(logits.grad()));
+  EXPECT_TRUE(all_finite(logits.grad().value()));
   EXPECT_NEAR(nll(D::from({{-1.0, -2.0}}), std::vector<std::int64_t>{1}).item(), 2.0, 1e-12);
   auto lp = log_softmax(D::from({{0.3, -0.2, 1.0}}), 1);
   EXPECT_NEAR(nll(lp, std::vector<std::int64_t>{2}).item(),
@@ -257,7 +257,8 @@ TEST(Precision, FloatAndDoubleAgree) {
   wf.requires_grad_();
   xd.matmul(wd).tanh().sum().backward();
   xf.matmul(wf).tanh().sum().backward();
-  for (std::size_t i = 0; i < 10; ++i) EXPECT_NEAR(wf.grad().flat(i), wd.grad().flat(i), 1e-5);
+  for (std::size_t i = 0; i < 10; ++i)
+    EXPECT_NEAR(wf.grad().value().flat(i), wd.grad().value().flat(i), 1e-5);
 }
 
 }  // namespace
@@ -275,7 +276,7 @@ TEST(EdgeValues, ExtremaKeepInfinitiesAndPropagateNaN) {
   auto m = rows.max(1);
   EXPECT_EQ(m.value()(0), -inf);
   m.sum().backward();
-  EXPECT_EQ(rows.grad(), Tensor<double>::from({{0.5, 0.5}, {0.0, 1.0}}).value());
+  EXPECT_EQ(rows.grad().value(), Tensor<double>::from({{0.5, 0.5}, {0.0, 1.0}}).value());
   for (auto v : {Tensor<double>::from({nan, 1.0}), Tensor<double>::from({1.0, nan, 0.0})}) {
     EXPECT_TRUE(std::isnan(v.max().item()));
     EXPECT_TRUE(std::isnan(v.min().item()));
@@ -288,8 +289,8 @@ TEST(EdgeValues, ExtremaKeepInfinitiesAndPropagateNaN) {
   EXPECT_TRUE(std::isnan(mx.value()(0)));
   EXPECT_TRUE(std::isnan(mx.value()(1)));
   mx.sum().backward();
-  EXPECT_EQ(a.grad(), (Array<double>{1.0, 0.0}));  // the gradient follows the NaN
-  EXPECT_EQ(b.grad(), (Array<double>{0.0, 1.0}));
+  EXPECT_EQ(a.grad().value(), (Array<double>{1.0, 0.0}));  // the gradient follows the NaN
+  EXPECT_EQ(b.grad().value(), (Array<double>{0.0, 1.0}));
 }
 
 TEST(EdgeValues, EmptyNestedListsAndSoftmaxOverNothing) {
@@ -299,7 +300,7 @@ TEST(EdgeValues, EmptyNestedListsAndSoftmaxOverNothing) {
   auto s = softmax(e, 1) + log_softmax(e, 1);
   EXPECT_EQ(s.shape(), (Shape{2, 0}));
   s.sum().backward();
-  EXPECT_EQ(e.grad().shape(), (Array<double>::shape_type{2, 0}));
+  EXPECT_EQ(e.grad().value().shape(), (Array<double>::shape_type{2, 0}));
   test::expect_error<ValueError>(
       [] {
         Tensor<double>::from({{1.0}, {2.0, 3.0}});
@@ -310,7 +311,7 @@ TEST(EdgeValues, EmptyNestedListsAndSoftmaxOverNothing) {
 TEST(EdgeValues, PowZeroToTheZeroHasZeroGradient) {
   auto x = Tensor<double>::zeros({2}).requires_grad_();
   pow(x, Tensor<double>::zeros({2})).sum().backward();
-  EXPECT_EQ(x.grad(), (Array<double>{0.0, 0.0}));
+  EXPECT_EQ(x.grad().value(), (Array<double>{0.0, 0.0}));
 }
 
 TEST(EdgeValues, DivisionByAScalarIsExact) {
@@ -363,8 +364,8 @@ TYPED_TEST(FlatLoops, BinaryArithmeticAndGradients) {
   for (std::size_t i = 0; i < x.size(); ++i) {
     const T ga = 1 + 2 + 3 * y(i) + 4 / y(i);
     const T gb = 1 - 2 + 3 * x(i) - 4 * x(i) / (y(i) * y(i));
-    EXPECT_NEAR(a.grad()(i), ga, tol<T>() * 8 * (1 + std::abs(ga))) << i;
-    EXPECT_NEAR(b.grad()(i), gb, tol<T>() * 8 * (1 + std::abs(gb))) << i;
+    EXPECT_NEAR(a.grad().value()(i), ga, tol<T>() * 8 * (1 + std::abs(ga))) << i;
+    EXPECT_NEAR(b.grad().value()(i), gb, tol<T>() * 8 * (1 + std::abs(gb))) << i;
   }
 }
 
@@ -396,7 +397,7 @@ TYPED_TEST(FlatLoops, UnaryValuesAndGradients) {
     const T t = std::tanh(v);
     const T want = std::exp(v) + s * (1 - s) + (1 - t * t) + (v > 0 ? 1 : 0) + 1 / (v + T(3.5)) -
                    2 + T(0.5) / std::sqrt(v + T(3.5)) + 2 * v + (v > 0 ? T(1) : T(0.25));
-    EXPECT_NEAR(a.grad()(i), want, tol<T>() * 16 * (1 + std::abs(want))) << i;
+    EXPECT_NEAR(a.grad().value()(i), want, tol<T>() * 16 * (1 + std::abs(want))) << i;
   }
 }
 
@@ -435,15 +436,16 @@ TYPED_TEST(FlatLoops, ActivationsAtNaNAndInfinities) {
   // sigmoid': finite and (all but) 0 at the saturated ends, NaN only where the input was NaN.
   for (std::size_t i = 0; i < sig.size(); ++i) {
     if (std::isnan(sig[i])) {
-      EXPECT_TRUE(std::isnan(a.grad()(i))) << i;
+      EXPECT_TRUE(std::isnan(a.grad().value()(i))) << i;
     } else {
-      EXPECT_NEAR(a.grad()(i), i == 7 ? T(0.25) : T(0), T(1e-30)) << i;
+      EXPECT_NEAR(a.grad().value()(i), i == 7 ? T(0.25) : T(0), T(1e-30)) << i;
     }
   }
   a.clear_grad();
   relu(a).sum().backward();
   const std::vector<T> relu_grad{0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1};
-  for (std::size_t i = 0; i < relu_grad.size(); ++i) EXPECT_EQ(a.grad()(i), relu_grad[i]) << i;
+  for (std::size_t i = 0; i < relu_grad.size(); ++i)
+    EXPECT_EQ(a.grad().value()(i), relu_grad[i]) << i;
 }
 
 TYPED_TEST(FlatLoops, ZeroGradientMasksInfiniteLocalDerivatives) {
@@ -460,7 +462,7 @@ TYPED_TEST(FlatLoops, ZeroGradientMasksInfiniteLocalDerivatives) {
       .backward();
   for (std::size_t i = 0; i < v.size(); ++i) {
     const T want = v(i) == 0 ? T(0) : T(1) / v(i) - T(1) / (v(i) * v(i));
-    EXPECT_NEAR(x.grad()(i), want, tol<T>() * 4) << i;
+    EXPECT_NEAR(x.grad().value()(i), want, tol<T>() * 4) << i;
   }
 }
 
@@ -474,8 +476,8 @@ TYPED_TEST(FlatLoops, SumsMatchAWideAccumulator) {
     const auto s = a.sum();
     EXPECT_NEAR(s.item(), T(want), tol<T>() * (1 + n)) << n;
     (s * T(3)).backward();
-    EXPECT_EQ(a.grad().shape(), (typename Array<T>::shape_type{n}));
-    for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(a.grad()(i), T(3)) << i;
+    EXPECT_EQ(a.grad().value().shape(), (typename Array<T>::shape_type{n}));
+    for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(a.grad().value()(i), T(3)) << i;
     if (n > 0) {
       EXPECT_NEAR(a.mean().item(), T(want / n), tol<T>() * 4) << n;
     }
@@ -497,7 +499,8 @@ TYPED_TEST(FlatLoops, SumsMatchAWideAccumulator) {
   (rows * Tensor<T>(Array<T>{1, 2, 3, 4, 5})).sum().backward();
   cols.sum().backward();
   for (std::size_t i = 0; i < 5; ++i) {
-    for (std::size_t j = 0; j < 13; ++j) EXPECT_EQ(m.grad()(i, j), T(i + 2)) << i << "," << j;
+    for (std::size_t j = 0; j < 13; ++j)
+      EXPECT_EQ(m.grad().value()(i, j), T(i + 2)) << i << "," << j;
   }
 }
 
@@ -509,8 +512,8 @@ TYPED_TEST(FlatLoops, EmptyTensors) {
   EXPECT_EQ(out.shape(), (Shape{0, 3}));
   EXPECT_EQ(out.sum().item(), T(0));
   out.sum().backward();
-  EXPECT_EQ(a.grad().shape(), (typename Array<T>::shape_type{0, 3}));
-  EXPECT_EQ(b.grad().shape(), (typename Array<T>::shape_type{0, 3}));
+  EXPECT_EQ(a.grad().value().shape(), (typename Array<T>::shape_type{0, 3}));
+  EXPECT_EQ(b.grad().value().shape(), (typename Array<T>::shape_type{0, 3}));
 }
 
 }  // namespace

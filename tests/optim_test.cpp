@@ -281,7 +281,7 @@ TEST(Optim, LbfgsKeepsLastGoodPointWhenTheLossTurnsNan) {
   EXPECT_GT(at, 0.0);
   EXPECT_LE(at, 3.0);
   EXPECT_EQ(loss, (at - 10) * (at - 10));
-  EXPECT_EQ(p.grad()(0), 2 * (at - 10));  // gradients match the point left in place
+  EXPECT_EQ(p.grad().value()(0), 2 * (at - 10));  // gradients match the point left in place
 }
 
 TEST(Optim, LbfgsRestoresParametersWhenTheClosureThrows) {
@@ -510,16 +510,16 @@ TEST(Optim, ClipGradNormScalesByTotalNorm) {
   set_grads();
   EXPECT_EQ(clip_grad_norm_<double>({a, b, none}, 6.5), 13.0);  // sqrt(9 + 16 + 144)
   const double c = 6.5 / (13 + 1e-6);
-  EXPECT_NEAR(a.grad()(0), 3 * c, 1e-15);
-  EXPECT_NEAR(a.grad()(1), -4 * c, 1e-15);
-  EXPECT_NEAR(b.grad()(0), 12 * c, 1e-15);
+  EXPECT_NEAR(a.grad().value()(0), 3 * c, 1e-15);
+  EXPECT_NEAR(a.grad().value()(1), -4 * c, 1e-15);
+  EXPECT_NEAR(b.grad().value()(0), 12 * c, 1e-15);
   EXPECT_FALSE(none.has_grad());
 
   set_grads();
   EXPECT_EQ(clip_grad_norm_<double>({a, b}, 100), 13.0);  // under max_norm: unchanged
-  EXPECT_EQ(a.grad()(1), -4.0);
+  EXPECT_EQ(a.grad().value()(1), -4.0);
   EXPECT_EQ(clip_grad_norm_<double>({a, b}, 1, std::numeric_limits<double>::infinity()), 12.0);
-  EXPECT_NEAR(b.grad()(0), 12 / (12 + 1e-6), 1e-15);
+  EXPECT_NEAR(b.grad().value()(0), 12 / (12 + 1e-6), 1e-15);
   set_grads();
   EXPECT_EQ(clip_grad_norm_<double>({a, b}, 100, 1), 19.0);
   EXPECT_NEAR(clip_grad_norm_<double>({a, b}, 100, 3), std::cbrt(27 + 64 + 1728), 1e-12);
@@ -529,7 +529,7 @@ TEST(Optim, ClipGradNormScalesByTotalNorm) {
   f.requires_grad_();
   (f * f * 0.5f).sum().backward();
   EXPECT_EQ(clip_grad_norm_<float>({f}, 1), 5.0f);
-  EXPECT_NEAR(f.grad()(1), 0.8f, 1e-6f);
+  EXPECT_NEAR(f.grad().value()(1), 0.8f, 1e-6f);
 }
 
 TEST(Optim, ClipGradNormErrors) {
@@ -540,8 +540,8 @@ TEST(Optim, ClipGradNormErrors) {
     expect_error<ValueError>([&] { clip_grad_norm_<double>({a}, 1, norm_type); },
                              {"xgrad::clip_grad_norm_", "non-finite", "nan", "parameter 0"});
   }
-  EXPECT_TRUE(std::isnan(a.grad()(0)));
-  EXPECT_EQ(a.grad()(1), 0.25);  // left unchanged
+  EXPECT_TRUE(std::isnan(a.grad().value()(0)));
+  EXPECT_EQ(a.grad().value()(1), 0.25);  // left unchanged
   a.mutable_grad()(0) = 1e300;
   expect_error<ValueError>([&] { clip_grad_norm_<double>({a}, 1); },
                            {"total norm of order 2", "inf"});

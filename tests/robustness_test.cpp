@@ -60,9 +60,9 @@ void fan_in_graph() {
     auto total = stack(parts).sum();
     parts.clear();
     EXPECT_EQ(live_nodes(), start + kFanIn + 2);
-    total.backward(/*retain_graph=*/true);
+    total.backward({.retain_graph = true});
     // sum of 0..n-1, exact in double
-    EXPECT_EQ(x.grad()(0), static_cast<double>(kFanIn) * (kFanIn - 1) / 2);
+    EXPECT_EQ(x.grad().value()(0), static_cast<double>(kFanIn) * (kFanIn - 1) / 2);
   }
   EXPECT_EQ(live_nodes(), start);
 }
@@ -83,7 +83,7 @@ TEST(Robustness, DeepGraphMemoryReturnsToTheBaseline) {
     auto x = D::from({1.0}).requires_grad_();
     D y = x;
     for (int i = 0; i < 100000; ++i) y = (y * 1.0).relu();
-    y.backward(/*retain_graph=*/true);
+    y.backward({.retain_graph = true});
     peak = resident_bytes();
   }
   const std::size_t after = resident_bytes();
@@ -130,7 +130,7 @@ SmallRun train_small(std::uint64_t seed, std::size_t steps) {
     }
   }
   for (const auto& p : model.parameters()) {
-    run.grads.push_back(p.grad());
+    run.grads.push_back(p.grad().value());
     run.params.push_back(p.value());
   }
   return run;
@@ -197,16 +197,16 @@ TEST(Determinism, SecondBackwardWithRetainGraphRepeatsTheFirstExactly) {
   const auto x = D::randn({5, 6}, gen);
   auto loss = cross_entropy(model(x).sigmoid() * 3.0, {0, 2, 1, 1, 0}) +
               mse(model(x), D::randn({5, 3}, gen));
-  loss.backward(/*retain_graph=*/true);
+  loss.backward({.retain_graph = true});
   std::vector<Array<double>> first;
   for (auto& p : model.parameters()) {
-    first.push_back(p.grad());
+    first.push_back(p.grad().value());
     p.clear_grad();
   }
   loss.backward();
   const auto params = model.parameters();
   for (std::size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(same_bits(params[i].grad(), first[i])) << "parameter " << i;
+    EXPECT_TRUE(same_bits(params[i].grad().value(), first[i])) << "parameter " << i;
   }
 }
 
@@ -231,7 +231,7 @@ TYPED_TEST(Stability, ActivationsAndTheirGradientsAtPlusMinusAThousand) {
     Tn y = which == 0 ? sigmoid(x) : which == 1 ? tanh(x) : relu(x);
     EXPECT_TRUE(all_finite(y.value()));
     y.sum().backward();
-    EXPECT_TRUE(all_finite(x.grad()));
+    EXPECT_TRUE(all_finite(x.grad().value()));
   }
   // Saturated ends: exact limits and a zero slope.
   auto x = Tn::from({T(-1000), T(1000)}).requires_grad_();
@@ -239,8 +239,8 @@ TYPED_TEST(Stability, ActivationsAndTheirGradientsAtPlusMinusAThousand) {
   EXPECT_EQ(s.value()(0), T(0));
   EXPECT_EQ(s.value()(1), T(1));
   (s + tanh(x)).sum().backward();
-  EXPECT_EQ(x.grad()(0), T(0));
-  EXPECT_EQ(x.grad()(1), T(0));
+  EXPECT_EQ(x.grad().value()(0), T(0));
+  EXPECT_EQ(x.grad().value()(1), T(0));
 }
 
 TYPED_TEST(Stability, SoftplusStyleLossesAtPlusMinusAThousand) {
@@ -252,14 +252,14 @@ TYPED_TEST(Stability, SoftplusStyleLossesAtPlusMinusAThousand) {
   auto l = bce_with_logits(x, y, Reduction::None);
   EXPECT_EQ(l.value(), (Array<T>{T(1000), T(0), T(0), T(1000)}));
   l.sum().backward();
-  EXPECT_EQ(x.grad(), (Array<T>{T(-1), T(0), T(0), T(1)}));  // sigmoid(x) - y, exactly
+  EXPECT_EQ(x.grad().value(), (Array<T>{T(-1), T(0), T(0), T(1)}));  // sigmoid(x) - y, exactly
   // The same loss through probabilities: sigmoid saturates to 0 and 1, bce clamps its logs at
   // -100, and the gradient through the saturated sigmoid is 0 rather than 0 * inf.
   auto z = Tn::from({T(-1000), T(1000)}).requires_grad_();
   auto p = bce(sigmoid(z), Tn::from({T(1), T(0)}), Reduction::None);
   EXPECT_EQ(p.value(), (Array<T>{T(100), T(100)}));
   p.sum().backward();
-  EXPECT_TRUE(all_finite(z.grad()));
+  EXPECT_TRUE(all_finite(z.grad().value()));
 }
 
 TYPED_TEST(Stability, LogSoftmaxAndCrossEntropyWithHugeAndInfiniteLogits) {
@@ -277,14 +277,14 @@ TYPED_TEST(Stability, LogSoftmaxAndCrossEntropyWithHugeAndInfiniteLogits) {
   EXPECT_EQ(ls.value()(1, 0), -inf);  // honest: log of a probability of exactly 0
   EXPECT_NEAR(ls.value()(2, 0), -std::log(T(2)), 1e-6);
   (ls * Tn::from({T(1), T(2), T(3)})).sum().backward();
-  EXPECT_TRUE(all_finite(a.grad()));
+  EXPECT_TRUE(all_finite(a.grad().value()));
 
   for (auto reduction : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
     auto b = rows();
     auto ce = cross_entropy(b, {0, 1, 1}, reduction);
     EXPECT_TRUE(all_finite(ce.value()));
     ce.sum().backward();
-    EXPECT_TRUE(all_finite(b.grad()));
+    EXPECT_TRUE(all_finite(b.grad().value()));
   }
   // Row 0 is confidently right: loss 0, gradient softmax - one_hot = 0 exactly.
   auto c = rows();
@@ -293,9 +293,9 @@ TYPED_TEST(Stability, LogSoftmaxAndCrossEntropyWithHugeAndInfiniteLogits) {
   EXPECT_EQ(per_row.value()(1), T(0));
   EXPECT_NEAR(per_row.value()(2), std::log(T(2)), 1e-6);
   per_row.sum().backward();
-  EXPECT_EQ(c.grad()(0, 0), T(0));
-  EXPECT_EQ(c.grad()(1, 0), T(0));  // the -inf logit gets exactly 0
-  EXPECT_NEAR(c.grad()(2, 0), T(-0.5), 1e-6);
+  EXPECT_EQ(c.grad().value()(0, 0), T(0));
+  EXPECT_EQ(c.grad().value()(1, 0), T(0));  // the -inf logit gets exactly 0
+  EXPECT_NEAR(c.grad().value()(2, 0), T(-0.5), 1e-6);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // Grad mode and functional gradients.
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include <xgrad/node.hpp>
@@ -19,6 +20,19 @@ class NoGradGuard {
   ~NoGradGuard();
   NoGradGuard(const NoGradGuard&) = delete;
   NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// While alive, operations on this thread record a graph again, even inside a NoGradGuard
+/// (torch.enable_grad).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
 
  private:
   bool previous_;
@@ -47,14 +61,48 @@ class AnomalyGuard {
 /// check for tests and long runs).
 std::size_t live_nodes();
 
+/// Options of grad().
+struct GradOptions {
+  /// Keep the graph for another pass. Default: create_graph.
+  std::optional<bool> retain_graph = std::nullopt;
+  /// Record the gradients, so that they can be differentiated again (to any order).
+  bool create_graph = false;
+  /// An input the outputs do not depend on gets a zero gradient instead of an error.
+  bool allow_unused = false;
+};
+
 /// Gradients of sum(outputs[i] * grad_outputs[i]) with respect to each of `inputs`, returned
 /// without touching any tensor's grad(). grad_outputs may be empty when every output has one
-/// element (seed 1). An input the outputs do not depend on raises, or gives zeros when
-/// allow_unused is set.
+/// element (seed 1); they may require grad themselves. Only the part of the graph between the
+/// outputs and the inputs is run. With grad_outputs the options are not optional (write {} for
+/// the defaults), so that a braced list in third place always means the options:
+/// grad({y}, {x}, {v}, {}) and grad({loss}, {x}, {.create_graph = true}).
 template <class T>
 std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
                             const std::vector<Tensor<T>>& inputs,
-                            const std::vector<Array<T>>& grad_outputs = {},
-                            bool retain_graph = false, bool allow_unused = false);
+                            const std::vector<Tensor<T>>& grad_outputs, GradOptions options);
+
+/// grad() with seed 1 for one-element outputs.
+template <class T>
+std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
+                            const std::vector<Tensor<T>>& inputs, GradOptions options = {}) {
+  return grad<T>(outputs, inputs, std::vector<Tensor<T>>{}, options);
+}
+
+// Braced lists ({loss}, {x}) deduce no template argument: these take them for both types.
+#define XGRAD_GRAD_OVERLOADS(T)                                                    \
+  inline std::vector<Tensor<T>> grad(                                              \
+      const std::vector<Tensor<T>>& outputs, const std::vector<Tensor<T>>& inputs, \
+      const std::vector<Tensor<T>>& grad_outputs, GradOptions options) {           \
+    return grad<T>(outputs, inputs, grad_outputs, options);                        \
+  }                                                                                \
+  inline std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,        \
+                                     const std::vector<Tensor<T>>& inputs,         \
+                                     GradOptions options = {}) {                   \
+    return grad<T>(outputs, inputs, std::vector<Tensor<T>>{}, options);            \
+  }
+XGRAD_GRAD_OVERLOADS(float)
+XGRAD_GRAD_OVERLOADS(double)
+#undef XGRAD_GRAD_OVERLOADS
 
 }  // namespace xgrad

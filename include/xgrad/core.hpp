@@ -7,6 +7,7 @@
 #include <xgrad/autograd.hpp>
 #include <xgrad/blas.hpp>
 #include <xgrad/error.hpp>
+#include <xgrad/functional.hpp>
 #include <xgrad/memory.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/node.hpp>

@@ -3,6 +3,7 @@
 // flows back to a broadcast input is summed over the broadcast dimensions by the engine.
 // Dimensions may be negative (counted from the end), as in PyTorch.
 
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <type_traits>
@@ -65,6 +66,12 @@ Tensor<T> log(const Tensor<T>& a, Location loc = Location::current());
 /// square root
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a, Location loc = Location::current());
+/// sin(a)
+template <class T>
+Tensor<T> sin(const Tensor<T>& a, Location loc = Location::current());
+/// cos(a)
+template <class T>
+Tensor<T> cos(const Tensor<T>& a, Location loc = Location::current());
 /// |a|; gradient sign(a), 0 at 0.
 template <class T>
 Tensor<T> abs(const Tensor<T>& a, Location loc = Location::current());
@@ -218,7 +225,9 @@ Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target,
 template <class T>
 Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target,
               Reduction reduction = Reduction::Mean, Location loc = Location::current());
-/// bce(sigmoid(x), y) computed as max(x, 0) - x y + log(1 + e^-|x|): finite for any logit.
+/// bce(sigmoid(x), y) computed as max(x, 0) - x y + log(1 + e^-|x|): finite for any finite
+/// logit; at x = +-inf its limit: 0 when y agrees (y = 1 at +inf, y = 0 at -inf), else +inf
+/// (for y in [0, 1]); never NaN for a non-NaN x and y.
 template <class T>
 Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target,
                           Reduction reduction = Reduction::Mean,
@@ -241,6 +250,43 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target,
 template <class T>
 Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& target,
               Reduction reduction = Reduction::Mean, Location loc = Location::current());
+
+// ---- labels of any integer type (int, uint8_t from IDX files, ...) ----
+/// cross_entropy with class indices of any integer type, converted to int64_t.
+template <class T, std::integral I>
+requires(!std::is_same_v<I, std::int64_t>) Tensor<T> cross_entropy(
+    const Tensor<T>& logits, const std::vector<I>& target, Reduction reduction = Reduction::Mean,
+    Location loc = Location::current()) {
+  return cross_entropy(logits, std::vector<std::int64_t>(target.begin(), target.end()), reduction,
+                       loc);
+}
+/// nll with class indices of any integer type, converted to int64_t.
+template <class T, std::integral I>
+requires(!std::is_same_v<I, std::int64_t>) Tensor<T> nll(const Tensor<T>& log_probs,
+                                                         const std::vector<I>& target,
+                                                         Reduction reduction = Reduction::Mean,
+                                                         Location loc = Location::current()) {
+  return nll(log_probs, std::vector<std::int64_t>(target.begin(), target.end()), reduction, loc);
+}
+/// One row per label with a 1 at the label's column: labels [N] -> [N, num_classes], as
+/// F::one_hot. num_classes -1 means the largest label + 1. No gradient. `one_hot<float>(labels,
+/// 10)`.
+template <class T>
+Tensor<T> one_hot(const std::vector<std::int64_t>& labels, std::int64_t num_classes = -1);
+/// one_hot of labels of any integer type.
+template <class T, std::integral I>
+requires(!std::is_same_v<I, std::int64_t>) Tensor<T> one_hot(const std::vector<I>& labels,
+                                                             std::int64_t num_classes = -1) {
+  return one_hot<T>(std::vector<std::int64_t>(labels.begin(), labels.end()), num_classes);
+}
+/// one_hot<float>({2, 0, 1}, 3): labels written inline.
+template <class T>
+Tensor<T> one_hot(std::initializer_list<std::int64_t> labels, std::int64_t num_classes = -1) {
+  return one_hot<T>(std::vector<std::int64_t>(labels), num_classes);
+}
+/// one_hot of labels held as whole numbers in a tensor: shape S -> S + [num_classes].
+template <class T>
+Tensor<T> one_hot(const Tensor<T>& labels, std::int64_t num_classes = -1);
 
 // ---- operators ----
 // NOTE: an operator cannot have a defaulted parameter, so to know where `a + b` was written one

@@ -2,13 +2,17 @@
 // Tensor<T>: a cheap shared handle on a value, its gradient and the graph node that produced it.
 // The core knows no operation: ops build nodes through record() in node.hpp.
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
 #include <source_location>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -33,6 +37,13 @@ class Generator {
   /// The underlying engine, for std:: distributions.
   std::mt19937_64& engine() { return engine_; }
 
+  // ---- state, for checkpoints (torch.Generator.get_state / set_state) ----
+  /// The complete state as text (the engine's 312 words and its position): set_state() on any
+  /// generator continues the same sequence.
+  std::string get_state() const;
+  /// Restores a get_state() text; ValueError, with the generator unchanged, for anything else.
+  void set_state(const std::string& state);
+
  private:
   std::mt19937_64 engine_;
 };
@@ -56,18 +67,29 @@ struct Storage {
 /// allocate a small buffer under a huge shape.
 void check_element_count(const char* op, const Shape& shape, std::size_t element_size);
 
+/// Raises ValueError for item<U>() of a value that an integer U cannot hold.
+[[noreturn]] void item_out_of_range(double value);
+
+template <class T>
+struct Hooks;
+
 template <class T>
 struct TensorImpl {
   std::shared_ptr<Storage<T>> storage;
-  std::optional<Array<T>> grad;
+  std::shared_ptr<TensorImpl> grad;  // a leaf's accumulated gradient, itself a tensor
   bool requires_grad = false;
   std::shared_ptr<Node<T>> grad_fn;  // null for a leaf
-  // Scratch of the backward pass in progress, for a leaf: the pass that last gave it a gradient
-  // and where the engine holds that gradient until the sweep succeeds.
-  std::uint64_t grad_pass = 0;
-  std::size_t grad_slot = 0;
+  std::shared_ptr<Hooks<T>> hooks;   // a leaf's hooks (a non-leaf's live on its node)
 };
 }  // namespace detail
+
+/// Options of Tensor::backward().
+struct BackwardOptions {
+  /// Keep the graph for another pass. Default: create_graph.
+  std::optional<bool> retain_graph = std::nullopt;
+  /// Record the gradients themselves, so that they can be differentiated again.
+  bool create_graph = false;
+};
 
 /// Scalar argument type that does not take part in template deduction, so that `x + 1` works
 /// for Tensor<float> and Tensor<double> alike.
@@ -140,15 +162,27 @@ class Tensor {
   static Tensor randn(const Shape& shape, std::uint64_t seed);
   /// Standard normal, drawn from `gen`.
   static Tensor randn(const Shape& shape, Generator& gen = default_generator());
+  /// `steps` points evenly spaced from `start` to `end` inclusive, like torch.linspace.
+  static Tensor linspace(V start, V end, std::size_t steps);
   /// A 0-dimensional tensor holding `value`.
   static Tensor scalar(V value);
   /// From nested braced lists: from({1, 2}) is [2], from({{1}, {0}}) is [2,1].
   static Tensor from(std::initializer_list<NestedList<V>> values);
+  /// `values` copied into `shape` in C order: from(v, {2, 3}) is [2,3] (ShapeError unless the
+  /// counts match). Zero-copy: fill an Array<V> (`data()`) and move it into Tensor(Array<V>&&).
+  static Tensor from(const std::vector<V>& values, const Shape& shape);
+  /// Numbers of another type (int, uint8_t, double, ...) converted to V, as from(values, shape).
+  template <class U>
+  requires(std::is_arithmetic_v<U> && !std::is_same_v<U, V>) static Tensor
+      from(const std::vector<U>& values, const Shape& shape) {
+    return from(std::vector<V>(values.begin(), values.end()), shape);
+  }
 
   // ---- state ----
   /// False for a default-constructed tensor.
   bool defined() const { return impl_ != nullptr; }
-  /// The value, read-only and shared with every handle (no copy); see docs/interop.md.
+  /// The value, read-only and shared with every handle (no copy); valid while a handle on the
+  /// storage lives and the value keeps its shape.
   const Array<V>& value() const;
   /// Writable access to the value for in-place updates (optimisers); bumps the version counter so
   /// that a backward pass which saved this value notices the change.
@@ -177,8 +211,9 @@ class Tensor {
 
   /// True once backward() has given this tensor a gradient.
   bool has_grad() const;
-  /// Accumulated gradient; throws if backward has not reached this tensor yet.
-  const Array<V>& grad() const;
+  /// Accumulated gradient, a tensor (recorded, so differentiable, after a backward with
+  /// create_graph); throws if backward has not reached this tensor yet.
+  Tensor grad() const;
   /// Writable gradient (clipping, custom updates); throws like grad().
   Array<V>& mutable_grad();
   /// Sets the gradient to zero, keeping its buffer.
@@ -191,10 +226,32 @@ class Tensor {
   /// Deep copy of the value, no history.
   Tensor clone_detached() const;
 
-  /// Backpropagate from a one-element tensor (seed 1).
-  void backward(bool retain_graph = false) const;
-  /// Backpropagate with an explicit gradient of this tensor's shape.
-  void backward(const Array<V>& gradient, bool retain_graph = false) const;
+  /// Backpropagate from a one-element tensor (seed 1) into the leaves' grad().
+  void backward(BackwardOptions options = {}) const;
+  /// Backpropagate with an explicit gradient of this tensor's shape, a Tensor (which may itself
+  /// require grad) or an Array. (A template so that a braced list always means the options.)
+  template <class G>
+  requires(std::is_same_v<G, Tensor> ||
+           std::is_same_v<G, Array<V>>) void backward(const G& gradient,
+                                                      BackwardOptions options = {}) const {
+    if constexpr (std::is_same_v<G, Tensor>) {
+      backward_from(gradient, options);
+    } else {
+      backward_from(Tensor(gradient), options);
+    }
+  }
+
+  /// Registers `hook` on the gradient flowing into this tensor: it runs once per backward pass on
+  /// the tensor's total incoming gradient (before it is accumulated into a leaf's grad() or
+  /// captured by grad()), in registration order, on the thread running the pass; it may return a
+  /// replacement gradient of the same shape, or an undefined Tensor to keep it. Returns an id for
+  /// remove_hook().
+  std::size_t register_hook(std::function<Tensor(const Tensor&)> hook);
+  /// Registers `hook` on a leaf, run once its gradient of the pass is final and accumulated into
+  /// grad() (before the rest of the pass ends); it receives the leaf. Returns an id.
+  std::size_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook);
+  /// Removes a hook registered on this tensor; false if there was none with this id.
+  bool remove_hook(std::size_t id);
 
   // ---- operations as methods (defined with the ops; see ops.hpp for the formulas). Each records
   // where it was called from, for anomaly mode. ----
@@ -254,6 +311,10 @@ class Tensor {
   Tensor log(Location loc = Location::current()) const;
   /// Square root.
   Tensor sqrt(Location loc = Location::current()) const;
+  /// Sine.
+  Tensor sin(Location loc = Location::current()) const;
+  /// Cosine.
+  Tensor cos(Location loc = Location::current()) const;
   /// |x|.
   Tensor abs(Location loc = Location::current()) const;
   /// x^exponent.
@@ -275,12 +336,91 @@ class Tensor {
   /// log_softmax(*this, dim).
   Tensor log_softmax(int dim, Location loc = Location::current()) const;
 
+  // ---- the rest of torch::Tensor's method forms: if PyTorch writes t.f(...), so can you ----
+  /// The single element converted to U, as t.item<U>(); an integer U truncates toward zero and
+  /// raises ValueError for NaN, infinity or a value out of U's range.
+  template <class U>
+  requires std::is_arithmetic_v<U> U item()
+  const {
+    const V v = item();
+    if constexpr (std::is_integral_v<U>) {
+      const double t = std::trunc(static_cast<double>(v));
+      const double lo = static_cast<double>(std::numeric_limits<U>::min());
+      const double hi = std::ldexp(1.0, std::numeric_limits<U>::digits);
+      if (!(t >= lo && t < hi)) detail::item_out_of_range(static_cast<double>(v));
+    }
+    return static_cast<U>(v);
+  }
+  /// argmax(*this, dim, keepdim): indices as whole numbers in V.
+  Tensor argmax(int dim, bool keepdim = false) const;
+  /// Index of the largest element of the flattened tensor -> [].
+  Tensor argmax() const;
+  /// argmin(*this, dim, keepdim).
+  Tensor argmin(int dim, bool keepdim = false) const;
+  /// Index of the smallest element of the flattened tensor -> [].
+  Tensor argmin() const;
+  /// max(*this, dims, keepdim), as torch's amax.
+  Tensor amax(const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current()) const;
+  /// min(*this, dims, keepdim), as torch's amin.
+  Tensor amin(const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current()) const;
+  /// add(*this, other).
+  Tensor add(const Tensor& other, Location loc = Location::current()) const;
+  /// *this + s.
+  Tensor add(V s, Location loc = Location::current()) const;
+  /// sub(*this, other).
+  Tensor sub(const Tensor& other, Location loc = Location::current()) const;
+  /// *this - s.
+  Tensor sub(V s, Location loc = Location::current()) const;
+  /// mul(*this, other).
+  Tensor mul(const Tensor& other, Location loc = Location::current()) const;
+  /// *this * s.
+  Tensor mul(V s, Location loc = Location::current()) const;
+  /// div(*this, other).
+  Tensor div(const Tensor& other, Location loc = Location::current()) const;
+  /// *this / s.
+  Tensor div(V s, Location loc = Location::current()) const;
+  /// maximum(*this, other).
+  Tensor maximum(const Tensor& other, Location loc = Location::current()) const;
+  /// minimum(*this, other).
+  Tensor minimum(const Tensor& other, Location loc = Location::current()) const;
+  /// where(condition, *this, other): this where condition != 0, else other.
+  Tensor where(const Tensor& condition, const Tensor& other,
+               Location loc = Location::current()) const;
+  /// heaviside(*this, value_at_zero).
+  Tensor heaviside(V value_at_zero, Location loc = Location::current()) const;
+  /// gt(*this, other).
+  Tensor gt(const Tensor& other) const;
+  /// 1 where *this > s.
+  Tensor gt(V s) const;
+  /// lt(*this, other).
+  Tensor lt(const Tensor& other) const;
+  /// 1 where *this < s.
+  Tensor lt(V s) const;
+  /// ge(*this, other).
+  Tensor ge(const Tensor& other) const;
+  /// 1 where *this >= s.
+  Tensor ge(V s) const;
+  /// le(*this, other).
+  Tensor le(const Tensor& other) const;
+  /// 1 where *this <= s.
+  Tensor le(V s) const;
+  /// eq(*this, other).
+  Tensor eq(const Tensor& other) const;
+  /// 1 where *this == s.
+  Tensor eq(V s) const;
+  /// T(), spelt as torch's t().
+  Tensor t(Location loc = Location::current()) const { return T(loc); }
+  // ---- end of the method forms ----
+
   /// The shared implementation (for the engine and custom operations).
   const std::shared_ptr<detail::TensorImpl<V>>& impl() const { return impl_; }
   /// A handle on an existing implementation (shares it).
   explicit Tensor(std::shared_ptr<detail::TensorImpl<V>> impl) : impl_(std::move(impl)) {}
 
  private:
+  void backward_from(const Tensor& gradient, BackwardOptions options) const;
   detail::TensorImpl<V>& checked(const char* what) const;
   std::shared_ptr<detail::TensorImpl<V>> impl_;
 };

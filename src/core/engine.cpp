@@ -1,8 +1,13 @@
-// The backward engine: orders the graph, sweeps it once in reverse, reduces each gradient to its
-// input's shape, accumulates, and frees what it no longer needs. It knows no operation.
+// The backward engine: a pass (GraphTask) orders the graph, sweeps it once in reverse, reduces each
+// gradient to its input's shape, accumulates, runs hooks and frees what it no longer needs. It
+// knows no operation: the few sums it records under create_graph (undoing broadcasting, adding
+// two contributions) are the engine's own bookkeeping made differentiable.
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -18,10 +23,18 @@ struct Modes {
   bool anomaly = false;
 };
 thread_local Modes modes;
-std::atomic<std::uint64_t> pass_counter{0};
 // Relaxed: a count, not a synchronisation point; a node may die on another thread than the one
 // that made it, so the count cannot be thread-local.
 std::atomic<std::int64_t> live_node_count{0};
+
+// Grad mode set for the duration of a derivative: off for a plain pass, on under create_graph.
+struct GradMode {
+  explicit GradMode(bool on) : previous_(modes.grad) { modes.grad = on; }
+  ~GradMode() { modes.grad = previous_; }
+  GradMode(const GradMode&) = delete;
+  GradMode& operator=(const GradMode&) = delete;
+  bool previous_;
+};
 
 template <class S1, class S2>
 bool shapes_equal(const S1& a, const S2& b) {
@@ -33,30 +46,71 @@ Shape to_shape(const S& s) {
   return Shape(s.begin(), s.end());
 }
 
-// Undoes broadcasting: sums the leading dims the input did not have and the dims where it had
-// extent 1. Any other mismatch is a bug in the op's backward, reported by name.
-template <class T, class S>
-Array<T> sum_to(Array<T>&& g, const S& target, const char* op) {
-  const auto& gs = g.shape();
-  auto fail = [&] {
-    return ShapeError(std::string("xgrad::backward: '") + op + "' produced a gradient of shape " +
-                      shape_str(to_shape(gs)) + " that does not reduce to its input's shape " +
-                      shape_str(to_shape(target)));
-  };
-  if (gs.size() < target.size()) throw fail();
+// The axes along which a gradient of shape `gs` is summed to reach `target` (the leading dims
+// the input did not have and the dims where it had extent 1), or nullopt when it cannot.
+template <class S1, class S2>
+std::optional<std::vector<std::size_t>> reduction_axes(const S1& gs, const S2& target) {
+  if (gs.size() < target.size()) return std::nullopt;
   const std::size_t lead = gs.size() - target.size();
   std::vector<std::size_t> axes;
   for (std::size_t i = 0; i < lead; ++i) axes.push_back(i);
   for (std::size_t j = 0; j < target.size(); ++j) {
     if (target[j] == gs[j + lead]) continue;
-    if (target[j] != 1) throw fail();
+    if (target[j] != 1) return std::nullopt;
     axes.push_back(j + lead);
   }
+  return axes;
+}
+
+template <class T, class S>
+Array<T> sum_to_array(const Array<T>& g, const S& target, const std::vector<std::size_t>& axes) {
   // xtensor's reducers misbehave on empty arrays; the sum of nothing is zero anyway.
   if (g.size() == 0) return Array<T>(to_shape(target), T(0));
   Array<T> reduced = xt::sum(g, axes);
   reduced.reshape(target);
   return reduced;
+}
+
+template <class T>
+Tensor<T> expand_to(const Tensor<T>& g, const Shape& target);
+
+// Undoes broadcasting, recorded: its derivative broadcasts back (expand_to), whose derivative is
+// this sum again, so gradients of any order reduce the same way.
+template <class T>
+Tensor<T> sum_to(const Tensor<T>& g, const Shape& target, const std::vector<std::size_t>& axes) {
+  return record<T>(
+      "sum_to", sum_to_array(g.value(), target, axes), {g},
+      [](const Tensor<T>& grad, Grads<T>& ctx) {
+        if (ctx.needs(0)) ctx.to(0, expand_to(grad, to_shape(ctx.shape(0))));
+      },
+      Saves::none());
+}
+
+template <class T>
+Tensor<T> expand_to(const Tensor<T>& g, const Shape& target) {
+  Array<T> out = xt::broadcast(g.value(), target);
+  return record<T>(
+      "expand", std::move(out), {g},
+      [](const Tensor<T>& grad, Grads<T>& ctx) {
+        if (!ctx.needs(0)) return;
+        const Shape target_shape = to_shape(ctx.shape(0));
+        auto axes = reduction_axes(grad.value().shape(), target_shape);
+        ctx.to(0, sum_to(grad, target_shape, *axes));
+      },
+      Saves::none());
+}
+
+// a + b of two gradients of one shape, recorded (under create_graph) like an add.
+template <class T>
+Tensor<T> add_grads(const Tensor<T>& a, const Tensor<T>& b) {
+  Array<T> sum = a.value() + b.value();
+  return record<T>(
+      "accumulate_grad", std::move(sum), {a, b},
+      [](const Tensor<T>& grad, Grads<T>& ctx) {
+        ctx.to(0, grad);
+        ctx.to(1, grad);
+      },
+      Saves::none());
 }
 
 std::string location_str(const Location& where) {
@@ -78,7 +132,75 @@ template <class T>
 std::string value_str(T v) {
   return std::isnan(v) ? "NaN" : (v > 0 ? "inf" : "-inf");
 }
+
+// True when nothing else holds the tensor or its value and it has no history, so that adding
+// into it in place is unobservable.
+template <class T>
+bool exclusively_owned(const std::shared_ptr<detail::TensorImpl<T>>& impl) {
+  return impl.use_count() == 1 && impl->storage.use_count() == 1 && !impl->requires_grad;
+}
 }  // namespace
+
+namespace detail {
+// Pointer -> index, open addressing with linear probing: a pass looks a node up once per edge,
+// and a map reused pass after pass allocates nothing once it has grown.
+class PtrIndex {
+ public:
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  // The index stored for `key`, or `value` stored now; second is true when inserted.
+  std::pair<std::size_t, bool> emplace(const void* key, std::size_t value) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    std::size_t i = hash(key) & (slots_.size() - 1);
+    while (slots_[i].first != nullptr) {
+      if (slots_[i].first == key) return {slots_[i].second, false};
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    slots_[i] = {key, value};
+    ++size_;
+    return {value, true};
+  }
+  std::size_t find(const void* key) const {
+    if (slots_.empty()) return npos;
+    std::size_t i = hash(key) & (slots_.size() - 1);
+    while (slots_[i].first != nullptr) {
+      if (slots_[i].first == key) return slots_[i].second;
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    return npos;
+  }
+  void clear() {
+    // A map grown by one huge pass is dropped rather than wiped slot by slot after every pass.
+    if (slots_.size() > (std::size_t{1} << 16)) {
+      std::vector<Slot>().swap(slots_);
+    } else if (size_ != 0) {
+      std::fill(slots_.begin(), slots_.end(), Slot{nullptr, 0});
+    }
+    size_ = 0;
+  }
+
+ private:
+  using Slot = std::pair<const void*, std::size_t>;
+  static std::size_t hash(const void* key) {
+    auto x = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(key));
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return static_cast<std::size_t>(x);
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<std::size_t>(16, old.size() * 2), Slot{nullptr, 0});
+    size_ = 0;
+    for (const auto& [k, v] : old) {
+      if (k != nullptr) emplace(k, v);
+    }
+  }
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+};
+}  // namespace detail
+using detail::PtrIndex;
 
 bool is_grad_enabled() {
   return modes.grad;
@@ -87,6 +209,13 @@ NoGradGuard::NoGradGuard() : previous_(modes.grad) {
   modes.grad = false;
 }
 NoGradGuard::~NoGradGuard() {
+  modes.grad = previous_;
+}
+
+EnableGradGuard::EnableGradGuard() : previous_(modes.grad) {
+  modes.grad = true;
+}
+EnableGradGuard::~EnableGradGuard() {
   modes.grad = previous_;
 }
 
@@ -107,32 +236,52 @@ std::size_t live_nodes() {
 // ---- Node ----
 
 template <class T>
-Node<T>::Node(const char* name, TensorList<T> inputs, std::shared_ptr<detail::Storage<T>> output,
-              BackwardFn<T> backward, Location where)
-    : name_(name), where_(where), output_(std::move(output)), backward_(std::move(backward)) {
+Node<T>::Node(const char* name, TensorList<T> inputs,
+              const std::shared_ptr<detail::Storage<T>>& output, BackwardFn<T> backward,
+              Saves saves, Location where)
+    : name_(name), where_(where), backward_(std::move(backward)) {
   edges_.reserve(inputs.size());
+  std::size_t i = 0;
   for (const auto& in : inputs) {
     const auto& impl = in.impl();
-    edges_.push_back({impl, impl->storage->version, impl->storage->data.shape()});
+    Edge e{nullptr, nullptr, nullptr, impl->storage->version, impl->storage->data.shape()};
+    if (impl->requires_grad) {
+      if (impl->grad_fn) {
+        e.fn = impl->grad_fn;
+      } else {
+        e.leaf = impl;
+      }
+    }
+    if (saves.reads(i)) e.saved = impl->storage;
+    edges_.push_back(std::move(e));
+    ++i;
   }
-  output_version_ = output_->version;
+  if (saves.output) {
+    output_ = output;
+    output_version_ = output->version;
+  }
   live_node_count.fetch_add(1, std::memory_order_relaxed);
 }
 
 template <class T>
 Node<T>::~Node() {
   live_node_count.fetch_sub(1, std::memory_order_relaxed);
-  // Destroying a tensor destroys its node, which drops its inputs, whose nodes drop theirs...
+  // Destroying a tensor destroys its node, which drops its inputs' nodes, which drop theirs...
   // Done naively that recursion overflows the stack on a long chain. Instead, take over the
   // inputs of every node about to die with us, so each destructor below finds nothing to free.
-  std::vector<Edge> pending = std::move(edges_);
+  std::vector<std::shared_ptr<Node>> pending;
+  for (auto& e : edges_) {
+    if (e.fn) pending.push_back(std::move(e.fn));
+  }
+  edges_.clear();
   while (!pending.empty()) {
-    std::shared_ptr<detail::TensorImpl<T>> impl = std::move(pending.back().impl);
+    std::shared_ptr<Node> n = std::move(pending.back());
     pending.pop_back();
-    if (impl.use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1) {
-      auto& next = impl->grad_fn->edges_;
-      for (auto& in : next) pending.push_back(std::move(in));
-      next.clear();
+    if (n.use_count() == 1) {
+      for (auto& e : n->edges_) {
+        if (e.fn) pending.push_back(std::move(e.fn));
+      }
+      n->edges_.clear();
     }
   }
 }
@@ -143,21 +292,27 @@ void Node<T>::release() {
   backward_ = nullptr;
   edges_.clear();
   output_.reset();
-  grad_.reset();
-  seed_ = nullptr;
 }
 
 template <class T>
 void Grads<T>::bad_index(std::size_t i) const {
-  throw GraphError(std::string("xgrad::backward: the backward function of '") + node_.name_ +
+  throw GraphError(std::string("xgrad::backward: the derivative of '") + node_.name_ +
                    "' refers to input " + std::to_string(i) + " but the op has " +
                    std::to_string(node_.edges_.size()) + " input(s)");
 }
 
 template <class T>
+void Grads<T>::not_saved(std::size_t i) const {
+  const bool is_output = i == node_.edges_.size();
+  throw GraphError(std::string("xgrad::backward: the derivative of '") + node_.name_ + "' reads " +
+                   (is_output ? std::string("its output") : "input " + std::to_string(i)) +
+                   ", which record() was told it does not save (Saves)");
+}
+
+template <class T>
 void Grads<T>::modified(std::size_t i) const {
   const bool is_output = i == node_.edges_.size();
-  const auto& storage = is_output ? *node_.output_ : *node_.edges_[i].impl->storage;
+  const auto& storage = is_output ? *node_.output_ : *node_.edges_[i].saved;
   const auto saved = is_output ? node_.output_version_ : node_.edges_[i].version;
   throw GraphError(std::string("xgrad::backward: ") +
                    (is_output ? std::string("the output") : "input " + std::to_string(i)) +
@@ -167,194 +322,444 @@ void Grads<T>::modified(std::size_t i) const {
                    ")");
 }
 
-// ---- Engine ----
+template <class T>
+const Array<T>& Grads<T>::value(std::size_t i) const {
+  check_index(i);
+  const auto& edge = node_.edges_[i];
+  if (!edge.saved) not_saved(i);
+  if (edge.saved->version != edge.version) modified(i);
+  return edge.saved->data;
+}
 
 template <class T>
-class Engine {
+const Array<T>& Grads<T>::out_value() const {
+  if (!node_.output_) not_saved(size());
+  if (node_.output_->version != node_.output_version_) modified(size());
+  return node_.output_->data;
+}
+
+template <class T>
+Tensor<T> Grads<T>::in(std::size_t i) const {
+  value(i);  // checks
+  const auto& edge = node_.edges_[i];
+  auto impl = std::make_shared<detail::TensorImpl<T>>();
+  if (create_graph()) {
+    // The leaf itself, so that a gradient reaches it; a non-leaf input is rebuilt around the
+    // saved value and the node that produced it.
+    if (edge.leaf && edge.leaf->storage == edge.saved) return Tensor<T>(edge.leaf);
+    if (edge.fn) {
+      impl->requires_grad = true;
+      impl->grad_fn = edge.fn;
+    }
+  }
+  impl->storage = edge.saved;
+  return Tensor<T>(std::move(impl));
+}
+
+template <class T>
+Tensor<T> Grads<T>::out() const {
+  out_value();  // checks
+  auto impl = std::make_shared<detail::TensorImpl<T>>();
+  impl->storage = node_.output_;
+  if (create_graph()) {
+    // NOTE: a new handle pointing at this node, not the op's own output tensor: the node never
+    // owns a tensor that owns it, so no cycle forms.
+    impl->requires_grad = true;
+    impl->grad_fn = node_.shared_from_this();
+  }
+  return Tensor<T>(std::move(impl));
+}
+
+// ---- the pass ----
+
+template <class T>
+class GraphTask {
  public:
   using Impl = detail::TensorImpl<T>;
-  using Slot = std::optional<Array<T>>;
 
-  bool retain_graph = false;
+  GraphTask(bool retain_graph, bool create_graph)
+      : retain_graph_(retain_graph),
+        create_graph_(create_graph),
+        own_(workspace_.busy ? std::make_unique<Workspace>() : nullptr),
+        ws_(own_ ? *own_ : workspace_),
+        index_(ws_.index),
+        states_(ws_.states),
+        leaf_index_(ws_.leaf_index),
+        leaves_(ws_.leaves) {
+    ws_.busy = true;
+  }
+  ~GraphTask() { ws_.clear(); }
+  GraphTask(const GraphTask&) = delete;
+  GraphTask& operator=(const GraphTask&) = delete;
+
+  // grad(): the inputs whose gradients are captured instead of accumulated into grad().
+  void capture(const std::shared_ptr<Impl>& impl, std::size_t slot) {
+    capture_ = true;
+    if (impl->grad_fn) {
+      node_sinks_.emplace(impl->grad_fn.get(), slot);
+    } else {
+      leaf_sinks_.emplace(impl.get(), slot);
+    }
+    if (captured_.size() <= slot) captured_.resize(slot + 1);
+  }
+  std::vector<Tensor<T>>& captured() { return captured_; }
+
+  // Runs the pass from `roots`, each with the gradient given for it.
+  void run(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
+    discover(roots);
+    if (capture_) prune();
+    try {
+      sweep(roots);
+      commit_deferred();
+    } catch (...) {
+      // A pass that fails leaves every grad() as it was.
+      for (auto it = committed_.rbegin(); it != committed_.rend(); ++it) {
+        it->first->grad = std::move(it->second);
+      }
+      throw;
+    }
+  }
+
+  bool create_graph() const { return create_graph_; }
+  bool anomaly() const { return anomaly_; }
+
+  bool needs(const Node<T>& node, std::size_t i) const {
+    const auto& e = node.edges_[i];
+    if (e.fn) return !capture_ || needed(e.fn.get());
+    if (e.leaf) return e.leaf->requires_grad && (!capture_ || leaf_sinks_.count(e.leaf.get()) != 0);
+    return false;
+  }
+
+  void deliver(Node<T>& node, std::size_t i, Tensor<T> g) {
+    auto& edge = node.edges_[i];
+    const auto& target = edge.shape;
+    if (edge.leaf && !shapes_equal(edge.leaf->storage->data.shape(), target)) {
+      throw GraphError(std::string("xgrad::backward: input ") + std::to_string(i) + " of '" +
+                       node.name_ + "' had shape " + shape_str(to_shape(target)) +
+                       " when it was used but has shape " +
+                       shape_str(to_shape(edge.leaf->storage->data.shape())) +
+                       " now; it was replaced in place after the forward pass");
+    }
+    if (!shapes_equal(g.value().shape(), target)) {
+      auto axes = reduction_axes(g.value().shape(), target);
+      if (!axes) {
+        throw ShapeError(std::string("xgrad::backward: '") + node.name_ +
+                         "' produced a gradient of shape " + shape_str(g.shape()) +
+                         " that does not reduce to its input's shape " +
+                         shape_str(to_shape(target)));
+      }
+      if (create_graph_) {
+        g = sum_to(g, to_shape(target), *axes);
+      } else {
+        g = Tensor<T>(sum_to_array(g.value(), target, *axes));
+      }
+    }
+    if (anomaly_) [[unlikely]]
+      check_finite(node, i, g.value());
+    if (edge.fn) {
+      const std::size_t at = index_.find(edge.fn.get());
+      if (at != PtrIndex::npos) accumulate(states_[at].grad, std::move(g));
+    } else {
+      accumulate(leaf_state(edge.leaf).grad, std::move(g));
+    }
+  }
+
+  // A gradient computed on arrays under create_graph: it joins the graph through a node that
+  // refuses to be differentiated, with the op's own edges so that a second pass reaches it.
+  Tensor<T> mark_not_differentiable(Node<T>& node, Array<T>&& g) {
+    Tensor<T> out(std::move(g));
+    auto err = std::make_shared<Node<T>>(
+        node.name_, TensorList<T>(std::vector<Tensor<T>>{}), out.impl()->storage,
+        [name = node.name_](const Tensor<T>&, Grads<T>&) {
+          throw GraphError(std::string("xgrad::backward: the derivative of '") + name +
+                           "' was computed on arrays, so its gradient cannot be differentiated "
+                           "again; write the derivative with xgrad ops on Grads::in(), out() and "
+                           "the incoming gradient");
+        },
+        Saves::none(), node.where_);
+    for (const auto& e : node.edges_) {
+      typename Node<T>::Edge copy{e.fn, e.leaf, nullptr, e.version, e.shape};
+      err->edges_.push_back(std::move(copy));
+    }
+    out.impl()->requires_grad = true;
+    out.impl()->grad_fn = std::move(err);
+    return out;
+  }
+
+ private:
+  struct NodeState {
+    std::shared_ptr<Node<T>> node;
+    std::size_t pending = 0;
+    Tensor<T> grad;
+    bool needed = true;
+  };
+  struct LeafState {
+    std::shared_ptr<Impl> impl;
+    std::size_t pending = 0;
+    Tensor<T> grad;
+  };
+
+  bool retain_graph_;
+  bool create_graph_;
   // Read once per pass: anomaly mode off costs one predictable branch per gradient.
-  const bool anomaly = modes.anomaly;
-  // grad(): gradients go to these slots instead of the leaves' grad().
-  bool capture = false;
-  std::unordered_map<const Impl*, Slot*> leaf_slots;
-  std::unordered_map<const Node<T>*, Slot*> node_slots;
+  const bool anomaly_ = modes.anomaly;
+  bool capture_ = false;
+  std::unordered_map<const Node<T>*, std::size_t> node_sinks_;
+  std::unordered_map<const Impl*, std::size_t> leaf_sinks_;
+  std::vector<Tensor<T>> captured_;
 
-  // Each root with the gradient given for it, which outlives the pass and is not copied.
-  using Roots = std::vector<std::pair<std::shared_ptr<Impl>, const Array<T>*>>;
+  // The pass's bookkeeping, in lists that the thread reuses pass after pass (a pass started
+  // while another runs on the thread, inside a hook or a derivative, gets its own).
+  struct Workspace {
+    PtrIndex index;
+    std::vector<NodeState> states;
+    PtrIndex leaf_index;
+    std::vector<LeafState> leaves;
+    std::vector<std::size_t> ready;
+    std::vector<Node<T>*> stack;
+    bool busy = false;
+    void clear() {
+      index.clear();
+      leaf_index.clear();
+      // Lists grown by a huge graph are given back; everyday sizes are kept for the next pass.
+      release(states);
+      release(leaves);
+      release(ready);
+      release(stack);
+      busy = false;
+    }
+    template <class L>
+    static void release(L& list) {
+      if (list.capacity() > 4096) {
+        L().swap(list);
+      } else {
+        list.clear();
+      }
+    }
+  };
+  static thread_local Workspace workspace_;
+  std::unique_ptr<Workspace> own_;
+  Workspace& ws_;
+  PtrIndex& index_;
+  std::vector<NodeState>& states_;
+  PtrIndex& leaf_index_;
+  std::vector<LeafState>& leaves_;
+  // Each leaf whose grad() this pass changed, with the gradient it had before.
+  std::vector<std::pair<std::shared_ptr<Impl>, std::shared_ptr<Impl>>> committed_;
+  std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>> deferred_;
 
-  void run(const Roots& roots) {
-    const std::uint64_t pass = ++pass_counter;
-    pass_ = pass;
-    // Every node of the pass stays alive until the sweep ends even when release() drops the
-    // tensors that owned it, and dies afterwards with its inputs already cleared. The lists are
-    // the thread's, reused pass after pass; a pass started inside a backward function (which
-    // finds them busy) gets its own.
-    Scratch own;
-    Scratch& scratch = scratch_.busy ? own : scratch_;
-    const ScratchLease lease(scratch);
-    auto& nodes = scratch.nodes;
-    auto& stack = scratch.stack;
+  bool needed(const Node<T>* n) const {
+    const std::size_t at = index_.find(n);
+    return at != PtrIndex::npos && states_[at].needed;
+  }
+
+  LeafState& leaf_state(const std::shared_ptr<Impl>& impl) {
+    const auto [at, inserted] = leaf_index_.emplace(impl.get(), leaves_.size());
+    if (inserted) leaves_.push_back({impl, 0, Tensor<T>()});
+    return leaves_[at];
+  }
+
+  // Every node reachable from the roots, each with the number of edges into it from the others
+  // (it runs once they have all delivered), and every leaf with the same count.
+  void discover(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
+    auto& stack = ws_.stack;
     auto visit = [&](const std::shared_ptr<Node<T>>& n) {
-      if (n->pass_ == pass) return;
+      const auto [at, inserted] = index_.emplace(n.get(), states_.size());
+      if (!inserted) return at;
       if (n->released_) {
         throw GraphError(std::string("xgrad::backward: the graph through '") + n->name_ +
                          "' was freed by an earlier backward; pass retain_graph=true to the first "
                          "backward to run through it again");
       }
-      n->pass_ = pass;
-      n->pending_ = 0;
-      n->grad_.reset();
-      n->seed_ = nullptr;
-      nodes.push_back(n);
+      states_.push_back({n, 0, Tensor<T>(), true});
       stack.push_back(n.get());
+      return at;
     };
-    for (auto& [impl, g] : roots) {
+    for (const auto& [impl, g] : roots) {
       if (impl->grad_fn) visit(impl->grad_fn);
     }
     while (!stack.empty()) {
       Node<T>* n = stack.back();
       stack.pop_back();
-      for (const auto& edge : n->edges_) {
-        const auto& in = edge.impl;
-        if (in->grad_fn && in->requires_grad) {
-          visit(in->grad_fn);
-          ++in->grad_fn->pending_;
+      for (const auto& e : n->edges_) {
+        if (e.fn) {
+          ++states_[visit(e.fn)].pending;
+        } else if (e.leaf) {
+          ++leaf_state(e.leaf).pending;
         }
       }
     }
+  }
 
-    for (const auto& [impl, seed] : roots) {
-      const Array<T>& g = *seed;
-      if (anomaly) [[unlikely]] {
-        const std::size_t bad = first_non_finite(g);
+  // grad(): marks the nodes from which no captured input can be reached, so that they are
+  // skipped (computing a network's weight gradients for a gradient with respect to its input
+  // would be waste). A node is needed when it is a sink or one of its edges leads to one;
+  // children come before parents in reverse topological order, which Kahn's order gives.
+  void prune() {
+    std::vector<std::size_t> pending(states_.size());
+    for (std::size_t i = 0; i < states_.size(); ++i) pending[i] = states_[i].pending;
+    std::vector<std::size_t> order;
+    std::vector<std::size_t> ready;
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+      if (pending[i] == 0) ready.push_back(i);
+    }
+    while (!ready.empty()) {
+      const std::size_t i = ready.back();
+      ready.pop_back();
+      order.push_back(i);
+      for (const auto& e : states_[i].node->edges_) {
+        if (!e.fn) continue;
+        const std::size_t j = index_.find(e.fn.get());
+        if (--pending[j] == 0) ready.push_back(j);
+      }
+    }
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      NodeState& s = states_[*it];
+      bool need = node_sinks_.count(s.node.get()) != 0;
+      for (const auto& e : s.node->edges_) {
+        if (need) break;
+        if (e.fn) need = states_[index_.find(e.fn.get())].needed;
+        if (e.leaf) need = leaf_sinks_.count(e.leaf.get()) != 0;
+      }
+      s.needed = need;
+    }
+  }
+
+  void sweep(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
+    for (const auto& [impl, g] : roots) {
+      if (anomaly_) [[unlikely]] {
+        const std::size_t bad = first_non_finite(g.value());
         if (bad != std::string::npos) {
           throw AnomalyError(
               "xgrad::backward (anomaly mode): the gradient given for an output of "
               "shape " +
-              shape_str(to_shape(g.shape())) + " holds " + value_str(g.data()[bad]) +
+              shape_str(g.shape()) + " holds " + value_str(g.value().data()[bad]) +
               " at flat index " + std::to_string(bad));
         }
       }
-      Node<T>* root = impl->grad_fn.get();
-      if (root == nullptr) {
-        to_leaf(impl, Array<T>(g));
-      } else if (root->seed_ == nullptr && !root->grad_) {
-        root->seed_ = &g;
-      } else {
-        accumulate(root->grad_, Array<T>(g));
+      if (impl->grad_fn) {
+        accumulate(states_[index_.find(impl->grad_fn.get())].grad, g);
+      } else if (impl->requires_grad) {
+        accumulate(leaf_state(impl).grad, g);
       }
     }
-    auto& ready = stack;  // empty again
-    for (const auto& n : nodes) {
-      if (n->pending_ == 0) ready.push_back(n.get());
+    // Leaves reached by no node (a root that is a leaf) are final at once.
+    for (std::size_t i = 0; i < leaves_.size(); ++i) {
+      if (leaves_[i].pending == 0) finish_leaf(leaves_[i]);
+    }
+    auto& ready = ws_.ready;
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+      if (states_[i].pending == 0) ready.push_back(i);
     }
     while (!ready.empty()) {
-      Node<T>* n = ready.back();
+      NodeState& s = states_[ready.back()];
       ready.pop_back();
-      if (n->seed_ != nullptr && n->grad_) xt::noalias(*n->grad_) += *n->seed_;
-      if (n->grad_ || n->seed_ != nullptr) {
-        const Array<T>& g = n->grad_ ? *n->grad_ : *n->seed_;
-        if (capture) {
-          auto it = node_slots.find(n);
-          if (it != node_slots.end()) accumulate(*it->second, Array<T>(g));
+      Node<T>& n = *s.node;
+      if (s.grad.defined()) {
+        Tensor<T> g = std::move(s.grad);
+        s.grad = Tensor<T>();
+        if (n.hooks_) g = run_hooks(*n.hooks_, std::move(g));
+        if (capture_) {
+          const auto it = node_sinks_.find(&n);
+          if (it != node_sinks_.end()) accumulate(captured_[it->second], g);
         }
-        // The node's gradient goes once its backward has run, or has thrown.
-        struct Drop {
-          Node<T>& n;
-          ~Drop() {
-            n.grad_.reset();
-            n.seed_ = nullptr;
-          }
-        } drop{*n};
-        Grads<T> ctx(*n, *this);
-        n->backward_(g, ctx);
-      }
-      for (const auto& edge : n->edges_) {
-        const auto& in = edge.impl;
-        if (in->grad_fn && in->requires_grad && --in->grad_fn->pending_ == 0) {
-          ready.push_back(in->grad_fn.get());
+        if (s.needed) {
+          const GradMode mode(create_graph_);
+          Grads<T> ctx(n, *this);
+          n.backward_(g, ctx);
         }
       }
-      if (!retain_graph) n->release();
-    }
-    for (auto& [impl, g] : leaf_grads_) accumulate(impl->grad, std::move(g));
-  }
-
-  void deliver(Node<T>& node, std::size_t i, Array<T>&& g) {
-    const auto& edge = node.edges_[i];
-    Impl& impl = *edge.impl;
-    const auto& target = impl.storage->data.shape();
-    const auto& recorded = edge.shape;
-    if (!shapes_equal(target, recorded)) {
-      throw GraphError(std::string("xgrad::backward: input ") + std::to_string(i) + " of '" +
-                       node.name_ + "' had shape " + shape_str(to_shape(recorded)) +
-                       " when it was used but has shape " + shape_str(to_shape(target)) +
-                       " now; it was replaced in place after the forward pass");
-    }
-    if (!shapes_equal(g.shape(), target)) g = sum_to(std::move(g), target, node.name_);
-    if (anomaly) [[unlikely]]
-      check_finite(node, i, g);
-    if (impl.grad_fn) {
-      accumulate(impl.grad_fn->grad_, std::move(g));
-    } else {
-      to_leaf(edge.impl, std::move(g));
+      for (const auto& e : n.edges_) {
+        if (e.fn) {
+          const std::size_t at = index_.find(e.fn.get());
+          if (--states_[at].pending == 0) ready.push_back(at);
+        } else if (e.leaf) {
+          LeafState& leaf = leaves_[leaf_index_.find(e.leaf.get())];
+          if (--leaf.pending == 0) finish_leaf(leaf);
+        }
+      }
+      if (!retain_graph_) n.release();
     }
   }
 
- private:
-  struct Scratch {
-    std::vector<std::shared_ptr<Node<T>>> nodes;
-    std::vector<Node<T>*> stack;
-    bool busy = false;
-  };
-  // Marks the lists busy for the pass; empties them (freeing the pass's nodes) however it ends.
-  struct ScratchLease {
-    explicit ScratchLease(Scratch& s) : s_(s) { s_.busy = true; }
-    ~ScratchLease() {
-      s_.nodes.clear();
-      s_.stack.clear();
-      s_.busy = false;
-    }
-    ScratchLease(const ScratchLease&) = delete;
-    ScratchLease& operator=(const ScratchLease&) = delete;
-    Scratch& s_;
-  };
-  static thread_local Scratch scratch_;
-
-  // Leaf gradients of this pass, added to the leaves' grad() only once the whole sweep has
-  // succeeded: a backward that throws halfway (a saved value modified in place, an anomaly)
-  // leaves every grad() as it was. The handles keep leaves alive that only the graph held.
-  std::vector<std::pair<std::shared_ptr<Impl>, Array<T>>> leaf_grads_;
-  std::uint64_t pass_ = 0;
-
-  void to_leaf(const std::shared_ptr<Impl>& impl, Array<T>&& g) {
-    if (!impl->requires_grad) return;
-    if (capture) {
-      auto it = leaf_slots.find(impl.get());
-      if (it != leaf_slots.end()) accumulate(*it->second, std::move(g));
+  // A leaf's gradient of this pass is final: its hooks run, then it is captured (grad()) or
+  // added to grad(), and the post-accumulate hooks run.
+  void finish_leaf(LeafState& leaf) {
+    if (!leaf.grad.defined()) return;
+    Impl& impl = *leaf.impl;
+    Tensor<T> g = std::move(leaf.grad);
+    leaf.grad = Tensor<T>();
+    if (impl.hooks) g = run_hooks(*impl.hooks, std::move(g));
+    if (capture_) {
+      const auto it = leaf_sinks_.find(&impl);
+      if (it != leaf_sinks_.end()) accumulate(captured_[it->second], std::move(g));
       return;
     }
-    if (impl->grad && !shapes_equal(impl->grad->shape(), g.shape())) {
+    if (impl.grad && !shapes_equal(impl.grad->storage->data.shape(), g.value().shape())) {
       throw GraphError("xgrad::backward: a leaf's accumulated gradient has shape " +
-                       shape_str(to_shape(impl->grad->shape())) + " but its value now has shape " +
-                       shape_str(to_shape(g.shape())) +
+                       shape_str(to_shape(impl.grad->storage->data.shape())) +
+                       " but its value now has shape " + shape_str(g.shape()) +
                        "; call clear_grad() after reshaping a parameter");
     }
-    // The slot is trusted only if it is this pass's and points back at this leaf: two threads
-    // running backward into one shared leaf (a race in itself) must not cross their lists.
-    const std::size_t slot = impl->grad_slot;
-    if (impl->grad_pass == pass_ && slot < leaf_grads_.size() &&
-        leaf_grads_[slot].first.get() == impl.get()) {
-      xt::noalias(leaf_grads_[slot].second) += g;
-    } else {
-      impl->grad_pass = pass_;
-      impl->grad_slot = leaf_grads_.size();
-      leaf_grads_.emplace_back(impl, std::move(g));
+    if (!impl.hooks || impl.hooks->post_accumulate.empty()) {
+      // Nothing waits for this leaf: its gradient is added when the whole pass has succeeded,
+      // in place where nothing else holds grad(), so that a failing pass changes nothing.
+      deferred_.emplace_back(leaf.impl, std::move(g));
+      return;
     }
+    commit(leaf.impl, std::move(g));
+    for (const auto& [id, hook] : impl.hooks->post_accumulate) hook(Tensor<T>(leaf.impl));
+  }
+
+  // Adds a final gradient to a leaf's grad(), out of place, remembering the previous one so that
+  // a pass failing later can put it back.
+  void commit(const std::shared_ptr<Impl>& leaf, Tensor<T> g) {
+    Impl& impl = *leaf;
+    std::shared_ptr<Impl> previous = impl.grad;
+    impl.grad = merged(previous, std::move(g)).impl();
+    committed_.emplace_back(leaf, std::move(previous));
+  }
+
+  // The leaf gradients held back until the pass succeeded.
+  void commit_deferred() {
+    for (auto& [leaf, g] : deferred_) {
+      Impl& impl = *leaf;
+      if (impl.grad && !create_graph_ && !g.requires_grad() && exclusively_owned(impl.grad)) {
+        xt::noalias(impl.grad->storage->data) += g.value();
+        ++impl.grad->storage->version;
+      } else {
+        impl.grad = merged(impl.grad, std::move(g)).impl();
+      }
+    }
+  }
+
+  // previous + g as a new tensor (recorded under create_graph or when previous has a graph);
+  // g itself when there is no previous gradient, unless something else still holds it (a seed
+  // the caller gave, a gradient handed to two inputs): then a copy.
+  Tensor<T> merged(const std::shared_ptr<Impl>& previous, Tensor<T> g) {
+    if (!previous) {
+      if (!create_graph_ && !exclusively_owned(g.impl())) return Tensor<T>(Array<T>(g.value()));
+      return g;
+    }
+    if (create_graph_ || previous->grad_fn) {
+      const GradMode mode(create_graph_);
+      return add_grads(Tensor<T>(previous), g);
+    }
+    return Tensor<T>(Array<T>(previous->storage->data + g.value()));
+  }
+
+  Tensor<T> run_hooks(detail::Hooks<T>& hooks, Tensor<T> g) {
+    for (const auto& [id, hook] : hooks.grad) {
+      Tensor<T> replaced = hook(g);
+      if (!replaced.defined()) continue;
+      if (!shapes_equal(replaced.value().shape(), g.value().shape())) {
+        throw ShapeError("xgrad::backward: a hook returned a gradient of shape " +
+                         shape_str(replaced.shape()) + " for a gradient of shape " +
+                         shape_str(g.shape()));
+      }
+      g = std::move(replaced);
+    }
+    return g;
   }
 
   // The first NaN or infinite gradient, named by the op that produced it and where that op was
@@ -369,21 +774,52 @@ class Engine {
                        ", flat index " + std::to_string(bad) + ")");
   }
 
-  static void accumulate(Slot& slot, Array<T>&& g) {
-    if (!slot) {
+  void accumulate(Tensor<T>& slot, Tensor<T> g) {
+    if (!slot.defined()) {
       slot = std::move(g);
+    } else if (create_graph_) {
+      const GradMode mode(true);
+      slot = add_grads(slot, g);
+    } else if (exclusively_owned(slot.impl())) {
+      xt::noalias(slot.mutable_value()) += g.value();
     } else {
-      xt::noalias(*slot) += g;
+      slot = Tensor<T>(Array<T>(slot.value() + g.value()));
     }
   }
 };
 
 template <class T>
-thread_local typename Engine<T>::Scratch Engine<T>::scratch_;
+thread_local typename GraphTask<T>::Workspace GraphTask<T>::workspace_;
+
+template <class T>
+bool Grads<T>::needs(std::size_t i) const {
+  check_index(i);
+  return task_.needs(node_, i);
+}
+
+template <class T>
+bool Grads<T>::create_graph() const {
+  return task_.create_graph();
+}
+
+template <class T>
+void Grads<T>::to(std::size_t i, Tensor<T> gradient) {
+  if (!needs(i)) return;
+  if (!gradient.defined()) {
+    throw GraphError(std::string("xgrad::backward: the derivative of '") + node_.name_ +
+                     "' handed an undefined gradient to input " + std::to_string(i));
+  }
+  task_.deliver(node_, i, std::move(gradient));
+}
 
 template <class T>
 void Grads<T>::to(std::size_t i, Array<T>&& gradient) {
-  if (needs(i)) engine_.deliver(node_, i, std::move(gradient));
+  if (!needs(i)) return;
+  if (task_.create_graph()) {
+    task_.deliver(node_, i, task_.mark_not_differentiable(node_, std::move(gradient)));
+  } else {
+    task_.deliver(node_, i, Tensor<T>(std::move(gradient)));
+  }
 }
 
 // ---- entry points ----
@@ -398,7 +834,8 @@ bool needs_graph(TensorList<T> inputs) {
 }
 
 template <class T>
-Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T> backward) {
+Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T> backward,
+                 Saves saves) {
   if (!backward) {
     throw GraphError(std::string("xgrad::record: '") + op.name +
                      "' was given no backward function");
@@ -408,59 +845,46 @@ Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T
   const auto& impl = out.impl();
   impl->requires_grad = true;
   impl->grad_fn = std::make_shared<Node<T>>(op.name, inputs, impl->storage, std::move(backward),
-                                            modes.anomaly ? op.where : Location());
+                                            saves, modes.anomaly ? op.where : Location());
   return out;
 }
 
-namespace {
 template <class V>
-void run_backward(const std::shared_ptr<detail::TensorImpl<V>>& impl, const Array<V>& seed,
-                  bool retain_graph) {
-  if (!impl->requires_grad) {
-    throw GraphError("xgrad::backward: the tensor of shape " +
-                     shape_str(to_shape(impl->storage->data.shape())) +
-                     " does not require grad; no input of its graph has requires_grad set");
-  }
-  Engine<V> engine;
-  engine.retain_graph = retain_graph;
-  engine.run({{impl, &seed}});
-}
-}  // namespace
-
-template <class V>
-void Tensor<V>::backward(bool retain_graph) const {
+void Tensor<V>::backward(BackwardOptions options) const {
   const auto& v = value();
   if (v.size() != 1) {
     throw GraphError("xgrad::backward: the output has shape " + shape_str(shape()) + " (" +
                      std::to_string(v.size()) +
                      " elements); a non-scalar output needs an explicit gradient");
   }
-  run_backward(impl_, Array<V>(v.shape(), V(1)), retain_graph);
+  backward_from(Tensor<V>(Array<V>(v.shape(), V(1))), options);
 }
 
 template <class V>
-void Tensor<V>::backward(const Array<V>& gradient, bool retain_graph) const {
+void Tensor<V>::backward_from(const Tensor<V>& gradient, BackwardOptions options) const {
   const auto& impl = checked("backward");
-  if (impl.requires_grad && !shapes_equal(gradient.shape(), impl.storage->data.shape())) {
-    throw ShapeError("xgrad::backward: gradient of shape " + shape_str(to_shape(gradient.shape())) +
+  if (!gradient.defined()) throw Error("xgrad::backward: the gradient given is undefined");
+  if (!impl.requires_grad) {
+    throw GraphError("xgrad::backward: the tensor of shape " + shape_str(shape()) +
+                     " does not require grad; no input of its graph has requires_grad set");
+  }
+  if (!shapes_equal(gradient.value().shape(), impl.storage->data.shape())) {
+    throw ShapeError("xgrad::backward: gradient of shape " + shape_str(gradient.shape()) +
                      " for an output of shape " + shape_str(shape()));
   }
-  run_backward(impl_, gradient, retain_graph);
+  GraphTask<V> task(options.retain_graph.value_or(options.create_graph), options.create_graph);
+  task.run({{impl_, gradient}});
 }
 
 template <class T>
 std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
                             const std::vector<Tensor<T>>& inputs,
-                            const std::vector<Array<T>>& grad_outputs, bool retain_graph,
-                            bool allow_unused) {
+                            const std::vector<Tensor<T>>& grad_outputs, GradOptions options) {
   if (!grad_outputs.empty() && grad_outputs.size() != outputs.size()) {
     throw ValueError("xgrad::grad: " + std::to_string(outputs.size()) + " outputs but " +
                      std::to_string(grad_outputs.size()) + " grad_outputs");
   }
-  Engine<T> engine;
-  engine.retain_graph = retain_graph;
-  engine.capture = true;
-  std::vector<std::optional<Array<T>>> slots(inputs.size());
+  GraphTask<T> task(options.retain_graph.value_or(options.create_graph), options.create_graph);
   std::vector<std::size_t> first(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const auto& impl = inputs[i].impl();
@@ -471,20 +895,16 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
     }
     first[i] = i;
     for (std::size_t j = 0; j < i; ++j) {
-      if (inputs[j].impl() == impl) first[i] = first[j];
+      const auto& other = inputs[j].impl();
+      const bool same = other == impl || (impl->grad_fn && other->grad_fn == impl->grad_fn);
+      if (same) first[i] = first[j];
     }
-    if (first[i] != i) continue;
-    if (impl->grad_fn) {
-      engine.node_slots[impl->grad_fn.get()] = &slots[i];
-    } else {
-      engine.leaf_slots[impl.get()] = &slots[i];
-    }
+    if (first[i] == i) task.capture(impl, i);
   }
-  typename Engine<T>::Roots roots;
-  std::vector<Array<T>> ones;  // the seeds of one-element outputs, alive for the pass
-  ones.reserve(outputs.size());
+  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<T>>, Tensor<T>>> roots;
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     const auto& out = outputs[k];
+    if (!out.defined()) throw Error("xgrad::grad: output " + std::to_string(k) + " is undefined");
     if (!out.requires_grad()) {
       throw GraphError("xgrad::grad: output " + std::to_string(k) + " (shape " +
                        shape_str(out.shape()) + ") does not require grad");
@@ -494,25 +914,26 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
         throw GraphError("xgrad::grad: output " + std::to_string(k) + " has shape " +
                          shape_str(out.shape()) + "; a non-scalar output needs a grad_output");
       }
-      ones.emplace_back(out.value().shape(), T(1));
-      roots.emplace_back(out.impl(), &ones.back());
+      roots.emplace_back(out.impl(), Tensor<T>(Array<T>(out.value().shape(), T(1))));
     } else {
-      if (!shapes_equal(grad_outputs[k].shape(), out.value().shape())) {
+      const auto& go = grad_outputs[k];
+      if (!go.defined() || !shapes_equal(go.value().shape(), out.value().shape())) {
         throw ShapeError("xgrad::grad: grad_output " + std::to_string(k) + " has shape " +
-                         shape_str(to_shape(grad_outputs[k].shape())) + " but output has shape " +
-                         shape_str(out.shape()));
+                         (go.defined() ? shape_str(go.shape()) : std::string("(undefined)")) +
+                         " but output has shape " + shape_str(out.shape()));
       }
-      roots.emplace_back(out.impl(), &grad_outputs[k]);
+      roots.emplace_back(out.impl(), go);
     }
   }
-  engine.run(roots);
+  task.run(roots);
+  auto& captured = task.captured();
   std::vector<Tensor<T>> result;
   result.reserve(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    auto& slot = slots[first[i]];
-    if (slot) {
-      result.emplace_back(first[i] == i ? std::move(*slot) : Array<T>(result[first[i]].value()));
-    } else if (allow_unused) {
+    const std::size_t f = first[i];
+    if (f < captured.size() && captured[f].defined()) {
+      result.push_back(captured[f]);
+    } else if (options.allow_unused) {
       result.push_back(Tensor<T>::zeros(inputs[i].shape()));
     } else {
       throw GraphError("xgrad::grad: input " + std::to_string(i) + " (shape " +
@@ -523,17 +944,68 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
   return result;
 }
 
-#define XGRAD_INSTANTIATE_ENGINE(T)                                               \
-  template class Node<T>;                                                         \
-  template class Grads<T>;                                                        \
-  template class Engine<T>;                                                       \
-  template bool needs_graph<T>(TensorList<T>);                                    \
-  template Tensor<T> record<T>(OpName, Array<T>&&, TensorList<T>, BackwardFn<T>); \
-  template void Tensor<T>::backward(bool) const;                                  \
-  template void Tensor<T>::backward(const Array<T>&, bool) const;                 \
-  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,          \
-                                          const std::vector<Tensor<T>>&,          \
-                                          const std::vector<Array<T>>&, bool, bool);
+// ---- hooks ----
+
+template <class V>
+std::size_t Tensor<V>::register_hook(std::function<Tensor(const Tensor&)> hook) {
+  auto& impl = checked("register_hook");
+  if (!impl.requires_grad) {
+    throw GraphError("xgrad::register_hook: the tensor of shape " + shape_str(shape()) +
+                     " does not require grad, so no gradient will flow into it");
+  }
+  auto& hooks = impl.grad_fn ? impl.grad_fn->hooks() : impl.hooks;
+  if (!hooks) hooks = std::make_shared<detail::Hooks<V>>();
+  const std::size_t id = hooks->next_id++;
+  hooks->grad.emplace_back(id, std::move(hook));
+  return id;
+}
+
+template <class V>
+std::size_t Tensor<V>::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) {
+  auto& impl = checked("register_post_accumulate_grad_hook");
+  if (impl.grad_fn || !impl.requires_grad) {
+    throw GraphError(
+        "xgrad::register_post_accumulate_grad_hook: only a leaf that requires grad accumulates a "
+        "gradient (this tensor of shape " +
+        shape_str(shape()) +
+        (impl.grad_fn ? " is the output of '" + std::string(impl.grad_fn->name()) + "')"
+                      : " does not require grad)"));
+  }
+  if (!impl.hooks) impl.hooks = std::make_shared<detail::Hooks<V>>();
+  const std::size_t id = impl.hooks->next_id++;
+  impl.hooks->post_accumulate.emplace_back(id, std::move(hook));
+  return id;
+}
+
+template <class V>
+bool Tensor<V>::remove_hook(std::size_t id) {
+  auto& impl = checked("remove_hook");
+  auto& hooks = impl.grad_fn ? impl.grad_fn->hooks() : impl.hooks;
+  if (!hooks) return false;
+  const auto erase = [id](auto& list) {
+    const auto before = list.size();
+    std::erase_if(list, [id](const auto& entry) { return entry.first == id; });
+    return list.size() != before;
+  };
+  const bool a = erase(hooks->grad);
+  const bool b = erase(hooks->post_accumulate);
+  return a || b;
+}
+
+#define XGRAD_INSTANTIATE_ENGINE(T)                                                          \
+  template class Node<T>;                                                                    \
+  template class Grads<T>;                                                                   \
+  template bool needs_graph<T>(TensorList<T>);                                               \
+  template Tensor<T> record<T>(OpName, Array<T>&&, TensorList<T>, BackwardFn<T>, Saves);     \
+  template void Tensor<T>::backward(BackwardOptions) const;                                  \
+  template void Tensor<T>::backward_from(const Tensor<T>&, BackwardOptions) const;           \
+  template std::size_t Tensor<T>::register_hook(std::function<Tensor<T>(const Tensor<T>&)>); \
+  template std::size_t Tensor<T>::register_post_accumulate_grad_hook(                        \
+      std::function<void(const Tensor<T>&)>);                                                \
+  template bool Tensor<T>::remove_hook(std::size_t);                                         \
+  template std::vector<Tensor<T>> grad<T>(const std::vector<Tensor<T>>&,                     \
+                                          const std::vector<Tensor<T>>&,                     \
+                                          const std::vector<Tensor<T>>&, GradOptions);
 
 XGRAD_INSTANTIATE_ENGINE(float)
 XGRAD_INSTANTIATE_ENGINE(double)

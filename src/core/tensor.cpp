@@ -1,5 +1,9 @@
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <locale>
 #include <ostream>
+#include <sstream>
 
 #include <xgrad/autograd.hpp>
 #include <xgrad/node.hpp>
@@ -14,6 +18,31 @@ Generator& default_generator() {
 
 void manual_seed(std::uint64_t seed) {
   default_generator().manual_seed(seed);
+}
+
+// ---- Generator state ----
+
+std::string Generator::get_state() const {
+  std::ostringstream out;
+  out.imbue(std::locale::classic());
+  out << engine_;
+  return out.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  // The standard's text form: 312 words then the position, separated by spaces. Parsed strictly,
+  // since operator>> alone would accept a truncated state followed by anything.
+  std::istringstream in(state);
+  in.imbue(std::locale::classic());
+  std::mt19937_64 engine;
+  in >> engine;
+  std::string rest;
+  if (in.fail() || (in >> rest, !rest.empty())) {
+    const std::string shown = state.size() > 40 ? state.substr(0, 37) + "..." : state;
+    throw ValueError("xgrad::Generator::set_state: not a state from get_state(): \"" + shown +
+                     "\" (" + std::to_string(state.size()) + " characters)");
+  }
+  engine_ = engine;
 }
 
 template <class V>
@@ -32,6 +61,11 @@ detail::TensorImpl<V>& Tensor<V>::checked(const char* what) const {
 // ---- factories ----
 
 namespace detail {
+void item_out_of_range(double value) {
+  throw ValueError("xgrad::item: value " + std::to_string(value) +
+                   " does not fit in the requested integer type");
+}
+
 void check_element_count(const char* op, const Shape& shape, std::size_t element_size) {
   std::size_t n = 1;
   bool overflow = false;
@@ -84,6 +118,24 @@ Tensor<V> Tensor<V>::arange(V start, V stop, V step) {
   Array<V> out(Shape{n});
   for (std::size_t i = 0; i < n; ++i)
     out(i) = static_cast<V>(start + static_cast<double>(i) * step);
+  return Tensor(std::move(out));
+}
+
+template <class V>
+Tensor<V> Tensor<V>::linspace(V start, V end, std::size_t steps) {
+  if (!std::isfinite(start) || !std::isfinite(end)) {
+    throw ValueError("xgrad::linspace: start " + std::to_string(start) + " and end " +
+                     std::to_string(end) + " must be finite");
+  }
+  detail::check_element_count("linspace", Shape{steps}, sizeof(V));
+  Array<V> out = Array<V>::from_shape({steps});
+  // start + i * step for the first half and end - (steps - 1 - i) * step for the second, as
+  // PyTorch does, so that both ends come out exact.
+  const V step = steps > 1 ? (end - start) / static_cast<V>(steps - 1) : V(0);
+  for (std::size_t i = 0; i < steps; ++i) {
+    out(i) = i < steps / 2 ? start + step * static_cast<V>(i)
+                           : end - step * static_cast<V>(steps - 1 - i);
+  }
   return Tensor(std::move(out));
 }
 
@@ -180,6 +232,21 @@ Tensor<V> Tensor<V>::from(std::initializer_list<NestedList<V>> values) {
   return Tensor(std::move(out));
 }
 
+template <class V>
+Tensor<V> Tensor<V>::from(const std::vector<V>& values, const Shape& shape) {
+  detail::check_element_count("from", shape, sizeof(V));
+  std::size_t n = 1;
+  for (auto d : shape) n *= d;
+  if (n != values.size()) {
+    throw ShapeError("xgrad::from: " + std::to_string(values.size()) +
+                     " values do not fill shape " + shape_str(shape) + " (" + std::to_string(n) +
+                     " elements)");
+  }
+  Array<V> out = Array<V>::from_shape(shape);
+  std::copy(values.begin(), values.end(), out.data());
+  return Tensor(std::move(out));
+}
+
 // ---- state ----
 
 template <class V>
@@ -260,29 +327,29 @@ const char* Tensor<V>::op_name() const {
 
 template <class V>
 bool Tensor<V>::has_grad() const {
-  return checked("has_grad").grad.has_value();
+  return checked("has_grad").grad != nullptr;
 }
 
 template <class V>
-const Array<V>& Tensor<V>::grad() const {
+Tensor<V> Tensor<V>::grad() const {
   const auto& impl = checked("grad");
   if (!impl.grad) {
     throw GraphError(
         "xgrad::grad: no gradient for this tensor of shape " + shape_str(shape()) +
         (impl.requires_grad ? " yet: call backward() first" : ": it does not require grad"));
   }
-  return *impl.grad;
+  return Tensor(impl.grad);
 }
 
 template <class V>
 Array<V>& Tensor<V>::mutable_grad() {
-  return const_cast<Array<V>&>(grad());
+  return grad().mutable_value();
 }
 
 template <class V>
 void Tensor<V>::zero_grad() {
   auto& impl = checked("zero_grad");
-  if (impl.grad) impl.grad->fill(V(0));
+  if (impl.grad) Tensor(impl.grad).mutable_value().fill(V(0));
 }
 
 template <class V>

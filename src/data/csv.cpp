@@ -46,6 +46,49 @@ bool blank(std::string_view line) {
   return trim(line).empty();
 }
 
+/// Offset of the first byte that text does not hold: an invalid UTF-8 sequence or a control
+/// character other than tab and carriage return; npos when there is none.
+std::size_t first_non_text(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t' && c != '\r') return i;
+      ++i;
+      continue;
+    }
+    // Lead byte: 110xxxxx, 1110xxxx or 11110xxx (overlong C0/C1 and F5+ are never valid).
+    const std::size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+                          : (c & 0xF0) == 0xE0     ? 3
+                          : c >= 0xF0 && c <= 0xF4 ? 4
+                                                   : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+    }
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+/// A NUL byte is never in a CSV file: say at once that the file is binary.
+void refuse_nul(const std::string& path, std::string_view line, std::size_t lineno,
+                std::uint64_t line_start) {
+  const auto nul = line.find('\0');
+  if (nul == std::string_view::npos) return;
+  detail::io_fail(kOp, path,
+                  "line " + std::to_string(lineno) + ": a NUL byte at byte " +
+                      std::to_string(line_start + nul) + ": this is a binary file, not CSV text");
+}
+
+/// For a line that did not parse: when it holds bytes that are not text, the likely cause.
+std::string binary_hint(std::string_view line, std::uint64_t line_start) {
+  const auto bad = first_non_text(line);
+  if (bad == std::string_view::npos) return "";
+  return "; the file looks binary, not CSV text (byte " + std::to_string(line_start + bad) +
+         " is not text: invalid UTF-8 or a control character)";
+}
+
 }  // namespace
 
 template <class T>
@@ -59,6 +102,7 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
   if (!std::getline(in, line) || blank(chomp(line))) {
     detail::io_fail(kOp, path, "line 1: no header line naming the columns");
   }
+  refuse_nul(path, line, 1, 0);
   for (auto cell : split(chomp(line), delimiter)) {
     cell = trim(cell);
     if (cell.size() >= 2 && (cell.front() == '"' || cell.front() == '\'') &&
@@ -78,6 +122,7 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
     ++lineno;
     const std::uint64_t line_start = next_line;
     next_line += line.size() + 1;
+    refuse_nul(path, line, lineno, line_start);
     const std::string_view text = chomp(line);
     if (blank(text)) {
       if (first_blank == 0) first_blank = lineno;
@@ -94,7 +139,7 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
                       "line " + std::to_string(lineno) + " (byte " + std::to_string(line_start) +
                           "): " + std::to_string(cells.size()) +
                           (cells.size() == 1 ? " column" : " columns") + ", the header has " +
-                          std::to_string(cols));
+                          std::to_string(cols) + binary_hint(text, line_start));
     }
     for (std::size_t c = 0; c < cols; ++c) {
       const std::string_view cell = trim(cells[c]);
@@ -111,7 +156,7 @@ Csv<T> read_csv(const std::string& path, char delimiter) {
         detail::io_fail(kOp, path,
                         "line " + std::to_string(lineno) + ", column " + std::to_string(c + 1) +
                             " ('" + out.columns[c] + "')" + at() + ": '" + std::string(cell) +
-                            "' is not a number");
+                            "' is not a number" + binary_hint(text, line_start));
       }
       if (ec == std::errc::result_out_of_range) {
         detail::io_fail(kOp, path,

@@ -22,6 +22,7 @@
 
 #include <xgrad/data/npy.hpp>
 
+#include "core/atomic_file.hpp"
 #include "io_util.hpp"
 
 namespace xgrad::data {
@@ -293,32 +294,9 @@ Tensor<T> read_npy(const std::string& path) {
 template <class T>
 void write_npy(const Tensor<T>& tensor, const std::string& path) {
   const std::string bytes = xt::dump_npy(tensor.value());
-  // Written next to the target and renamed over it only when complete, so that a failure
-  // (a full disk, say) never leaves a truncated file under the final name.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      detail::io_fail(kWriteOp, path,
-                      std::string("cannot open ") + tmp + " for writing: " + std::strerror(errno));
-    }
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      detail::io_fail(kWriteOp, path,
-                      "write failed after " + std::to_string(bytes.size()) +
-                          " bytes were queued: " + std::strerror(errno));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    detail::io_fail(kWriteOp, path, "cannot move " + tmp + " into place: " + ec.message());
-  }
+  // Through the library's atomic writer: a failure never leaves a truncated file under the final
+  // name, a link is written through, and a device or FIFO at `path` is refused untouched.
+  io::detail::atomic_write(kWriteOp, path, {{bytes.data(), bytes.size()}});
 }
 
 template Tensor<float> read_npy<float>(const std::string&);

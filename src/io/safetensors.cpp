@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -26,8 +28,11 @@
 #include <utility>
 #include <vector>
 
+#include <zlib.h>
+
 #include <xgrad/io/safetensors.hpp>
 
+#include "core/atomic_file.hpp"
 #include "safetensors_impl.hpp"
 
 namespace xgrad::io {
@@ -39,6 +44,9 @@ static_assert(std::endian::native == std::endian::little,
               "xgrad::io reads and writes safetensors data in native byte order");
 
 using json = nlohmann::json;
+using detail::atomic_write;
+using detail::Chunk;
+using detail::Fd;
 
 /// The reference implementation refuses larger headers; so do we, before allocating them.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
@@ -90,32 +98,6 @@ std::string byte_range(std::uint64_t begin, std::uint64_t end) {
   if (end <= begin) return "byte " + std::to_string(begin);
   return "bytes " + std::to_string(begin) + "-" + std::to_string(end - 1);
 }
-
-/// Closes its descriptor on scope exit.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  /// Closes now and reports close()'s error (a delayed write error on some file systems).
-  int close() {
-    const int rc = ::close(std::exchange(fd_, -1));
-    return rc == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 /// Reads exactly n bytes at `offset`; a short file is an error (it shrank after fstat).
 void read_exact(const char* op, const std::string& path, int fd, void* dst, std::uint64_t n,
@@ -277,19 +259,9 @@ Entry parse_entry(const char* op, const std::string& path, const std::string& na
 /// tile the data section exactly (the format forbids holes, overlaps and trailing bytes).
 Parsed parse_file(const char* op, const std::string& path) {
   Parsed p;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    fail(op, path, "cannot open for reading: " + errno_text(err));
-  }
-  p.fd = Fd(fd);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    fail(op, path, "cannot stat: " + errno_text(err));
-  }
-  if (!S_ISREG(st.st_mode)) fail(op, path, "not a regular file");
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  auto [opened, size] = detail::open_regular_for_reading(op, path);
+  p.fd = std::move(opened);
+  const int fd = p.fd.get();
   if (size < 8) {
     fail(op, path,
          "the file has " + std::to_string(size) +
@@ -450,6 +422,25 @@ void convert_bf16(const unsigned char* src, std::size_t count, T* dst) {
   }
 }
 
+/// A finite double beyond float's range would round to inf: a silently different weight, so it is
+/// refused, naming the element and its value.
+void check_float_range(const char* op, const std::string& path, const Entry& e,
+                       const unsigned char* src, std::size_t count, const float* converted,
+                       std::size_t first) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!std::isinf(converted[i])) continue;
+    double d;
+    std::memcpy(&d, src + i * sizeof(double), sizeof(double));
+    if (std::isinf(d)) continue;
+    char text[32];
+    const auto res = std::to_chars(text, text + sizeof text, d);
+    fail(op, path,
+         "tensor " + in_quotes(e.name) + " (F64) holds " + std::string(text, res.ptr) +
+             " at element " + std::to_string(first + i) +
+             ", beyond the range of float (+-3.4028235e+38); load it as double");
+  }
+}
+
 /// Reads one validated entry into a new array of T.
 template <class T>
 Array<T> read_values(const char* op, const std::string& path, const Parsed& p, const Entry& e) {
@@ -470,6 +461,9 @@ Array<T> read_values(const char* op, const std::string& path, const Parsed& p, c
                p.data_start + e.begin + first * elem, what);
     if (e.dtype == "F64") {
       convert<T, double>(buf.data(), count, out.data() + first);
+      if constexpr (std::is_same_v<T, float>) {
+        check_float_range(op, path, e, buf.data(), count, out.data() + first, first);
+      }
     } else if (e.dtype == "F32") {
       convert<T, float>(buf.data(), count, out.data() + first);
     } else {
@@ -477,89 +471,6 @@ Array<T> read_values(const char* op, const std::string& path, const Parsed& p, c
     }
   }
   return out;
-}
-
-/// Unlinks a temporary file unless released.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  void release() { path_.clear(); }
-
- private:
-  std::string path_;
-};
-
-struct Chunk {
-  const void* data;
-  std::size_t size;
-};
-
-void write_all(const char* op, const std::string& path, const TempFile& tmp, int fd,
-               const Chunk& chunk, std::uint64_t& written) {
-  const auto* src = static_cast<const unsigned char*>(chunk.data);
-  std::size_t done = 0;
-  while (done < chunk.size) {
-    const std::size_t n = std::min<std::size_t>(chunk.size - done, std::size_t{1} << 30);
-    const ssize_t put = ::write(fd, src + done, n);
-    if (put < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
-      fail(op, path,
-           "writing the temporary file " + tmp.path() + " failed at byte " +
-               std::to_string(written) + ": " + errno_text(err));
-    }
-    done += static_cast<std::size_t>(put);
-    written += static_cast<std::uint64_t>(put);
-  }
-}
-
-/// Writes `chunks` to `path` so that readers see either the old file or the complete new one:
-/// a temporary file beside it, fsync, rename over the target, fsync of the directory.
-void atomic_write(const char* op, const std::string& path, const std::vector<Chunk>& chunks) {
-  if (path.empty()) throw IoError(std::string(op) + ": the path is empty");
-  std::random_device rd;
-  const std::uint64_t r = (std::uint64_t{rd()} << 32) ^ rd();
-  char suffix[17];
-  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
-  TempFile tmp(path + ".tmp." + std::to_string(::getpid()) + "." + suffix);
-
-  const int raw = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (raw < 0) {
-    const int err = errno;
-    tmp.release();  // never created: nothing to remove, and O_EXCL means it is not ours
-    fail(op, path, "cannot create the temporary file " + tmp.path() + ": " + errno_text(err));
-  }
-  Fd fd(raw);
-  std::uint64_t written = 0;
-  for (const auto& c : chunks) write_all(op, path, tmp, fd.get(), c, written);
-  if (::fsync(fd.get()) != 0) {
-    const int err = errno;
-    fail(op, path, "fsync of the temporary file " + tmp.path() + " failed: " + errno_text(err));
-  }
-  if (const int err = fd.close()) {
-    fail(op, path, "closing the temporary file " + tmp.path() + " failed: " + errno_text(err));
-  }
-  if (::rename(tmp.path().c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    fail(op, path,
-         "cannot move the temporary file " + tmp.path() + " into place: " + errno_text(err));
-  }
-  tmp.release();
-
-  // The rename is durable only once the directory entry is on disk.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  int err = dfd.get() < 0 ? errno : 0;
-  if (!err && ::fsync(dfd.get()) != 0 && errno != EINVAL) err = errno;
-  if (err)
-    fail(op, path, "written, but syncing the directory " + dir + " failed: " + errno_text(err));
 }
 
 }  // namespace
@@ -581,6 +492,26 @@ void save_named(const char* op, const std::vector<std::pair<std::string, Tensor<
     }
   }
 
+  std::vector<RawTensor> raw;
+  raw.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) {
+    const Array<T>& value = t.value();
+    raw.push_back({name, dtype_of<T>(), t.shape(), value.data(), value.size() * sizeof(T)});
+  }
+  write_raw(op, raw, path, metadata);
+}
+
+void write_raw(const char* op, const std::vector<RawTensor>& tensors, const std::string& path,
+               const std::map<std::string, std::string>& metadata) {
+  std::set<std::string> seen;
+  for (const auto& t : tensors) {
+    if (t.name == kMetadataKey) {
+      throw ValueError(std::string(op) + ": the name \"__metadata__\" is reserved by the format");
+    }
+    if (!seen.insert(t.name).second) {
+      throw ValueError(std::string(op) + ": two tensors are named " + in_quotes(t.name));
+    }
+  }
   // ordered_json keeps the header in the order of the data, as the caller gave it.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
@@ -590,14 +521,12 @@ void save_named(const char* op, const std::vector<std::pair<std::string, Tensor<
   std::vector<Chunk> chunks;
   chunks.reserve(tensors.size() + 2);
   std::uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    const Array<T>& value = t.value();
-    const std::uint64_t nbytes = value.size() * sizeof(T);
-    header[name] = {{"dtype", dtype_of<T>()},
-                    {"shape", t.shape()},
-                    {"data_offsets", {offset, offset + nbytes}}};
+  for (const auto& t : tensors) {
+    const std::uint64_t nbytes = t.nbytes;
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
-    if (nbytes) chunks.push_back({value.data(), static_cast<std::size_t>(nbytes)});
+    if (nbytes) chunks.push_back({t.data, static_cast<std::size_t>(nbytes)});
   }
   std::string text;
   try {
@@ -612,6 +541,27 @@ void save_named(const char* op, const std::vector<std::pair<std::string, Tensor<
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(text.size() >> (8 * i));
   chunks.insert(chunks.begin(), {{len, 8}, {text.data(), text.size()}});
   atomic_write(op, path, chunks);
+}
+
+LoadedFile read_raw(const char* op, const std::string& path) {
+  const Parsed p = parse_file(op, path);
+  require_readable(op, path, p);
+  LoadedFile out;
+  out.metadata = p.metadata;
+  for (const auto& e : p.entries) {
+    out.tensors.push_back({e.name, e.dtype, read_values<double>(op, path, p, e)});
+  }
+  // The data section once more, as bytes: its checksum is the file's, whatever the dtypes.
+  uLong crc = ::crc32(0, Z_NULL, 0);
+  const std::uint64_t end = p.entries.empty() ? 0 : p.entries.back().end;
+  std::vector<unsigned char> buf(std::min<std::uint64_t>(end, std::uint64_t{1} << 20));
+  for (std::uint64_t at = 0; at < end; at += buf.size()) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - at));
+    read_exact(op, path, p.fd.get(), buf.data(), n, p.data_start + at, "the data section");
+    crc = ::crc32(crc, buf.data(), static_cast<uInt>(n));
+  }
+  out.data_crc32 = static_cast<std::uint32_t>(crc);
+  return out;
 }
 
 template <class T>

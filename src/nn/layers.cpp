@@ -109,10 +109,27 @@ std::string Activation<T>::describe() const {
 // ---- Dropout ----
 
 template <class T>
-Dropout<T>::Dropout(T p, std::uint64_t seed) : p_(p), gen_(seed) {
+Dropout<T>::Dropout(T p) : p_(p) {
   if (!(p >= T(0) && p < T(1))) {
     throw ValueError("xgrad::nn::Dropout: probability " + std::to_string(p) + " must be in [0, 1)");
   }
+}
+
+template <class T>
+Dropout<T>::Dropout(T p, std::uint64_t seed) : Dropout(p) {
+  own_ = std::make_unique<Generator>(seed);
+  gen_ = own_.get();
+}
+
+template <class T>
+Dropout<T>::Dropout(T p, Generator& gen) : Dropout(p) {
+  gen_ = &gen;
+}
+
+template <class T>
+Generator& Dropout<T>::generator() {
+  // Looked up at each call, not kept: the default generator is per thread.
+  return gen_ ? *gen_ : default_generator();
 }
 
 template <class T>
@@ -122,7 +139,8 @@ Tensor<T> Dropout<T>::forward(const Tensor<T>& input) {
   Array<T> mask = Array<T>::from_shape(input.value().shape());
   std::bernoulli_distribution keep(1.0 - static_cast<double>(p_));
   const T scale = T(1) / (T(1) - p_);
-  for (auto& m : mask) m = keep(gen_.engine()) ? scale : T(0);
+  auto& engine = generator().engine();
+  for (auto& m : mask) m = keep(engine) ? scale : T(0);
   return input * Tensor<T>(std::move(mask));
 }
 

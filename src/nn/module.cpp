@@ -1,3 +1,9 @@
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
+#include <typeinfo>
+
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {
@@ -13,6 +19,39 @@ Tensor<T>& Module<T>::register_parameter(std::string name, Tensor<T> parameter) 
   parameter.requires_grad_();
   parameters_.emplace_back(std::move(name), std::move(parameter));
   return parameters_.back().second;
+}
+
+template <class T>
+void Module<T>::check_child(const std::string& name, bool non_null) const {
+  if (!non_null) {
+    throw ValueError("xgrad::nn::Module::register_module: '" + name + "' is a null module in " +
+                     describe());
+  }
+  for (const auto& [existing, _] : children_) {
+    if (existing == name) {
+      throw ValueError("xgrad::nn::Module::register_module: '" + name +
+                       "' is already registered in " + describe());
+    }
+  }
+}
+
+template <class T>
+std::string Module<T>::describe() const {
+  const char* mangled = typeid(*this).name();
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  const std::string name = status == 0 && demangled ? demangled.get() : mangled;
+  // The namespaces say nothing about the module: keep what follows the last "::" that is not
+  // inside template arguments ("(anonymous namespace)::Net<float>" -> "Net<float>").
+  std::size_t start = 0;
+  int depth = 0;
+  for (std::size_t i = 0; i + 1 < name.size(); ++i) {
+    if (name[i] == '<') ++depth;
+    if (name[i] == '>') --depth;
+    if (depth == 0 && name[i] == ':' && name[i + 1] == ':') start = i + 2;
+  }
+  return name.substr(start);
 }
 
 template <class T>

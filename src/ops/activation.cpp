@@ -4,11 +4,16 @@
 #include <cmath>
 
 #include "common.hpp"
+#include "elementwise.hpp"
 #include "simd.hpp"
 
 namespace xgrad {
 
 namespace {
+using ops::Reads;
+using ops::unary;
+using ops::where_pos;
+
 // Row maxima along dim with keepdim, with -inf replaced by 0: a row of all -inf must not turn
 // into NaN through -inf - (-inf) when it is shifted.
 template <class T>
@@ -21,8 +26,9 @@ Array<T> finite_max(const Array<T>& x, std::size_t dim) {
 // not see empty arrays: they do pointer arithmetic on null data.)
 template <class T>
 Tensor<T> empty_like_op(OpName name, const Tensor<T>& a) {
-  return record<T>(name, Array<T>(a.value()), {a},
-                   [](const Array<T>& grad, Grads<T>& g) { g.to(0, Array<T>(grad)); });
+  return record<T>(
+      name, Array<T>(a.value()), {a}, [](const Tensor<T>& grad, Grads<T>& g) { g.to(0, grad); },
+      Saves::none());
 }
 
 template <class T, class E>
@@ -35,68 +41,49 @@ template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a, Location loc) {
   // NOTE: 1 / (1 + e^-x) overflows e^-x for x << 0; ops::simd::sigmoid takes e^-|x| so that
   // every exponent is <= 0.
-  const auto sigmoid_f = [](const auto& x) { return ops::simd::sigmoid(x); };
-  return record<T>({"sigmoid", loc}, ops::simd::map(a.value(), sigmoid_f), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (!g.needs(0)) return;
-                     // sigmoid: grad * result * (1 - result)
-                     const auto& y = g.out();
-                     g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
-                            return d * r * (T(1) - r);
-                          }));
-                   });
+  return unary<T>(
+      {"sigmoid", loc}, a, [](const auto& x) { return ops::simd::sigmoid(x); },
+      // sigmoid: grad * result * (1 - result)
+      [](const auto& d, const auto& r) { return d * (r * (T(1) - r)); }, Reads::output);
 }
 
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a, Location loc) {
-  const auto tanh_f = [](const auto& x) { return xsimd::tanh(x); };
-  return record<T>(
-      {"tanh", loc}, ops::simd::map(a.value(), tanh_f), {a}, [](const Array<T>& grad, Grads<T>& g) {
-        if (!g.needs(0)) return;
-        // tanh: grad * (1 - result^2)
-        const auto& y = g.out();
-        g.to(0, ops::simd::map(grad, y,
-                               [](const auto& d, const auto& r) { return d * (T(1) - r * r); }));
-      });
+  return unary<T>(
+      {"tanh", loc}, a, [](const auto& x) { return tanh(x); },
+      [](const auto& d, const auto& r) {
+        return d * (T(1) - r * r);
+      },  // tanh: grad * (1 - result^2)
+      Reads::output);
 }
 
 template <class T>
 Tensor<T> relu(const Tensor<T>& a, Location loc) {
-  // x <= 0 rather than x > 0 selects the zeros, so that NaN passes through as in PyTorch.
-  const auto relu_f = [](const auto& x) {
-    using B = std::decay_t<decltype(x)>;
-    return xsimd::select(x <= B(T(0)), B(T(0)), x);
-  };
-  return record<T>({"relu", loc}, ops::simd::map(a.value(), relu_f), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (!g.needs(0)) return;
-                     // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0,
-                     // as PyTorch does, so a unit that is exactly 0 stays dead.
-                     const auto& y = g.out();
-                     g.to(0, ops::simd::map(grad, y, [](const auto& d, const auto& r) {
-                            using B = std::decay_t<decltype(r)>;
-                            return xsimd::select(r > B(T(0)), d, B(T(0)));
-                          }));
-                   });
+  return unary<T>(
+      {"relu", loc}, a,
+      // x <= 0 rather than x > 0 selects the zeros, so that NaN passes through as in PyTorch.
+      [](const auto& x) {
+        using B = std::decay_t<decltype(x)>;
+        return xsimd::select(x <= B(T(0)), B(T(0)), x);
+      },
+      // relu: grad where result > 0. NOTE: the subgradient at 0 is taken as 0, as PyTorch does,
+      // so a unit that is exactly 0 stays dead.
+      [](const auto& d, const auto& r) { return where_pos(r, d, T(0)); }, Reads::output);
 }
 
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc) {
-  const auto leaky_f = [negative_slope](const auto& x) {
-    using B = std::decay_t<decltype(x)>;
-    return xsimd::select(x > B(T(0)), x, x * negative_slope);
-  };
-  return record<T>({"leaky_relu", loc}, ops::simd::map(a.value(), leaky_f), {a},
-                   [negative_slope](const Array<T>& grad, Grads<T>& g) {
-                     if (!g.needs(0)) return;
-                     // leaky_relu: grad where self > 0, else grad * negative_slope
-                     const auto& x = g.in(0);
-                     g.to(0,
-                          ops::simd::map(grad, x, [negative_slope](const auto& d, const auto& v) {
-                            using B = std::decay_t<decltype(v)>;
-                            return xsimd::select(v > B(T(0)), d, d * negative_slope);
-                          }));
-                   });
+  return unary<T>(
+      {"leaky_relu", loc}, a,
+      [negative_slope](const auto& x) {
+        using B = std::decay_t<decltype(x)>;
+        return xsimd::select(x > B(T(0)), x, x * negative_slope);
+      },
+      // leaky_relu: grad where self > 0, else grad * negative_slope
+      [negative_slope](const auto& d, const auto& x) {
+        return where_pos(x, d, d * negative_slope);
+      },
+      Reads::input);
 }
 
 template <class T>
@@ -106,11 +93,16 @@ Tensor<T> softmax(const Tensor<T>& a, int dim, Location loc) {
   if (x.size() == 0) return empty_like_op({"softmax", loc}, a);
   Array<T> e = xt::exp(x - finite_max(x, d));
   Array<T> out = e / sum_keep<T>(e, d);
-  return record<T>({"softmax", loc}, std::move(out), {a}, [d](const Array<T>& grad, Grads<T>& g) {
-    const auto& y = g.out();
-    // softmax: result * (grad - sum(grad * result, dim))
-    g.to(0, y * (grad - sum_keep<T>(grad * y, d)));
-  });
+  const int dd = static_cast<int>(d);
+  return record<T>(
+      {"softmax", loc}, std::move(out), {a},
+      [dd](const Tensor<T>& grad, Grads<T>& g) {
+        if (!g.needs(0)) return;
+        const Tensor<T> y = g.out();
+        // softmax: result * (grad - sum(grad * result, dim))
+        g.to(0, y * (grad - sum(grad * y, {dd}, true)));
+      },
+      Saves::result());
 }
 
 template <class T>
@@ -121,20 +113,31 @@ Tensor<T> log_softmax(const Tensor<T>& a, int dim, Location loc) {
   // NOTE: log(sum(exp(x))) overflows at x = 1000; shifting by the max keeps exp in (0, 1].
   const Array<T> shifted = x - finite_max(x, d);
   Array<T> out = shifted - xt::log(sum_keep<T>(xt::exp(shifted), d));
-  return record<T>({"log_softmax", loc}, std::move(out), {a},
-                   [d](const Array<T>& grad, Grads<T>& g) {
-                     // log_softmax: grad - exp(result) * sum(grad, dim)
-                     g.to(0, grad - xt::exp(g.out()) * sum_keep<T>(grad, d));
-                   });
+  const int dd = static_cast<int>(d);
+  return record<T>(
+      {"log_softmax", loc}, std::move(out), {a},
+      [dd](const Tensor<T>& grad, Grads<T>& g) {
+        if (!g.needs(0)) return;
+        // log_softmax: grad - exp(result) * sum(grad, dim)
+        g.to(0, grad - exp(g.out()) * sum(grad, {dd}, true));
+      },
+      Saves::result());
 }
+
+namespace {
+// The derivative of a piecewise-constant op: 0 everywhere (and so is every higher one).
+template <class T>
+void zero_derivative(const Tensor<T>& grad, Grads<T>& g) {
+  if (g.needs(0)) g.to(0, Tensor<T>(Array<T>(grad.value().shape(), T(0))));
+}
+}  // namespace
 
 template <class T>
 Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold, Location loc) {
   const auto& x = a.value();
   Array<T> out = xt::where(xt::isnan(x), x, xt::where(x > threshold, T(1), T(0)));
-  return record<T>({"step", loc}, std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, xt::zeros_like(grad));  // step: 0 (piecewise constant)
-  });
+  // step: 0 (piecewise constant)
+  return record<T>({"step", loc}, std::move(out), {a}, zero_derivative<T>, Saves::none());
 }
 
 template <class T>
@@ -143,9 +146,8 @@ Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero, Location loc) {
   Array<T> out =
       xt::where(xt::isnan(x), x,
                 xt::where(x < T(0), T(0), xt::where(xt::equal(x, T(0)), value_at_zero, T(1))));
-  return record<T>({"heaviside", loc}, std::move(out), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, xt::zeros_like(grad));  // heaviside: 0 (piecewise constant)
-  });
+  // heaviside: 0 (piecewise constant)
+  return record<T>({"heaviside", loc}, std::move(out), {a}, zero_derivative<T>, Saves::none());
 }
 
 #define XGRAD_INSTANTIATE_ACTIVATION(T)                                    \

@@ -1,14 +1,22 @@
-// Arithmetic, powers, exp/log and friends, comparisons and where: forward and backward side by
-// side. Formulas in the comments use PyTorch's derivatives.yaml vocabulary.
+// Arithmetic, powers, exp/log and friends, comparisons and where: forward and derivative side by
+// side. Formulas in the comments use PyTorch's derivatives.yaml vocabulary. The unary ops are rows
+// of ops::unary (unary.hpp); the binary ones write their derivatives with the ops themselves, whose
+// forwards take the flat loop when shapes agree and xtensor's broadcasting otherwise.
 
 #include <cmath>
 
 #include "common.hpp"
+#include "elementwise.hpp"
 #include "simd.hpp"
 
 namespace xgrad {
 
 namespace {
+
+using ops::masked;
+using ops::Reads;
+using ops::unary;
+using ops::where_pos;
 
 template <class T>
 void check_binary(const char* op, const Tensor<T>& a, const Tensor<T>& b) {
@@ -19,20 +27,11 @@ void check_binary(const char* op, const Tensor<T>& a, const Tensor<T>& b) {
   }
 }
 
-// NOTE: where the incoming gradient is exactly zero the result is zero, even if the local
-// derivative is infinite (log at 0, 1/b at b = 0). Without this, where(x > 0, log(x), 0) would
-// send 0 * inf = NaN back to x through the branch that was not taken.
-template <class T, class E>
-Array<T> masked(const Array<T>& grad, E&& local) {
-  return xt::where(xt::equal(grad, T(0)), T(0), grad * std::forward<E>(local));
-}
-
 // The elementwise forms, written once for xsimd batches.
 constexpr auto plus_f = [](const auto& x, const auto& y) { return x + y; };
 constexpr auto minus_f = [](const auto& x, const auto& y) { return x - y; };
 constexpr auto times_f = [](const auto& x, const auto& y) { return x * y; };
 constexpr auto over_f = [](const auto& x, const auto& y) { return x / y; };
-constexpr auto neg_f = [](const auto& x) { return -x; };
 
 // a (op) b: a flat loop when the shapes agree, xtensor's broadcasting otherwise.
 template <class T, class F, class E>
@@ -48,6 +47,20 @@ void check_finite_scalar(const char* op, const char* what, T value) {
   }
 }
 
+// Saves of a product-like op: each input is read only for the other's gradient.
+template <class T>
+Saves cross_saves(const Tensor<T>& a, const Tensor<T>& b, bool output = false) {
+  std::uint32_t bits = 0;
+  if (b.requires_grad()) bits |= 1u;
+  if (a.requires_grad()) bits |= 2u;
+  return {bits, output};
+}
+
+template <class T>
+Tensor<T> zero() {
+  return Tensor<T>::scalar(T(0));
+}
+
 }  // namespace
 
 template <class T>
@@ -55,11 +68,13 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("add", a, b);
   const auto& x = a.value();
   const auto& y = b.value();
-  return record<T>({"add", loc}, binary<T>(x, y, plus_f, x + y), {a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, grad);  // add: grad
-                     g.to(1, grad);  // add: grad
-                   });
+  return record<T>(
+      {"add", loc}, binary<T>(x, y, plus_f, x + y), {a, b},
+      [](const Tensor<T>& grad, Grads<T>& g) {
+        g.to(0, grad);  // add: grad
+        g.to(1, grad);  // add: grad
+      },
+      Saves::none());
 }
 
 template <class T>
@@ -67,209 +82,209 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("sub", a, b);
   const auto& x = a.value();
   const auto& y = b.value();
-  return record<T>({"sub", loc}, binary<T>(x, y, minus_f, x - y), {a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, grad);                                         // sub: grad
-                     if (g.needs(1)) g.to(1, ops::simd::map(grad, neg_f));  // sub: -grad
-                   });
+  return record<T>(
+      {"sub", loc}, binary<T>(x, y, minus_f, x - y), {a, b},
+      [](const Tensor<T>& grad, Grads<T>& g) {
+        g.to(0, grad);                       // sub: grad
+        if (g.needs(1)) g.to(1, neg(grad));  // sub: -grad
+      },
+      Saves::none());
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("mul", a, b);
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record<T>({"mul", loc}, binary<T>(x, y, times_f, x * y), {a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) {
-                       const auto& other = g.in(1);
-                       g.to(0, binary<T>(grad, other, times_f, grad * other));  // mul: grad * other
-                     }
-                     if (g.needs(1)) {
-                       const auto& self = g.in(0);
-                       g.to(1, binary<T>(grad, self, times_f, grad * self));  // mul: grad * self
-                     }
-                   });
+  return ops::binary<T>(
+      {"mul", loc}, a, b, times_f,
+      [](const auto& d, const auto&, const auto& y) { return d * y; },  // mul: grad * other
+      [](const auto& d, const auto& x, const auto&) { return d * x; },  // mul: grad * self
+      cross_saves(a, b));
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("div", a, b);
-  const auto& x = a.value();
-  const auto& y = b.value();
-  return record<T>({"div", loc}, binary<T>(x, y, over_f, x / y), {a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     const auto& other = g.in(1);
-                     const bool flat = ops::simd::same_shape(grad, other);
-                     if (g.needs(0)) {
-                       // div: grad / other
-                       if (flat) {
-                         g.to(0, ops::simd::map(grad, other, [](const auto& d, const auto& o) {
-                                return ops::simd::masked(d, d / o);
-                              }));
-                       } else {
-                         g.to(0, masked(grad, T(1) / other));
-                       }
-                     }
-                     if (g.needs(1)) {
-                       // div: -grad * result / other
-                       const auto& result = g.out();
-                       if (flat) {
-                         g.to(1, ops::simd::map(grad, result, other,
-                                                [](const auto& d, const auto& r, const auto& o) {
-                                                  return ops::simd::masked(d, d * -(r / o));
-                                                }));
-                       } else {
-                         g.to(1, masked(grad, -result / other));
-                       }
-                     }
-                   });
+  return ops::binary<T>(
+      {"div", loc}, a, b, over_f,
+      [](const auto& d, const auto&, const auto& y) {
+        return masked(d, d / y);
+      },  // div: grad / other
+      // div: -grad * self / other^2
+      [](const auto& d, const auto& x, const auto& y) { return masked(d, -(d * x) / (y * y)); },
+      Saves::in({0, 1}));
 }
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, Scalar<T> s, Location loc) {
-  const auto shift = [s](const auto& x) { return x + s; };
-  return record<T>({"add", loc}, ops::simd::map(a.value(), shift), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, grad);  // add: grad
-                   });
+  return unary<T>(
+      {"add", loc}, a, [s](const auto& x) { return x + s; },
+      [](const auto& d, const auto&) { return d; },  // add: grad
+      Reads::nothing);
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, Scalar<T> s, Location loc) {
-  const auto scale = [s](const auto& x) { return x * s; };
-  return record<T>({"mul", loc}, ops::simd::map(a.value(), scale), {a},
-                   [scale](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) g.to(0, ops::simd::map(grad, scale));  // mul: grad * other
-                   });
+  return unary<T>(
+      {"mul", loc}, a, [s](const auto& x) { return x * s; },
+      [s](const auto& d, const auto&) { return d * s; },  // mul: grad * other
+      Reads::nothing);
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, Scalar<T> s, Location loc) {
-  const auto shrink = [s](const auto& x) { return x / s; };
-  return record<T>({"div", loc}, ops::simd::map(a.value(), shrink), {a},
-                   [shrink](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) g.to(0, ops::simd::map(grad, shrink));  // div: grad / other
-                   });
+  return unary<T>(
+      {"div", loc}, a, [s](const auto& x) { return x / s; },
+      [s](const auto& d, const auto&) { return d / s; },  // div: grad / other
+      Reads::nothing);
 }
 
 template <class T>
 Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a, Location loc) {
-  const auto from = [s](const auto& x) { return s - x; };
-  return record<T>({"rsub", loc}, ops::simd::map(a.value(), from), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) g.to(0, ops::simd::map(grad, neg_f));  // rsub: -grad
-                   });
+  return unary<T>(
+      {"rsub", loc}, a, [s](const auto& x) { return s - x; },
+      [](const auto& d, const auto&) { return -d; },  // rsub: -grad
+      Reads::nothing);
 }
 
 template <class T>
 Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a, Location loc) {
-  return record<T>({"rdiv", loc}, s / a.value(), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, masked(grad, -g.out() / g.in(0)));  // rdiv: -grad * result / self
-  });
+  return unary<T>(
+      {"rdiv", loc}, a, [s](const auto& x) { return s / x; },
+      // rdiv: -grad * other / self^2
+      [s](const auto& d, const auto& x) { return masked(d, d * (-s) / (x * x)); }, Reads::input);
 }
 
 template <class T>
 Tensor<T> neg(const Tensor<T>& a, Location loc) {
-  return record<T>({"neg", loc}, ops::simd::map(a.value(), neg_f), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (g.needs(0)) g.to(0, ops::simd::map(grad, neg_f));  // neg: -grad
-                   });
+  return unary<T>(
+      {"neg", loc}, a, [](const auto& x) { return -x; },
+      [](const auto& d, const auto&) { return -d; },  // neg: -grad
+      Reads::nothing);
 }
 
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
   check_finite_scalar("pow", "the exponent", p);
   // Common exponents exactly: a vectorised pow is accurate to an ulp or so, a product is exact.
-  const auto& x = a.value();
-  Array<T> out = p == T(2)     ? ops::simd::map(x, [](const auto& v) { return v * v; })
-                 : p == T(1)   ? Array<T>(x)
-                 : p == T(0.5) ? Array<T>(xt::sqrt(x))
-                 : p == T(-1)  ? Array<T>(T(1) / x)
-                               : Array<T>(xt::pow(x, p));
-  return record<T>({"pow", loc}, std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
-    // pow: grad * exponent * self^(exponent - 1); exactly 0 for exponent 0
-    if (p == T(0)) {
-      g.to(0, xt::zeros_like(grad));
-    } else {
-      const auto& base = g.in(0);
-      if (p == T(2)) {
-        const auto twice = [](const auto& d, const auto& b) { return d * (T(2) * b); };
-        g.to(0, ops::simd::map(grad, base, twice));
-      } else if (p == T(1)) {
-        g.to(0, grad);
-      } else {
-        g.to(0, masked(grad, p * xt::pow(base, p - T(1))));
-      }
-    }
-  });
+  // pow: grad * exponent * self^(exponent - 1); exactly 0 for exponent 0
+  if (p == T(2)) {
+    return unary<T>(
+        {"pow", loc}, a, [](const auto& x) { return x * x; },
+        [](const auto& d, const auto& x) { return d * (x * T(2)); }, Reads::input);
+  }
+  if (p == T(1)) {
+    return unary<T>(
+        {"pow", loc}, a, [](const auto& x) { return x * T(1); },
+        [](const auto& d, const auto&) { return d * T(1); }, Reads::nothing);
+  }
+  if (p == T(0)) {
+    return unary<T>(
+        {"pow", loc}, a,
+        [](const auto& x) {
+          using X = std::decay_t<decltype(x)>;
+          return X(T(1));
+        },
+        [](const auto& d, const auto&) { return d * T(0); }, Reads::nothing);
+  }
+  if (p == T(-1)) {
+    return unary<T>(
+        {"pow", loc}, a, [](const auto& x) { return T(1) / x; },
+        [](const auto& d, const auto& x) { return masked(d, -(d / (x * x))); }, Reads::input);
+  }
+  if (p == T(0.5)) {
+    return unary<T>(
+        {"pow", loc}, a, [](const auto& x) { return sqrt(x); },
+        [](const auto& d, const auto& r) { return masked(d, d * (T(0.5) / r)); }, Reads::output);
+  }
+  return unary<T>(
+      {"pow", loc}, a,
+      [p](const auto& x) {
+        using X = std::decay_t<decltype(x)>;
+        return xsimd::pow(x, X(p));
+      },
+      [p](const auto& d, const auto& x) {
+        if constexpr (ops::is_tensor_v<std::decay_t<decltype(x)>>) {
+          return masked(d, d * (pow(x, p - T(1)) * p));
+        } else {
+          using X = std::decay_t<decltype(x)>;
+          return masked(d, d * (xsimd::pow(x, X(p - T(1))) * p));
+        }
+      },
+      Reads::input);
 }
 
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   check_binary("pow", a, b);
   return record<T>(
-      {"pow", loc}, xt::pow(a.value(), b.value()), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-        const auto& base = g.in(0);
-        const auto& e = g.in(1);
+      {"pow", loc}, xt::pow(a.value(), b.value()), {a, b},
+      [](const Tensor<T>& grad, Grads<T>& g) {
+        const Tensor<T> base = g.in(0);
+        const Tensor<T> e = g.in(1);
         // pow: grad * exponent * self^(exponent - 1)
         // NOTE: exactly 0 where the exponent is 0, or 0 * 0^-1 = NaN at a zero base.
         if (g.needs(0)) {
-          g.to(0, xt::where(xt::equal(e, T(0)), T(0), masked(grad, e * xt::pow(base, e - T(1)))));
+          const Tensor<T> local = mul(grad, mul(e, pow(base, sub(e, Tensor<T>::scalar(T(1))))));
+          g.to(0, where(eq(e, zero<T>()), zero<T>(), masked(grad, local)));
         }
         // pow: grad * result * log(self), taken as 0 where self == 0 and exponent >= 0
         // (the limit from the right), as PyTorch does.
         if (g.needs(1)) {
-          const Array<T> local = g.out() * xt::log(base);
-          g.to(1, masked(grad, xt::where(xt::equal(base, T(0)) && (e >= T(0)), T(0), local)));
+          const Tensor<T> limit = mul(eq(base, zero<T>()), ge(e, zero<T>()));
+          const Tensor<T> local = mul(grad, mul(g.out(), log(base)));
+          g.to(1, where(limit, zero<T>(), masked(grad, local)));
         }
-      });
+      },
+      Saves::in({0, 1}, true));
 }
 
 template <class T>
 Tensor<T> exp(const Tensor<T>& a, Location loc) {
-  const auto exp_f = [](const auto& x) { return xsimd::exp(x); };
-  return record<T>({"exp", loc}, ops::simd::map(a.value(), exp_f), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (!g.needs(0)) return;
-                     const auto& result = g.out();
-                     g.to(0, ops::simd::map(grad, result, times_f));  // exp: grad * result
-                   });
+  return unary<T>(
+      {"exp", loc}, a, [](const auto& x) { return exp(x); },
+      [](const auto& d, const auto& r) { return d * r; },  // exp: grad * result
+      Reads::output);
 }
 
 template <class T>
 Tensor<T> log(const Tensor<T>& a, Location loc) {
-  const auto log_f = [](const auto& x) { return xsimd::log(x); };
-  return record<T>({"log", loc}, ops::simd::map(a.value(), log_f), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (!g.needs(0)) return;
-                     // log: grad / self
-                     const auto& self = g.in(0);
-                     g.to(0, ops::simd::map(grad, self, [](const auto& d, const auto& x) {
-                            return ops::simd::masked(d, d / x);
-                          }));
-                   });
+  return unary<T>(
+      {"log", loc}, a, [](const auto& x) { return log(x); },
+      [](const auto& d, const auto& x) { return masked(d, d / x); },  // log: grad / self
+      Reads::input);
 }
 
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a, Location loc) {
-  const auto sqrt_f = [](const auto& x) { return xsimd::sqrt(x); };
-  return record<T>({"sqrt", loc}, ops::simd::map(a.value(), sqrt_f), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     if (!g.needs(0)) return;
-                     // sqrt: grad / (2 * result)
-                     const auto& result = g.out();
-                     g.to(0, ops::simd::map(grad, result, [](const auto& d, const auto& r) {
-                            return ops::simd::masked(d, d * (T(0.5) / r));
-                          }));
-                   });
+  return unary<T>(
+      {"sqrt", loc}, a, [](const auto& x) { return sqrt(x); },
+      // sqrt: grad / (2 * result)
+      [](const auto& d, const auto& r) { return masked(d, d * (T(0.5) / r)); }, Reads::output);
+}
+
+template <class T>
+Tensor<T> sin(const Tensor<T>& a, Location loc) {
+  return unary<T>(
+      {"sin", loc}, a, [](const auto& x) { return sin(x); },
+      [](const auto& d, const auto& x) { return d * cos(x); },  // sin: grad * cos(self)
+      Reads::input);
+}
+
+template <class T>
+Tensor<T> cos(const Tensor<T>& a, Location loc) {
+  return unary<T>(
+      {"cos", loc}, a, [](const auto& x) { return cos(x); },
+      [](const auto& d, const auto& x) { return -(d * sin(x)); },  // cos: -grad * sin(self)
+      Reads::input);
 }
 
 template <class T>
 Tensor<T> abs(const Tensor<T>& a, Location loc) {
-  return record<T>({"abs", loc}, xt::abs(a.value()), {a}, [](const Array<T>& grad, Grads<T>& g) {
-    g.to(0, grad * xt::sign(g.in(0)));  // abs: grad * sign(self), 0 at 0
-  });
+  return unary<T>(
+      {"abs", loc}, a, [](const auto& x) { return abs(x); },
+      // abs: grad * sign(self), 0 at 0
+      [](const auto& d, const auto& x) { return where_pos(x, d, where_pos(-x, -d, T(0))); },
+      Reads::input);
 }
 
 template <class T>
@@ -280,57 +295,64 @@ Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi, Location loc) {
     throw ValueError("xgrad::clamp: lower bound " + std::to_string(lo) +
                      " is greater than upper bound " + std::to_string(hi));
   }
-  return record<T>({"clamp", loc}, xt::clip(a.value(), lo, hi), {a},
-                   [lo, hi](const Array<T>& grad, Grads<T>& g) {
-                     // clamp: grad where lo <= self <= hi, else 0
-                     const auto& x = g.in(0);
-                     g.to(0, xt::where((x >= lo) && (x <= hi), grad, T(0)));
-                   });
+  return record<T>(
+      {"clamp", loc}, xt::clip(a.value(), lo, hi), {a},
+      [lo, hi](const Tensor<T>& grad, Grads<T>& g) {
+        if (!g.needs(0)) return;
+        // clamp: grad where lo <= self <= hi, else 0 (a constant mask: piecewise linear)
+        const auto& x = g.value(0);
+        g.to(0, mul(grad, Tensor<T>(Array<T>(xt::cast<T>((x >= lo) && (x <= hi))))));
+      },
+      Saves::in({0}));
+}
+
+namespace {
+// The share of the gradient that goes to `a` in maximum (larger = true) or minimum: all of it
+// where a wins (or is NaN), half on a tie, none elsewhere. Piecewise constant, so a constant mask.
+template <class T>
+Tensor<T> winner_share(const Array<T>& x, const Array<T>& y, bool larger, bool first) {
+  const auto& a = first ? x : y;
+  const auto& b = first ? y : x;
+  Array<T> share = larger ? Array<T>(xt::where(xt::isnan(a) || (a > b), T(1), T(0)))
+                          : Array<T>(xt::where(xt::isnan(a) || (a < b), T(1), T(0)));
+  // NaN on the other side wins for it (the first operand's NaN wins over the second's).
+  if (!first) share = xt::where(xt::isnan(b), T(0), share);
+  share = xt::where(xt::equal(x, y), T(0.5), share);
+  return Tensor<T>(std::move(share));
 }
 
 template <class T>
-Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
-  check_binary("maximum", a, b);
+Tensor<T> extremum(const char* name, Location loc, const Tensor<T>& a, const Tensor<T>& b,
+                   bool larger) {
+  check_binary(name, a, b);
   const auto& av = a.value();
   const auto& bv = b.value();
   // NaN propagates, as in numpy.maximum and torch.maximum.
-  Array<T> out = xt::where(xt::isnan(av), av, xt::where(xt::isnan(bv), bv, xt::maximum(av, bv)));
-  return record<T>({"maximum", loc}, std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    const auto& x = g.in(0);
-    const auto& y = g.in(1);
-    // maximum: grad to the larger side (or the NaN one); a tie splits it
-    const auto half = grad * T(0.5);
-    const auto a_wins = xt::isnan(x) || (x > y);
-    const auto b_wins = !xt::isnan(x) && (xt::isnan(y) || (y > x));
-    if (g.needs(0)) {
-      g.to(0, xt::where(a_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
-    }
-    if (g.needs(1)) {
-      g.to(1, xt::where(b_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
-    }
-  });
+  Array<T> out = larger ? Array<T>(xt::where(xt::isnan(av), av,
+                                             xt::where(xt::isnan(bv), bv, xt::maximum(av, bv))))
+                        : Array<T>(xt::where(xt::isnan(av), av,
+                                             xt::where(xt::isnan(bv), bv, xt::minimum(av, bv))));
+  return record<T>(
+      {name, loc}, std::move(out), {a, b},
+      [larger](const Tensor<T>& grad, Grads<T>& g) {
+        // maximum: grad to the larger side (or the NaN one); a tie splits it (minimum alike)
+        const auto& x = g.value(0);
+        const auto& y = g.value(1);
+        if (g.needs(0)) g.to(0, mul(grad, winner_share(x, y, larger, true)));
+        if (g.needs(1)) g.to(1, mul(grad, winner_share(x, y, larger, false)));
+      },
+      Saves::in({0, 1}));
+}
+}  // namespace
+
+template <class T>
+Tensor<T> maximum(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  return extremum("maximum", loc, a, b, true);
 }
 
 template <class T>
 Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
-  check_binary("minimum", a, b);
-  const auto& av = a.value();
-  const auto& bv = b.value();
-  Array<T> out = xt::where(xt::isnan(av), av, xt::where(xt::isnan(bv), bv, xt::minimum(av, bv)));
-  return record<T>({"minimum", loc}, std::move(out), {a, b}, [](const Array<T>& grad, Grads<T>& g) {
-    const auto& x = g.in(0);
-    const auto& y = g.in(1);
-    // minimum: grad to the smaller side (or the NaN one); a tie splits it
-    const auto half = grad * T(0.5);
-    const auto a_wins = xt::isnan(x) || (x < y);
-    const auto b_wins = !xt::isnan(x) && (xt::isnan(y) || (y < x));
-    if (g.needs(0)) {
-      g.to(0, xt::where(a_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
-    }
-    if (g.needs(1)) {
-      g.to(1, xt::where(b_wins, grad, xt::where(xt::equal(x, y), half, T(0))));
-    }
-  });
+  return extremum("minimum", loc, a, b, false);
 }
 
 template <class T>
@@ -339,15 +361,16 @@ Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b, L
   ops::broadcast_shapes("where", ops::broadcast_shapes("where", sc, a.value().shape()),
                         b.value().shape());
   Array<T> out = xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value());
-  // cond is an input only so that backward can read it; it never receives a gradient.
-  return record<T>({"where", loc}, std::move(out), {cond, a, b},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     const auto taken = xt::not_equal(g.in(0), T(0));
-                     // where: grad where cond for self, grad where !cond for other; an exact 0
-                     // elsewhere
-                     if (g.needs(1)) g.to(1, xt::where(taken, grad, T(0)));
-                     if (g.needs(2)) g.to(2, xt::where(taken, T(0), grad));
-                   });
+  // cond is an input only so that the derivative can read it; it never receives a gradient.
+  return record<T>(
+      {"where", loc}, std::move(out), {cond, a, b},
+      [](const Tensor<T>& grad, Grads<T>& g) {
+        // where: grad where cond for self, grad where !cond for other; an exact 0 elsewhere
+        const Tensor<T> c = g.in(0).detach();
+        if (g.needs(1)) g.to(1, where(c, grad, zero<T>()));
+        if (g.needs(2)) g.to(2, where(c, zero<T>(), grad));
+      },
+      Saves::in({0}));
 }
 
 namespace {
@@ -395,6 +418,8 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
   template Tensor<T> exp<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> log<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> sqrt<T>(const Tensor<T>&, Location);                                      \
+  template Tensor<T> sin<T>(const Tensor<T>&, Location);                                       \
+  template Tensor<T> cos<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> abs<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>, Location);               \
   template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&, Location);                 \

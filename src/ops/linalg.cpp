@@ -26,67 +26,102 @@ inline std::size_t ops_rows(const Shape& s) {
                    " " + why);
 }
 
-// [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
+// Saves of a two-operand product: each operand is read only for the other one's gradient, so it
+// is kept only when that other operand can receive one.
 template <class T>
-Tensor<T> batched_matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
-  const auto& sa = a.value().shape();
-  const auto& sb = b.value().shape();
+Saves product_saves(const Tensor<T>& a, const Tensor<T>& b) {
+  std::uint32_t bits = 0;
+  if (b.requires_grad()) bits |= 1u;  // a is read for b's gradient
+  if (a.requires_grad()) bits |= 2u;  // b is read for a's gradient
+  return Saves{bits, false};
+}
+
+// The internal product behind matmul and the derivatives of matmul, linear and itself:
+//   product(a, b, ta, tb) = op(a) @ op(b), op(x) = x^T (last two dims) when its flag is set,
+// on 2-D or 3-D operands: [B?,M,K] x [B?,K,N] in op() terms, where an operand without the batch
+// dim is shared by every batch. With sum_batch both operands are 3-D and the result is the 2-D
+// sum over the batch of op(a[i]) @ op(b[i]) (the gradient of a shared operand).
+// Extents are not checked: matmul checks them, derivatives pass consistent ones.
+// Its derivative is product again with flags (C = op(A) op(B), G = dC):
+//   (f,f): dA = product(G,B,f,t), dB = product(A,G,t,f)
+//   (f,t): dA = product(G,B,f,f), dB = product(G,A,t,f)
+//   (t,f): dA = product(B,G,f,t), dB = product(A,G,f,f)
+//   (t,t): dA = product(B,G,t,t), dB = product(G,A,t,t)
+// An operand that is 2-D under a 3-D result gets the batch sum of those (sum_batch), so every
+// gradient has its input's shape and at most two gemm passes run, no transpose materialised.
+template <class T>
+Tensor<T> product(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb, bool sum_batch,
+                  OpName op) {
+  const Array<T>& av = a.value();
+  const Array<T>& bv = b.value();
+  const auto& sa = av.shape();
+  const auto& sb = bv.shape();
   const bool a3 = sa.size() == 3;
   const bool b3 = sb.size() == 3;
   const std::size_t batch = a3 ? sa[0] : (b3 ? sb[0] : 1);
-  if (a3 && b3 && sa[0] != sb[0]) bad_shapes("have different batch sizes", a.shape(), b.shape());
-  const std::size_t m = sa[sa.size() - 2];
-  const std::size_t k = sa[sa.size() - 1];
-  const std::size_t n = sb[sb.size() - 1];
-  if (sb[sb.size() - 2] != k) bad_shapes("do not chain", a.shape(), b.shape());
+  const std::size_t ar = sa[sa.size() - 2], ac = sa[sa.size() - 1];
+  const std::size_t br = sb[sb.size() - 2], bc = sb[sb.size() - 1];
+  const std::size_t m = ta ? ac : ar;
+  const std::size_t k = ta ? ar : ac;
+  const std::size_t n = tb ? br : bc;
+  const std::size_t lda = ac;
+  const std::size_t ldb = bc;
 
   using Extents = typename Array<T>::shape_type;
-  Array<T> out = Array<T>::from_shape((a3 || b3) ? Extents{batch, m, n} : Extents{m, n});
-  const std::size_t sa_step = a3 ? m * k : 0;
-  const std::size_t sb_step = b3 ? k * n : 0;
-  if (!b3) {
-    // A shared right operand: the batch folds into the rows of one product [B*M,K] x [K,N].
-    gemm<T>(false, false, batch * m, n, k, a.value().data(), k, b.value().data(), n, T(0),
-            out.data(), n);
+  const bool out3 = (a3 || b3) && !sum_batch;
+  Array<T> out = Array<T>::from_shape(out3 ? Extents{batch, m, n} : Extents{m, n});
+  const std::size_t sa_step = a3 ? ar * ac : 0;
+  const std::size_t sb_step = b3 ? br * bc : 0;
+  const T* ap = av.data();
+  const T* bp = bv.data();
+  T* cp = out.data();
+  if (sum_batch) {
+    if (ta && !tb) {
+      // sum_i A_i^T B_i: the batch folds into the shared contraction rows, one product
+      // [B*K,M]^T x [B*K,N].
+      gemm<T>(true, false, m, n, batch * k, ap, lda, bp, ldb, T(0), cp, n);
+    } else {
+      for (std::size_t i = 0; i < batch; ++i) {
+        gemm<T>(ta, tb, m, n, k, ap + i * sa_step, lda, bp + i * sb_step, ldb, i == 0 ? T(0) : T(1),
+                cp, n);
+      }
+      if (batch == 0) out.fill(T(0));
+    }
+  } else if (!b3 && !ta) {
+    // A shared right operand (or none batched): the batch folds into the rows of one product
+    // [B*M,K] x [K,N].
+    gemm<T>(false, tb, batch * m, n, k, ap, lda, bp, ldb, T(0), cp, n);
   } else {
     for (std::size_t i = 0; i < batch; ++i) {
-      gemm<T>(false, false, m, n, k, a.value().data() + i * sa_step, k,
-              b.value().data() + i * sb_step, n, T(0), out.data() + i * m * n, n);
+      gemm<T>(ta, tb, m, n, k, ap + i * sa_step, lda, bp + i * sb_step, ldb, T(0), cp + i * m * n,
+              n);
     }
   }
-  // The backward captures extents only (no shapes): a small capture keeps the node light.
-  return record<T>({"matmul", loc}, std::move(out), {a, b}, [=](const Array<T>& grad, Grads<T>& g) {
-    const T* dc = grad.data();
-    // matmul: grad_a = grad @ b^T, grad_b = a^T @ grad (transpose flags, no
-    // materialised transpose; a shared operand accumulates with beta = 1)
-    if (g.needs(0)) {
-      Array<T> da = Array<T>::from_shape(g.shape(0));
-      const T* bp = g.in(1).data();
-      if (!b3) {
-        gemm<T>(false, true, batch * m, k, n, dc, n, bp, n, T(0), da.data(), k);
-      } else {
-        for (std::size_t i = 0; i < batch; ++i) {
-          gemm<T>(false, true, m, k, n, dc + i * m * n, n, bp + i * sb_step, n,
-                  (a3 || i == 0) ? T(0) : T(1), da.data() + i * sa_step, k);
+  const Location loc = op.where;
+  // The derivative captures flags only: a small capture keeps the node light.
+  return record<T>(
+      op, std::move(out), {a, b},
+      [=](const Tensor<T>& grad, Grads<T>& g) {
+        // matmul: grad_a = grad @ op(b)^T, grad_b = op(a)^T @ grad, each written as a product
+        // with flags (table above); an operand shared across the batch sums over it.
+        if (g.needs(0)) {
+          const bool s = !a3 && out3;
+          const Tensor<T> bt = g.in(1);
+          g.to(0, !ta ? (!tb ? product(grad, bt, false, true, s, {"matmul", loc})
+                             : product(grad, bt, false, false, s, {"matmul", loc}))
+                      : (!tb ? product(bt, grad, false, true, s, {"matmul", loc})
+                             : product(bt, grad, true, true, s, {"matmul", loc})));
         }
-      }
-      if (batch == 0) da.fill(T(0));
-      g.to(0, std::move(da));
-    }
-    if (g.needs(1)) {
-      Array<T> db = Array<T>::from_shape(g.shape(1));
-      const T* ap = g.in(0).data();
-      if (!b3) {
-        gemm<T>(true, false, k, n, batch * m, ap, k, dc, n, T(0), db.data(), n);
-      } else {
-        for (std::size_t i = 0; i < batch; ++i) {
-          gemm<T>(true, false, k, n, m, ap + i * sa_step, k, dc + i * m * n, n, T(0),
-                  db.data() + i * sb_step, n);
+        if (g.needs(1)) {
+          const bool s = !b3 && out3;
+          const Tensor<T> at = g.in(0);
+          g.to(1, !tb ? (!ta ? product(at, grad, true, false, s, {"matmul", loc})
+                             : product(at, grad, false, false, s, {"matmul", loc}))
+                      : (!ta ? product(grad, at, true, false, s, {"matmul", loc})
+                             : product(grad, at, true, true, s, {"matmul", loc})));
         }
-      }
-      g.to(1, std::move(db));
-    }
-  });
+      },
+      product_saves(a, b));
 }
 
 }  // namespace
@@ -108,11 +143,17 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
     const Tensor<T> b2 =
         rb == 1 ? reshape(b, Dims{static_cast<std::int64_t>(b.numel()), 1}, loc) : b;
     if (a2.size(-1) != b2.size(-2)) bad_shapes("do not chain", a.shape(), b.shape());
-    Tensor<T> out = batched_matmul(a2, b2, loc);
+    Tensor<T> out = matmul(a2, b2, loc);
     if (ra == 1 && rb == 1) return reshape(out, Dims{}, loc);
     return squeeze(out, rb == 1 ? -1 : -2, loc);
   }
-  return batched_matmul(a, b, loc);
+  // [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
+  const auto& sa = a.value().shape();
+  const auto& sb = b.value().shape();
+  if (ra == 3 && rb == 3 && sa[0] != sb[0])
+    bad_shapes("have different batch sizes", a.shape(), b.shape());
+  if (sb[rb - 2] != sa[ra - 1]) bad_shapes("do not chain", a.shape(), b.shape());
+  return product(a, b, false, false, false, {"matmul", loc});
 }
 
 template <class T>
@@ -146,30 +187,32 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
           out.data(), out_f);
   std::vector<Tensor<T>> inputs{x, weight};
   if (has_bias) inputs.push_back(bias);
+  // x of any rank is seen as its 2-D [n, in] form in the derivative (a reshape only when it is
+  // not 2-D already).
+  const bool flat = sx.size() == 2;
   return record<T>(
-      {"linear", loc}, std::move(out), std::move(inputs), [=](const Array<T>& grad, Grads<T>& g) {
-        const T* dy = grad.data();
+      {"linear", loc}, std::move(out), inputs,
+      [=](const Tensor<T>& grad, Grads<T>& g) {
         // linear: grad_x = grad @ W, grad_W = grad^T @ x, grad_b = sum(grad, rows)
+        const auto rows = static_cast<std::int64_t>(n);
+        const Tensor<T> g2 =
+            flat ? grad : reshape(grad, Dims{rows, static_cast<std::int64_t>(out_f)}, loc);
         if (g.needs(0)) {
-          Array<T> dx = Array<T>::from_shape(g.shape(0));
-          gemm<T>(false, false, n, in, out_f, dy, out_f, g.in(1).data(), in, T(0), dx.data(), in);
-          g.to(0, std::move(dx));
+          const Tensor<T> dx = product(g2, g.in(1), false, false, false, {"matmul", loc});
+          const auto& s0 = g.shape(0);
+          Dims d0;
+          for (std::size_t e : s0) d0.push_back(static_cast<std::int64_t>(e));
+          g.to(0, flat ? dx : reshape(dx, d0, loc));
         }
         if (g.needs(1)) {
-          Array<T> dw = Array<T>::from_shape(g.shape(1));
-          gemm<T>(true, false, out_f, in, n, dy, out_f, g.in(0).data(), in, T(0), dw.data(), in);
-          g.to(1, std::move(dw));
+          const Tensor<T> x0 = g.in(0);
+          const Tensor<T> x2 =
+              flat ? x0 : reshape(x0, Dims{rows, static_cast<std::int64_t>(in)}, loc);
+          g.to(1, product(g2, x2, true, false, false, {"matmul", loc}));
         }
-        if (has_bias && g.needs(2)) {
-          Array<T> db(Shape{out_f}, T(0));
-          T* acc = db.data();
-          for (std::size_t i = 0; i < n; ++i) {
-            const T* row = dy + i * out_f;
-            for (std::size_t j = 0; j < out_f; ++j) acc[j] += row[j];
-          }
-          g.to(2, std::move(db));
-        }
-      });
+        if (has_bias && g.needs(2)) g.to(2, sum(g2, {0}, false, loc));
+      },
+      product_saves(x, weight));
 }
 
 template <class T>
@@ -180,10 +223,14 @@ Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1, Location loc) {
   std::vector<std::size_t> perm(s.size());
   for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
   std::swap(perm[d0], perm[d1]);
-  return record<T>({"transpose", loc}, Array<T>(xt::transpose(a.value(), perm)), {a},
-                   [perm](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, xt::transpose(grad, perm));  // transpose: grad transposed back
-                   });
+  const int i0 = static_cast<int>(d0);
+  const int i1 = static_cast<int>(d1);
+  return record<T>(
+      {"transpose", loc}, Array<T>(xt::transpose(a.value(), perm)), {a},
+      [i0, i1, loc](const Tensor<T>& grad, Grads<T>& g) {
+        g.to(0, transpose(grad, i0, i1, loc));  // transpose: grad transposed back
+      },
+      Saves::none());
 }
 
 #define XGRAD_INSTANTIATE_LINALG(T)                                           \

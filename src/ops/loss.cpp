@@ -1,13 +1,15 @@
-// Losses: each one is a single fused node with its own backward, written as plain loops over
-// contiguous row-major data. Formulas in the comments use PyTorch's derivatives.yaml vocabulary;
-// `grad` there is the incoming gradient of the per-element (or per-sample) loss, i.e. the
-// output's gradient for Reduction::None, the scalar gradient for Sum, and it divided by the
+// Losses: each one is a single fused node whose forward is a plain loop over contiguous row-major
+// data and whose derivative is written with xgrad ops (so it is differentiable again; constant
+// one-hot masks are built as arrays). Formulas in the comments use PyTorch's derivatives.yaml
+// vocabulary; `grad` there is the incoming gradient of the per-element (or per-sample) loss, i.e.
+// the output's gradient for Reduction::None, the scalar gradient for Sum, and it divided by the
 // element count for Mean.
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -68,49 +70,27 @@ Array<T> reduce_losses(const S& shape, std::size_t n, Reduction reduction, LossA
   return out;
 }
 
-/// Calls body(i, grad_i) for items 0..n-1, where grad_i is the gradient of item i's loss: the
-/// output gradient's element i for Reduction::None, its single value for Sum, and that divided
-/// by n for Mean.
-template <class T, class Body>
-void for_each_grad(const Array<T>& grad, Reduction reduction, std::size_t n, Body&& body) {
-  if (reduction == Reduction::None) {
-    const T* gp = grad.data();
-    for (std::size_t i = 0; i < n; ++i) body(i, gp[i]);
-    return;
-  }
-  T s = grad.data()[0];
-  if (reduction == Reduction::Mean) s /= static_cast<T>(n);
-  for (std::size_t i = 0; i < n; ++i) body(i, s);
-}
-
-/// Backward of an elementwise loss of (input, target): writes item i's incoming gradient times
-/// d_input(a_i, b_i) to the input and times d_target(a_i, b_i) to the target, for those that
-/// need a gradient.
-template <class T, class DInput, class DTarget>
-void elementwise_loss_backward(const Array<T>& grad, Grads<T>& g, Reduction reduction,
-                               std::size_t n, DInput d_input, DTarget d_target) {
-  const bool need_a = g.needs(0);
-  const bool need_b = g.needs(1);
-  const T* a = g.in(0).data();
-  const T* b = g.in(1).data();
-  Array<T> ga = need_a ? Array<T>::from_shape(g.in(0).shape()) : Array<T>();
-  Array<T> gb = need_b ? Array<T>::from_shape(g.in(1).shape()) : Array<T>();
-  T* gap = ga.data();
-  T* gbp = gb.data();
-  for_each_grad(grad, reduction, n, [&](std::size_t i, T gi) {
-    if (need_a) gap[i] = gi * d_input(a[i], b[i]);
-    if (need_b) gbp[i] = gi * d_target(a[i], b[i]);
-  });
-  if (need_a) g.to(0, std::move(ga));
-  if (need_b) g.to(1, std::move(gb));
-}
-
-/// 1 / (1 + e^-x) without overflow for any x.
+/// The gradient of each item's loss, broadcastable against the items: the output's gradient for
+/// Reduction::None, its single (0-d) value for Sum, and that divided by n for Mean.
 template <class T>
-T stable_sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
+Tensor<T> item_grad(const Tensor<T>& grad, Reduction reduction, std::size_t n, Location loc) {
+  if (reduction == Reduction::Mean) return div(grad, static_cast<T>(n), loc);
+  return grad;
+}
+
+/// max(log p, threshold) as ops, differentiable twice even where the clamp is active: the log
+/// only ever sees entries where it is taken (a constant mask selects them; the others read 1), so
+/// neither its value nor its derivative can turn into inf or NaN there.
+template <class T>
+Tensor<T> clamped_log_op(const Tensor<T>& p, T threshold, Location loc) {
+  const Array<T>& pv = p.value();
+  Array<T> keep = Array<T>::from_shape(pv.shape());
+  const T* pp = pv.data();
+  T* kp = keep.data();
+  for (std::size_t i = 0; i < pv.size(); ++i) kp[i] = std::log(pp[i]) >= threshold ? T(1) : T(0);
+  const Tensor<T> mask(std::move(keep));
+  const Tensor<T> safe = where(mask, p, Tensor<T>::scalar(T(1)), loc);
+  return where(mask, log(safe, loc), Tensor<T>::scalar(threshold), loc);
 }
 
 /// max(log p, -100) and max(log(1 - p), -100), as PyTorch clamps them in binary_cross_entropy.
@@ -154,14 +134,33 @@ std::vector<std::size_t> checked_labels(const char* op, const std::vector<std::i
   return out;
 }
 
+/// A constant [rows, classes] tensor holding `value` at [r, labels[r]] and 0 elsewhere.
+template <class T>
+Tensor<T> one_hot(const std::vector<std::size_t>& labels, std::size_t classes, T value) {
+  Array<T> m(Shape{labels.size(), classes}, T(0));
+  T* mp = m.data();
+  for (std::size_t r = 0; r < labels.size(); ++r) mp[r * classes + labels[r]] = value;
+  return Tensor<T>(std::move(m));
+}
+
+/// The per-row gradient of a per-sample loss as a column ([N, 1]) for Reduction::None, so that
+/// it broadcasts over the classes; 0-d otherwise (item_grad).
+template <class T>
+Tensor<T> row_grad(const Tensor<T>& grad, Reduction reduction, std::size_t rows, Location loc) {
+  if (reduction == Reduction::None)
+    return reshape(grad, Dims{static_cast<std::int64_t>(rows), 1}, loc);
+  return item_grad(grad, reduction, rows, loc);
+}
+
 }  // namespace
 
 namespace {
-/// A loss of equally shaped input and target, item by item: loss(a_i, b_i) with derivatives
-/// d_input and d_target, reduced as asked. One node, one pass forward and one backward.
-template <class T, class Loss, class DInput, class DTarget>
+/// A loss of equally shaped input and target, item by item: loss(a_i, b_i), reduced as asked,
+/// in one node and one pass forward. Its derivative is derivative(gi, g), with gi the gradient
+/// of each item's loss (item_grad); it reads what `saves` names.
+template <class T, class Loss, class Derivative>
 Tensor<T> elementwise_loss(OpName op, const Tensor<T>& input, const Tensor<T>& target,
-                           Reduction reduction, Loss loss, DInput d_input, DTarget d_target) {
+                           Reduction reduction, Loss loss, Derivative derivative, Saves saves) {
   check_same_shape(op.name, input, target);
   const Array<T>& x = input.value();
   const std::size_t n = x.size();
@@ -170,10 +169,13 @@ Tensor<T> elementwise_loss(OpName op, const Tensor<T>& input, const Tensor<T>& t
   const T* yp = target.value().data();
   Array<T> value =
       reduce_losses<T>(x.shape(), n, reduction, [&](std::size_t i) { return loss(xp[i], yp[i]); });
-  return record<T>(op, std::move(value), {input, target},
-                   [reduction, n, d_input, d_target](const Array<T>& grad, Grads<T>& g) {
-                     elementwise_loss_backward(grad, g, reduction, n, d_input, d_target);
-                   });
+  const Location loc = op.where;
+  return record<T>(
+      op, std::move(value), {input, target},
+      [reduction, n, loc, derivative](const Tensor<T>& grad, Grads<T>& g) {
+        derivative(item_grad(grad, reduction, n, loc), g, loc);
+      },
+      saves);
 }
 }  // namespace
 
@@ -184,7 +186,12 @@ Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
   //   target: -2 * (self - target) * grad
   return elementwise_loss<T>(
       {"mse", loc}, input, target, reduction, [](T u, T v) { return (u - v) * (u - v); },
-      [](T u, T v) { return T(2) * (u - v); }, [](T u, T v) { return T(2) * (v - u); });
+      [](const Tensor<T>& gi, Grads<T>& g, Location at) {
+        const Tensor<T> d = mul(mul(gi, sub(g.in(0), g.in(1), at), at), T(2), at);
+        if (g.needs(0)) g.to(0, d);
+        if (g.needs(1)) g.to(1, neg(d, at));
+      },
+      Saves::in({0, 1}));
 }
 
 template <class T>
@@ -205,8 +212,21 @@ Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
   return elementwise_loss<T>(
       {"bce", loc}, input, target, reduction,
       [](T q, T v) { return -(v * clamped_log(q) + (T(1) - v) * clamped_log1m(q)); },
-      [](T q, T v) { return (q - v) / std::max((T(1) - q) * q, T(1e-12)); },
-      [](T q, T) { return clamped_log1m(q) - clamped_log(q); });
+      [](const Tensor<T>& gi, Grads<T>& g, Location at) {
+        const Tensor<T> q = g.in(0);
+        if (g.needs(0)) {
+          const Tensor<T> denom = clamp(mul(rsub(T(1), q, at), q, at), T(1e-12),
+                                        std::numeric_limits<T>::infinity(), at);
+          g.to(0, div(mul(gi, sub(q, g.in(1), at), at), denom, at));
+        }
+        if (g.needs(1)) {
+          g.to(1, mul(gi,
+                      sub(clamped_log_op(rsub(T(1), q, at), T(-100), at),
+                          clamped_log_op(q, T(-100), at), at),
+                      at));
+        }
+      },
+      Saves::in({0, 1}));
 }
 
 template <class T>
@@ -217,8 +237,21 @@ Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduc
   //   target: -grad * self
   return elementwise_loss<T>(
       {"bce_with_logits", loc}, input, target, reduction,
-      [](T u, T v) { return std::max(u, T(0)) - u * v + std::log1p(std::exp(-std::abs(u))); },
-      [](T u, T v) { return stable_sigmoid(u) - v; }, [](T u, T) { return -u; });
+      [](T u, T v) {
+        // NOTE: at u = +-inf, max(u, 0) - u v is inf - inf = NaN even when the target agrees;
+        // the limit is |u| times the target's disagreement (1 - v, or v for u < 0), 0 if none.
+        if (std::isinf(u)) {
+          const T disagree = u > 0 ? T(1) - v : v;
+          return disagree == T(0) ? T(0) : std::abs(u) * disagree;
+        }
+        return std::max(u, T(0)) - u * v + std::log1p(std::exp(-std::abs(u)));
+      },
+      [](const Tensor<T>& gi, Grads<T>& g, Location at) {
+        const Tensor<T> u = g.in(0);
+        if (g.needs(0)) g.to(0, mul(gi, sub(sigmoid(u, at), g.in(1), at), at));
+        if (g.needs(1)) g.to(1, neg(mul(gi, u, at), at));
+      },
+      Saves::in({0, 1}));
 }
 
 template <class T>
@@ -234,44 +267,29 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
   // Per row: m = max(row), loss = (m - row[label]) + log(sum(exp(row - m))). Keeping the two
   // terms apart (rather than forming logsumexp - row[label]) avoids cancellation at large
   // logits. Entries at -inf add exp(-inf) = 0, so a row with -inf logits stays finite as long as
-  // its label's logit (hence m) is finite. m and the log-sum are kept for backward, which then
-  // needs one exp per element and no second reduction.
-  std::vector<T> shift(rows);
-  std::vector<T> log_sum(rows);
+  // its label's logit (hence m) is finite.
   const T* xp = x.data();
-  for (std::size_t r = 0; r < rows; ++r) {
+  Array<T> value = reduce_losses<T>(Shape{rows}, rows, reduction, [&](std::size_t r) {
     const T* row = xp + r * classes;
     const T m = *std::max_element(row, row + classes);
     double s = 0.0;
     for (std::size_t c = 0; c < classes; ++c) s += static_cast<double>(std::exp(row[c] - m));
-    shift[r] = m;
-    log_sum[r] = static_cast<T>(std::log(s));
-  }
-  Array<T> value = reduce_losses<T>(Shape{rows}, rows, reduction, [&](std::size_t r) {
-    return (shift[r] - xp[r * classes + labels[r]]) + log_sum[r];
+    return (m - row[labels[r]]) + static_cast<T>(std::log(s));
   });
-  return record<T>({"cross_entropy", loc}, std::move(value), {logits},
-                   [reduction, rows, classes, labels = std::move(labels), shift = std::move(shift),
-                    log_sum = std::move(log_sum)](const Array<T>& grad, Grads<T>& g) {
-                     // cross_entropy: logsumexp(self[n]) - self[n, target[n]]
-                     //   self: grad[n] * (softmax(self[n]) - one_hot(target[n]))
-                     //   with softmax(self[n]) = exp((self[n] - max(self[n])) - log(sum(exp(self[n]
-                     //   - max))))
-                     if (!g.needs(0)) return;
-                     const T* a = g.in(0).data();
-                     Array<T> gx = Array<T>::from_shape(Shape{rows, classes});
-                     T* gxp = gx.data();
-                     for_each_grad(grad, reduction, rows, [&](std::size_t r, T gr) {
-                       const T* row = a + r * classes;
-                       T* out = gxp + r * classes;
-                       const T m = shift[r];
-                       const T ls = log_sum[r];
-                       for (std::size_t c = 0; c < classes; ++c)
-                         out[c] = gr * std::exp((row[c] - m) - ls);
-                       out[labels[r]] -= gr;
-                     });
-                     g.to(0, std::move(gx));
-                   });
+  return record<T>(
+      {"cross_entropy", loc}, std::move(value), {logits},
+      [reduction, rows, classes, loc, labels = std::move(labels)](const Tensor<T>& grad,
+                                                                  Grads<T>& g) {
+        // cross_entropy: logsumexp(self[n]) - self[n, target[n]]
+        //   self: grad[n] * (softmax(self[n]) - one_hot(target[n]))
+        // softmax is the op (shifted by the row max, so it never overflows) and the one-hot a
+        // constant, so this gradient is differentiable again.
+        if (!g.needs(0)) return;
+        const Tensor<T> p = softmax(g.in(0), 1, loc);
+        g.to(0, mul(row_grad(grad, reduction, rows, loc),
+                    sub(p, one_hot(labels, classes, T(1)), loc), loc));
+      },
+      Saves::in({0}));
 }
 
 template <class T>
@@ -323,16 +341,14 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
                                     [&](std::size_t r) { return -xp[r * classes + labels[r]]; });
   return record<T>(
       {"nll", loc}, std::move(value), {log_probs},
-      [reduction, rows, classes, labels = std::move(labels)](const Array<T>& grad, Grads<T>& g) {
+      [reduction, rows, classes, loc, labels = std::move(labels)](const Tensor<T>& grad,
+                                                                  Grads<T>& g) {
         // nll_loss: -self[n, target[n]]
-        //   self: -grad[n] at [n, target[n]], 0 elsewhere
+        //   self: -grad[n] at [n, target[n]], 0 elsewhere (grad times a constant -one_hot)
         if (!g.needs(0)) return;
-        Array<T> gx(Shape{rows, classes}, T(0));
-        T* gxp = gx.data();
-        for_each_grad(grad, reduction, rows,
-                      [&](std::size_t r, T gr) { gxp[r * classes + labels[r]] = -gr; });
-        g.to(0, std::move(gx));
-      });
+        g.to(0, mul(row_grad(grad, reduction, rows, loc), one_hot(labels, classes, T(-1)), loc));
+      },
+      Saves::none());
 }
 
 #define XGRAD_INSTANTIATE_LOSS(T)                                                                 \

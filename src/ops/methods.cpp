@@ -111,6 +111,14 @@ Tensor<V> Tensor<V>::log(Location loc) const {
   return xgrad::log(*this, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::sin(Location loc) const {
+  return xgrad::sin(*this, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::cos(Location loc) const {
+  return xgrad::cos(*this, loc);
+}
+template <class V>
 Tensor<V> Tensor<V>::sqrt(Location loc) const {
   return xgrad::sqrt(*this, loc);
 }
@@ -155,6 +163,155 @@ Tensor<V> Tensor<V>::log_softmax(int d, Location loc) const {
   return xgrad::log_softmax(*this, d, loc);
 }
 
+// ---- the rest of torch::Tensor's method forms ----
+
+template <class V>
+Tensor<V> Tensor<V>::argmax(int d, bool keepdim) const {
+  return xgrad::argmax(*this, d, keepdim);
+}
+template <class V>
+Tensor<V> Tensor<V>::argmax() const {
+  return xgrad::argmax(xgrad::reshape(*this, {-1}), 0).reshape({});
+}
+template <class V>
+Tensor<V> Tensor<V>::argmin(int d, bool keepdim) const {
+  return xgrad::argmin(*this, d, keepdim);
+}
+template <class V>
+Tensor<V> Tensor<V>::argmin() const {
+  return xgrad::argmin(xgrad::reshape(*this, {-1}), 0).reshape({});
+}
+template <class V>
+Tensor<V> Tensor<V>::amax(const std::vector<int>& dims, bool keepdim, Location loc) const {
+  return xgrad::max(*this, dims, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::amin(const std::vector<int>& dims, bool keepdim, Location loc) const {
+  return xgrad::min(*this, dims, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::add(const Tensor& other, Location loc) const {
+  return xgrad::add(*this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::add(V s, Location loc) const {
+  return xgrad::add(*this, s, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::sub(const Tensor& other, Location loc) const {
+  return xgrad::sub(*this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::sub(V s, Location loc) const {
+  return xgrad::add(*this, -s, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::mul(const Tensor& other, Location loc) const {
+  return xgrad::mul(*this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::mul(V s, Location loc) const {
+  return xgrad::mul(*this, s, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::div(const Tensor& other, Location loc) const {
+  return xgrad::div(*this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::div(V s, Location loc) const {
+  return xgrad::div(*this, s, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::maximum(const Tensor& other, Location loc) const {
+  return xgrad::maximum(*this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::minimum(const Tensor& other, Location loc) const {
+  return xgrad::minimum(*this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::where(const Tensor& condition, const Tensor& other, Location loc) const {
+  return xgrad::where(condition, *this, other, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::heaviside(V value_at_zero, Location loc) const {
+  return xgrad::heaviside(*this, value_at_zero, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::gt(const Tensor& other) const {
+  return xgrad::gt(*this, other);
+}
+template <class V>
+Tensor<V> Tensor<V>::gt(V s) const {
+  return xgrad::gt(*this, Tensor::scalar(s));
+}
+template <class V>
+Tensor<V> Tensor<V>::lt(const Tensor& other) const {
+  return xgrad::lt(*this, other);
+}
+template <class V>
+Tensor<V> Tensor<V>::lt(V s) const {
+  return xgrad::lt(*this, Tensor::scalar(s));
+}
+template <class V>
+Tensor<V> Tensor<V>::ge(const Tensor& other) const {
+  return xgrad::ge(*this, other);
+}
+template <class V>
+Tensor<V> Tensor<V>::ge(V s) const {
+  return xgrad::ge(*this, Tensor::scalar(s));
+}
+template <class V>
+Tensor<V> Tensor<V>::le(const Tensor& other) const {
+  return xgrad::le(*this, other);
+}
+template <class V>
+Tensor<V> Tensor<V>::le(V s) const {
+  return xgrad::le(*this, Tensor::scalar(s));
+}
+template <class V>
+Tensor<V> Tensor<V>::eq(const Tensor& other) const {
+  return xgrad::eq(*this, other);
+}
+template <class V>
+Tensor<V> Tensor<V>::eq(V s) const {
+  return xgrad::eq(*this, Tensor::scalar(s));
+}
+
+#define XGRAD_INSTANTIATE_MORE_METHODS(V)                                            \
+  template Tensor<V> Tensor<V>::argmax(int, bool) const;                             \
+  template Tensor<V> Tensor<V>::argmax() const;                                      \
+  template Tensor<V> Tensor<V>::argmin(int, bool) const;                             \
+  template Tensor<V> Tensor<V>::argmin() const;                                      \
+  template Tensor<V> Tensor<V>::amax(const std::vector<int>&, bool, Location) const; \
+  template Tensor<V> Tensor<V>::amin(const std::vector<int>&, bool, Location) const; \
+  template Tensor<V> Tensor<V>::add(const Tensor&, Location) const;                  \
+  template Tensor<V> Tensor<V>::add(V, Location) const;                              \
+  template Tensor<V> Tensor<V>::sub(const Tensor&, Location) const;                  \
+  template Tensor<V> Tensor<V>::sub(V, Location) const;                              \
+  template Tensor<V> Tensor<V>::mul(const Tensor&, Location) const;                  \
+  template Tensor<V> Tensor<V>::mul(V, Location) const;                              \
+  template Tensor<V> Tensor<V>::div(const Tensor&, Location) const;                  \
+  template Tensor<V> Tensor<V>::div(V, Location) const;                              \
+  template Tensor<V> Tensor<V>::maximum(const Tensor&, Location) const;              \
+  template Tensor<V> Tensor<V>::minimum(const Tensor&, Location) const;              \
+  template Tensor<V> Tensor<V>::where(const Tensor&, const Tensor&, Location) const; \
+  template Tensor<V> Tensor<V>::heaviside(V, Location) const;                        \
+  template Tensor<V> Tensor<V>::gt(const Tensor&) const;                             \
+  template Tensor<V> Tensor<V>::gt(V) const;                                         \
+  template Tensor<V> Tensor<V>::lt(const Tensor&) const;                             \
+  template Tensor<V> Tensor<V>::lt(V) const;                                         \
+  template Tensor<V> Tensor<V>::ge(const Tensor&) const;                             \
+  template Tensor<V> Tensor<V>::ge(V) const;                                         \
+  template Tensor<V> Tensor<V>::le(const Tensor&) const;                             \
+  template Tensor<V> Tensor<V>::le(V) const;                                         \
+  template Tensor<V> Tensor<V>::eq(const Tensor&) const;                             \
+  template Tensor<V> Tensor<V>::eq(V) const;
+
+XGRAD_INSTANTIATE_MORE_METHODS(float)
+XGRAD_INSTANTIATE_MORE_METHODS(double)
+// ---- end of the method forms ----
+
 #define XGRAD_INSTANTIATE_METHODS(V)                                                           \
   template Tensor<V> Tensor<V>::matmul(const Tensor&, Location) const;                         \
   template Tensor<V> Tensor<V>::T(Location) const;                                             \
@@ -183,6 +340,8 @@ Tensor<V> Tensor<V>::log_softmax(int d, Location loc) const {
   template Tensor<V> Tensor<V>::exp(Location) const;                                           \
   template Tensor<V> Tensor<V>::log(Location) const;                                           \
   template Tensor<V> Tensor<V>::sqrt(Location) const;                                          \
+  template Tensor<V> Tensor<V>::sin(Location) const;                                           \
+  template Tensor<V> Tensor<V>::cos(Location) const;                                           \
   template Tensor<V> Tensor<V>::abs(Location) const;                                           \
   template Tensor<V> Tensor<V>::pow(V, Location) const;                                        \
   template Tensor<V> Tensor<V>::pow(const Tensor&, Location) const;                            \

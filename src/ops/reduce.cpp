@@ -45,6 +45,7 @@ struct Plan {
   Shape out;              // output shape as returned
   std::size_t count = 1;  // elements folded into each output element
   Block block;            // the reduced dims as one block of the buffer, if they are one
+  bool keepdim = false;   // as asked (the reduction that undoes a spread needs it)
 };
 
 template <class T>
@@ -56,6 +57,7 @@ Plan plan(const char* op, const Tensor<T>& a, const std::vector<int>& dims, bool
   p.out = ops::reduced_shape(p.in, p.dims, keepdim);
   for (std::size_t d : p.dims) p.count *= p.in[d];
   p.block = block_of(p.in, p.dims);
+  p.keepdim = keepdim;
   return p;
 }
 
@@ -107,6 +109,27 @@ Array<T> spread(const Array<T>& grad, const Plan& p, T scale) {
   return r;
 }
 
+// The reduced dims as xgrad dims (for the sum that is a spread's derivative).
+inline std::vector<int> int_dims(const Plan& p) {
+  return std::vector<int>(p.dims.begin(), p.dims.end());
+}
+
+/// Internal op: `grad` (of the reduction's output shape p.out) spread back over the input shape
+/// p.in, times `scale`; sum's and mean's derivative, recorded so that it is differentiable again.
+/// Its own derivative is the reduction it undoes.
+template <class T>
+Tensor<T> spread_op(OpName op, const Tensor<T>& grad, const Plan& p, T scale) {
+  return record<T>(
+      op, spread(grad.value(), p, scale), {grad},
+      [p, scale, at = op.where](const Tensor<T>& gg, Grads<T>& g) {
+        // expand: gg.sum(dims, keepdim) * scale
+        if (!g.needs(0)) return;
+        Tensor<T> s = sum<T>(gg, int_dims(p), p.keepdim, at);
+        g.to(0, scale == T(1) ? s : mul<T>(s, scale, at));
+      },
+      Saves::none());
+}
+
 template <class T>
 void check_not_empty(const char* op, const Plan& p, const std::vector<int>& dims) {
   if (p.count != 0) return;
@@ -148,14 +171,26 @@ Tensor<T> extremum(OpName op, const Tensor<T>& a, const std::vector<int>& dims, 
     }
     out.data()[i] = best;
   }
-  return record<T>(op, std::move(out), {a}, [p](const Array<T>& grad, Grads<T>& g) {
-    // amax/amin: grad shared equally among the elements equal to the result (NaN matches NaN)
-    const auto& in = g.in(0);
-    const auto result = xt::broadcast(xt::reshape_view(g.out(), p.keep), p.in);
-    const Array<T> hit = xt::cast<T>(xt::equal(in, result) || (xt::isnan(in) && xt::isnan(result)));
-    Array<T> ties = xt::sum(hit, p.dims, xt::keep_dims);
-    g.to(0, hit * xt::broadcast(xt::reshape_view(grad, p.keep) / ties, p.in));
-  });
+  return record<T>(
+      op, std::move(out), {a},
+      [p, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+        // amax/amin: grad shared equally among the elements equal to the result (NaN matches
+        // NaN). The share (mask / ties) is piecewise constant in self: built as a constant
+        // array, so the derivative of this derivative is right (zero through the mask).
+        if (!g.needs(0)) return;
+        const Array<T>& in = g.value(0);
+        Array<T> share = Array<T>::from_shape(p.in);
+        if (in.size() != 0) {  // (xtensor's reducers on an empty array: see reduce_sum)
+          const auto result = xt::broadcast(xt::reshape_view(g.out_value(), p.keep), p.in);
+          const Array<T> hit =
+              xt::cast<T>(xt::equal(in, result) || (xt::isnan(in) && xt::isnan(result)));
+          const Array<T> ties = xt::sum(hit, p.dims, xt::keep_dims);
+          share = hit / ties;
+        }
+        g.to(0,
+             mul<T>(Tensor<T>(std::move(share)), spread_op<T>({"expand", at}, grad, p, T(1)), at));
+      },
+      Saves::in({0}, true));
 }
 
 }  // namespace
@@ -163,10 +198,13 @@ Tensor<T> extremum(OpName op, const Tensor<T>& a, const std::vector<int>& dims, 
 template <class T>
 Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
   Plan p = plan("sum", a, dims, keepdim);
-  return record<T>({"sum", loc}, reduce_sum<T>(a.value(), p), {a},
-                   [p](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, spread(grad, p, T(1)));  // sum: grad expanded to self's shape
-                   });
+  return record<T>(
+      {"sum", loc}, reduce_sum<T>(a.value(), p), {a},
+      [p, loc](const Tensor<T>& grad, Grads<T>& g) {
+        // sum: grad expanded to self's shape
+        if (g.needs(0)) g.to(0, spread_op<T>({"sum_backward", loc}, grad, p, T(1)));
+      },
+      Saves::none());
 }
 
 template <class T>
@@ -176,9 +214,12 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, L
   const T scale = T(1) / static_cast<T>(p.count);
   Array<T> out = reduce_sum<T>(a.value(), p) * scale;
   return record<T>(
-      {"mean", loc}, std::move(out), {a}, [p, scale](const Array<T>& grad, Grads<T>& g) {
-        g.to(0, spread(grad, p, scale));  // mean: grad expanded to self's shape / count
-      });
+      {"mean", loc}, std::move(out), {a},
+      [p, scale, loc](const Tensor<T>& grad, Grads<T>& g) {
+        // mean: grad expanded to self's shape / count
+        if (g.needs(0)) g.to(0, spread_op<T>({"mean_backward", loc}, grad, p, scale));
+      },
+      Saves::none());
 }
 
 template <class T>

@@ -1,6 +1,9 @@
 // Shape ops: reshape and its relatives, broadcast_to, concat/stack, index_select and slice.
 // Forward and backward side by side. No backward here reads a saved value: each one only moves
 // gradient entries back to where they came from, so the lambdas capture shapes and indices only.
+// Those moves are themselves recorded ops (regrid, the piece cut from a join and its padding,
+// the index gather and its scatter-add), each the other's derivative, so that the gradients are
+// differentiable again under create_graph.
 //
 // Every Array is a row-major xarray, so its buffer holds its elements contiguously in row-major
 // order; reshape, concat, stack, index_select and slice rely on that to move whole runs with
@@ -9,6 +12,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,10 +54,13 @@ Array<T> copy_as(const Array<T>& src, const Shape& shape) {
 template <class T>
 Tensor<T> regrid(OpName op, const Tensor<T>& a, const Shape& shape) {
   const Shape in_shape = a.shape();
-  return record<T>(op, copy_as(a.value(), shape), {a},
-                   [in_shape](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, copy_as(grad, in_shape));  // view ops: grad.reshape(self.sizes())
-                   });
+  return record<T>(
+      op, copy_as(a.value(), shape), {a},
+      [in_shape, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+        // view ops: grad.reshape(self.sizes())
+        if (g.needs(0)) g.to(0, regrid<T>({"reshape", at}, grad, in_shape));
+      },
+      Saves::none());
 }
 
 /// The geometry of a gather along one dim of a row-major array: `outer` blocks of `extent` rows
@@ -96,24 +103,63 @@ void scatter_add_rows(const T* src, T* dst, const Rows& r, const std::vector<std
   }
 }
 
-/// Records the selection of `index` along `dim` of `a` (index_select, slice). The indices must
-/// be in range. Backward: the gradient scatter-added into zeros of a's shape.
+/// A selection of rows along one dim of a tensor of shape `whole`, as a pair of internal ops
+/// that are each other's derivative: the gather (index_select, slice) and the scatter-add of
+/// rows into zeros of the whole shape (its derivative). The indices must be in range.
+struct Selection {
+  const char* gather;   // op names (string literals)
+  const char* scatter;  //
+  Location at;          // where the user's op was called
+  std::size_t dim;
+  Shape whole;  // the shape gathered from (and scattered into)
+  Rows r;       // its geometry along dim
+  std::shared_ptr<const std::vector<std::size_t>> index;  // shared by every op of the pair
+};
+
 template <class T>
-Tensor<T> select_rows(OpName op, const Tensor<T>& a, std::size_t dim,
-                      std::vector<std::size_t> index) {
-  const Shape in_shape = a.shape();
-  const Rows r = rows_of(in_shape, dim);
-  Shape out_shape = in_shape;
-  out_shape[dim] = index.size();
+Tensor<T> scatter_op(const Selection& s, const Tensor<T>& part);
+
+/// Internal op (index_select, slice): out[o, j, :] = a[o, index[j], :].
+template <class T>
+Tensor<T> gather_op(const Selection& s, const Tensor<T>& a) {
+  Shape out_shape = s.whole;
+  out_shape[s.dim] = s.index->size();
   Array<T> out = Array<T>::from_shape(out_shape);
-  gather_rows(a.value().data(), out.data(), r, index);
-  return record<T>(op, std::move(out), {a},
-                   [in_shape, r, index = std::move(index)](const Array<T>& grad, Grads<T>& g) {
-                     // index_select: zeros(self.sizes()).index_add_(dim, index, grad)
-                     Array<T> gx(in_shape, T(0));
-                     scatter_add_rows(grad.data(), gx.data(), r, index);
-                     g.to(0, std::move(gx));
-                   });
+  gather_rows(a.value().data(), out.data(), s.r, *s.index);
+  return record<T>(
+      {s.gather, s.at}, std::move(out), {a},
+      [s](const Tensor<T>& grad, Grads<T>& g) {
+        // index_select: zeros(self.sizes()).index_add_(dim, index, grad)
+        if (g.needs(0)) g.to(0, scatter_op<T>(s, grad));
+      },
+      Saves::none());
+}
+
+/// Internal op (the gather's derivative): zeros of the whole shape with part[o, j, :] added
+/// into row index[j] of each block; repeated indices add up.
+template <class T>
+Tensor<T> scatter_op(const Selection& s, const Tensor<T>& part) {
+  Array<T> whole(s.whole, T(0));
+  scatter_add_rows(part.value().data(), whole.data(), s.r, *s.index);
+  return record<T>(
+      {s.scatter, s.at}, std::move(whole), {part},
+      [s](const Tensor<T>& grad, Grads<T>& g) {
+        // index_add (into zeros), source: grad.index_select(dim, index)
+        if (g.needs(0)) g.to(0, gather_op<T>(s, grad));
+      },
+      Saves::none());
+}
+
+/// Records the selection of `index` along `dim` of `a` (index_select, slice; the scatter that is
+/// its derivative is named `backward`). The indices must be in range.
+template <class T>
+Tensor<T> select_rows(OpName op, const char* backward, const Tensor<T>& a, std::size_t dim,
+                      std::vector<std::size_t> index) {
+  Shape in_shape = a.shape();
+  const Rows r = rows_of(in_shape, dim);
+  return gather_op<T>(Selection{op.name, backward, op.where, dim, std::move(in_shape), r,
+                                std::make_shared<const std::vector<std::size_t>>(std::move(index))},
+                      a);
 }
 
 /// For each of `count` blocks: copies `len` contiguous elements from src + b * src_stride to
@@ -137,45 +183,90 @@ void copy_blocks(const T* src, std::size_t src_stride, T* dst, std::size_t dst_s
   }
 }
 
+/// One input's share of a joined buffer: in each of `outer` blocks of `stride` elements, the
+/// `len` contiguous elements from `offset`. Two internal ops, each the other's derivative, move
+/// it: the piece cut from the whole (a join's derivative) and the piece padded with zeros to
+/// the whole shape.
+struct Piece {
+  const char* take;  // op names (string literals)
+  const char* put;   //
+  Location at;       // where the user's op was called
+  Shape piece;       // the input's shape
+  Shape whole;       // the joined shape
+  std::size_t outer;
+  std::size_t stride;
+  std::size_t offset;
+  std::size_t len;
+};
+
+template <class T>
+Tensor<T> put_piece(const Piece& p, const Tensor<T>& piece);
+
+/// Internal op (split / unbind: concat's and stack's derivative): the piece cut from `whole`.
+template <class T>
+Tensor<T> take_piece(const Piece& p, const Tensor<T>& whole) {
+  Array<T> part = Array<T>::from_shape(p.piece);
+  if (whole.value().size() != 0) {  // (no pointer arithmetic on an empty buffer)
+    copy_blocks(whole.value().data() + p.offset, p.stride, part.data(), p.len, p.len, p.outer);
+  }
+  return record<T>(
+      {p.take, p.at}, std::move(part), {whole},
+      [p](const Tensor<T>& grad, Grads<T>& g) {
+        // narrow / select: zeros(self.sizes()) with grad copied into the piece
+        if (g.needs(0)) g.to(0, put_piece<T>(p, grad));
+      },
+      Saves::none());
+}
+
+/// Internal op (take_piece's derivative): zeros of the whole shape with `piece` copied in.
+template <class T>
+Tensor<T> put_piece(const Piece& p, const Tensor<T>& piece) {
+  Array<T> whole(p.whole, T(0));
+  if (whole.size() != 0) {
+    copy_blocks(piece.value().data(), p.len, whole.data() + p.offset, p.stride, p.len, p.outer);
+  }
+  return record<T>(
+      {p.put, p.at}, std::move(whole), {piece},
+      [p](const Tensor<T>& grad, Grads<T>& g) {
+        // the padding's derivative: grad cut back to the piece
+        if (g.needs(0)) g.to(0, take_piece<T>(p, grad));
+      },
+      Saves::none());
+}
+
 /// Records the joining of `tensors` (validated by the caller) into `out_shape`, seen as `outer`
 /// blocks in which tensor k contributes extents[k] consecutive rows of `inner` elements
-/// (concat: the extents along dim; stack: 1 each). Backward: the gradient cut back into pieces.
+/// (concat: the extents along dim; stack: 1 each). Backward: the gradient cut back into pieces
+/// (internal ops named `take`, whose derivatives are named `put`).
 template <class T>
-Tensor<T> join(OpName op, const std::vector<Tensor<T>>& tensors, const Shape& out_shape,
-               std::size_t outer, std::size_t inner, const std::vector<std::size_t>& extents) {
+Tensor<T> join(OpName op, const char* take, const char* put, const std::vector<Tensor<T>>& tensors,
+               const Shape& out_shape, std::size_t outer, std::size_t inner,
+               const std::vector<std::size_t>& extents) {
   std::size_t total = 0;
   for (std::size_t e : extents) total += e;
   const std::size_t out_stride = total * inner;
   Array<T> out = Array<T>::from_shape(out_shape);
-  std::vector<Shape> shapes;
-  shapes.reserve(tensors.size());
+  std::vector<Piece> pieces;
+  pieces.reserve(tensors.size());
   std::size_t offset = 0;
   for (std::size_t k = 0; k < tensors.size(); ++k) {
-    shapes.push_back(tensors[k].shape());
     const std::size_t len = extents[k] * inner;
+    pieces.push_back(
+        {take, put, op.where, tensors[k].shape(), out_shape, outer, out_stride, offset, len});
     if (out.size() != 0) {  // (no pointer arithmetic on an empty buffer)
       copy_blocks(tensors[k].value().data(), len, out.data() + offset, out_stride, len, outer);
     }
     offset += len;
   }
-  return record<T>(op, std::move(out), tensors,
-                   [shapes = std::move(shapes), extents, outer, inner, out_stride](
-                       const Array<T>& grad, Grads<T>& g) {
-                     // cat / stack: grad split along dim into the inputs' extents
-                     std::size_t start = 0;
-                     for (std::size_t k = 0; k < shapes.size(); ++k) {
-                       const std::size_t len = extents[k] * inner;
-                       if (g.needs(k)) {
-                         Array<T> part = Array<T>::from_shape(shapes[k]);
-                         if (grad.size() != 0) {
-                           copy_blocks(grad.data() + start, out_stride, part.data(), len, len,
-                                       outer);
-                         }
-                         g.to(k, std::move(part));
-                       }
-                       start += len;
-                     }
-                   });
+  return record<T>(
+      op, std::move(out), tensors,
+      [pieces = std::move(pieces)](const Tensor<T>& grad, Grads<T>& g) {
+        // cat / stack: grad split along dim into the inputs' extents
+        for (std::size_t k = 0; k < pieces.size(); ++k) {
+          if (g.needs(k)) g.to(k, take_piece<T>(pieces[k], grad));
+        }
+      },
+      Saves::none());
 }
 
 }  // namespace
@@ -295,10 +386,12 @@ Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc) {
   }
   detail::check_element_count("broadcast_to", shape, sizeof(T));
   Array<T> out = xt::broadcast(a.value(), shape);
-  return record<T>({"broadcast_to", loc}, std::move(out), {a},
-                   [](const Array<T>& grad, Grads<T>& g) {
-                     g.to(0, grad);  // expand: grad summed to self's shape (by the engine)
-                   });
+  return record<T>(
+      {"broadcast_to", loc}, std::move(out), {a},
+      [](const Tensor<T>& grad, Grads<T>& g) {
+        if (g.needs(0)) g.to(0, grad);  // expand: grad summed to self's shape (by the engine)
+      },
+      Saves::none());
 }
 
 // ---- concat / stack ----
@@ -337,8 +430,8 @@ Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
     extents.push_back(s[d]);
     out_shape[d] += s[d];
   }
-  return join({"concat", loc}, tensors, out_shape, extent_product(first, 0, d),
-              extent_product(first, d + 1, rank), extents);
+  return join({"concat", loc}, "split", "split_backward", tensors, out_shape,
+              extent_product(first, 0, d), extent_product(first, d + 1, rank), extents);
 }
 
 template <class T>
@@ -359,8 +452,9 @@ Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
   }
   Shape out_shape = first;
   out_shape.insert(out_shape.begin() + static_cast<std::ptrdiff_t>(d), tensors.size());
-  return join({"stack", loc}, tensors, out_shape, extent_product(first, 0, d),
-              extent_product(first, d, first.size()), std::vector<std::size_t>(tensors.size(), 1));
+  return join({"stack", loc}, "unbind", "unbind_backward", tensors, out_shape,
+              extent_product(first, 0, d), extent_product(first, d, first.size()),
+              std::vector<std::size_t>(tensors.size(), 1));
 }
 
 // ---- index_select / slice ----
@@ -378,7 +472,7 @@ Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_
                        shape_str(in_shape) + ")");
     }
   }
-  return select_rows({"index_select", loc}, a, d, index);
+  return select_rows({"index_select", loc}, "index_select_backward", a, d, index);
 }
 
 template <class T>
@@ -403,7 +497,7 @@ Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t en
   for (std::int64_t j = 0; j < count; ++j) {
     index[static_cast<std::size_t>(j)] = static_cast<std::size_t>(lo + j * step);
   }
-  return select_rows({"slice", loc}, a, d, std::move(index));
+  return select_rows({"slice", loc}, "slice_backward", a, d, std::move(index));
 }
 
 #define XGRAD_INSTANTIATE_SHAPE(T)                                                             \

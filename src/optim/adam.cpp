@@ -1,6 +1,7 @@
 // Adam and AdamW, line for line torch.optim.Adam's single-tensor update (_single_tensor_adam,
 // amsgrad off), AdamW being its decoupled-weight-decay variant.
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -82,6 +83,59 @@ void Adam<T>::step() {
       v[k] = v[k] * beta2 + one_m_beta2 * gk * gk;
       const T denom = std::sqrt(v[k]) / bc2_sqrt + eps;
       p[k] -= step_size * (m[k] / denom);
+    }
+  }
+}
+
+template <class T>
+void Adam<T>::save_state(const std::vector<std::string>& names, StateDict& out) const {
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    if (steps_[i] == 0) continue;
+    out.scalars[names[i] + ".step"] = static_cast<double>(steps_[i]);
+    for (const auto& [suffix, src] :
+         {std::pair{".exp_avg", &exp_avg_[i]}, std::pair{".exp_avg_sq", &exp_avg_sq_[i]}}) {
+      Array<double> buf = Array<double>::from_shape(this->params()[i].shape());
+      std::copy(src->begin(), src->end(), buf.data());
+      out.tensors[names[i] + suffix] = std::move(buf);
+    }
+  }
+}
+
+template <class T>
+void Adam<T>::load_state(const std::vector<std::string>& names, const StateDict& state,
+                         const std::function<void(const std::string&)>& take, bool apply) {
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const std::string step_key = names[i] + ".step";
+    const auto step = state.scalars.find(step_key);
+    std::int64_t t = 0;
+    if (step != state.scalars.end()) {
+      take(step_key);
+      // Integral, and small enough that double held it exactly.
+      if (!(step->second >= 0 && step->second <= 9007199254740992.0 &&
+            step->second == std::floor(step->second))) {
+        this->state_error("the state's '" + step_key + "' is " + num(step->second) +
+                          ", not a step count");
+      }
+      t = static_cast<std::int64_t>(step->second);
+    }
+    const Array<double>* m = nullptr;
+    const Array<double>* v = nullptr;
+    for (const auto& [suffix, dst] : {std::pair{".exp_avg", &m}, std::pair{".exp_avg_sq", &v}}) {
+      const std::string key = names[i] + suffix;
+      *dst = this->state_buffer(state, key, i);
+      if (*dst) {
+        take(key);
+      } else if (t > 0) {
+        this->state_error("the state has '" + step_key + "' but no '" + key + "'");
+      }
+    }
+    if (!apply) continue;
+    steps_[i] = t;
+    exp_avg_[i].clear();
+    exp_avg_sq_[i].clear();
+    if (t > 0) {
+      exp_avg_[i].assign(m->begin(), m->end());
+      exp_avg_sq_[i].assign(v->begin(), v->end());
     }
   }
 }

@@ -28,7 +28,7 @@ T clip_grad_norm_(const std::vector<Tensor<T>>& params, double max_norm, double 
   double acc = 0;
   for (const auto& p : params) {
     if (!p.has_grad()) continue;
-    const Array<T>& grad = p.grad();
+    const Array<T>& grad = p.grad().value();
     const T* g = grad.data();
     const std::size_t n = grad.size();
     if (inf_norm) {
@@ -51,7 +51,7 @@ T clip_grad_norm_(const std::vector<Tensor<T>>& params, double max_norm, double 
     std::string where;
     for (std::size_t i = 0; i < params.size() && where.empty(); ++i) {
       if (!params[i].has_grad()) continue;
-      const Array<T>& g = params[i].grad();
+      const Array<T>& g = params[i].grad().value();
       if (std::any_of(g.begin(), g.end(), [](T v) { return !std::isfinite(v); })) {
         where = "; parameter " + std::to_string(i) + " (shape " + shape_str(params[i].shape()) +
                 ") has a non-finite gradient";

@@ -1,5 +1,6 @@
 // SGD, line for line torch.optim.SGD's single-tensor update (_single_tensor_sgd).
 
+#include <algorithm>
 #include <cmath>
 
 #include <xgrad/autograd.hpp>
@@ -69,6 +70,30 @@ void SGD<T>::step() {
       b[k] = first ? d : momentum * b[k] + damp * d;
       p[k] -= lr * (nesterov ? d + momentum * b[k] : b[k]);
     }
+  }
+}
+
+template <class T>
+void SGD<T>::save_state(const std::vector<std::string>& names, StateDict& out) const {
+  for (std::size_t i = 0; i < momentum_.size(); ++i) {
+    if (momentum_[i].empty()) continue;
+    Array<double> buf = Array<double>::from_shape(this->params()[i].shape());
+    std::copy(momentum_[i].begin(), momentum_[i].end(), buf.data());
+    out.tensors[names[i] + ".momentum_buffer"] = std::move(buf);
+  }
+}
+
+template <class T>
+void SGD<T>::load_state(const std::vector<std::string>& names, const StateDict& state,
+                        const std::function<void(const std::string&)>& take, bool apply) {
+  for (std::size_t i = 0; i < momentum_.size(); ++i) {
+    const std::string key = names[i] + ".momentum_buffer";
+    const Array<double>* buf = this->state_buffer(state, key, i);
+    if (buf) take(key);
+    if (!apply) continue;
+    // A parameter without a buffer starts it afresh at its next step, as torch does.
+    momentum_[i].clear();
+    if (buf) momentum_[i].assign(buf->begin(), buf->end());
   }
 }
 

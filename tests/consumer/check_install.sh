@@ -43,6 +43,10 @@ done
 if grep -rlE -- '-m(no-)?avx|-march|-W(error|no-)' "$prefix/$libdir/cmake/xgrad" "$prefix/$libdir/pkgconfig"; then
   fail "the package passes xgrad's own compile flags on to its users"
 fi
+# Installed headers are all a user has: their comments must not send them to the repository.
+cited=$(grep -rnE '[A-Za-z0-9_]+\.(md|py)\b|\b(src|tests|docs|examples|benchmarks)/|CMakeLists' \
+  "$prefix/include/xgrad" || true)
+[ -z "$cited" ] || fail "installed headers cite files outside the package: $cited"
 grep -q "#define XGRAD_VERSION_STRING \"$version\"" "$prefix/include/xgrad/version.hpp" ||
   fail "installed version.hpp does not say $version"
 
@@ -96,10 +100,15 @@ static_libs=$(pkg-config --static --libs xgrad)
 for l in -lxgrad_core -lopenblas; do
   [[ " $static_libs " == *" $l "* ]] || fail "pkg-config --static --libs lacks $l: $static_libs"
 done
+# The package's own flags must be enough to run the program from a prefix the dynamic loader does
+# not search: Libs carries the rpath, and LD_LIBRARY_PATH is cleared for the run.
+[[ " $pc " == *" -Wl,-rpath,"* ]] || fail "pkg-config --libs xgrad has no rpath: $pc"
 # shellcheck disable=SC2086  # the flags are meant to split
 "$cxx" -std=c++20 $flags "$here/pkgconfig_main.cpp" -o "$work/pc_consumer" $pc \
-  -Wl,-rpath,"$prefix/$libdir" >"$work/pc.log" 2>&1 || { cat "$work/pc.log"; fail "compiling with pkg-config's flags"; }
-out=$("$work/pc_consumer") || fail "pc_consumer exited with $?"
+  >"$work/pc.log" 2>&1 || { cat "$work/pc.log"; fail "compiling with pkg-config's flags"; }
+deps=$(env -u LD_LIBRARY_PATH ldd "$work/pc_consumer")
+[[ $deps == *"$prefix/"*libxgrad_core.so* ]] || fail "pc_consumer does not find libxgrad_core.so in $prefix: $deps"
+out=$(env -u LD_LIBRARY_PATH "$work/pc_consumer") || fail "pc_consumer exited with $?"
 echo "  pc_consumer: $out"
 [ "$out" = "xgrad $version via pkg-config: sum 30, grad [2 4 6 8]" ] || fail "pc_consumer printed '$out'"
 # The Array type does not depend on the instruction set: a program compiled for plain x86-64

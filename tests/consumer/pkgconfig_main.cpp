@@ -9,7 +9,8 @@ int main() {
   auto x = xgrad::Tensor<float>::arange(1.0f, 5.0f).requires_grad_();
   auto s = (x * x).sum();
   s.backward();
+  const auto& g = x.grad().value();
   std::printf("xgrad %s via pkg-config: sum %g, grad [%g %g %g %g]\n", XGRAD_VERSION_STRING,
-              s.item(), x.grad()(0), x.grad()(1), x.grad()(2), x.grad()(3));
+              s.item(), g(0), g(1), g(2), g(3));
   return 0;
 }

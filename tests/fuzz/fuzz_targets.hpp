@@ -24,11 +24,15 @@
 #include <vector>
 
 #include <xgrad/data/csv.hpp>
+#include <xgrad/data/dataloader.hpp>
 #include <xgrad/data/hdf5.hpp>
 #include <xgrad/data/idx.hpp>
 #include <xgrad/data/npy.hpp>
 #include <xgrad/error.hpp>
+#include <xgrad/io/checkpoint.hpp>
 #include <xgrad/io/safetensors.hpp>
+#include <xgrad/ops.hpp>
+#include <xgrad/optim/lr_scheduler.hpp>
 
 #include "data/idx_rows.hpp"
 
@@ -162,6 +166,44 @@ inline void run_safetensors(const unsigned char* data, std::size_t size, const S
     };
     xgrad::io::load_into<double>(targets, path);
   });
+}
+
+/// The model of the checkpoint target: "layer.weight" [2, 3] and "layer.bias" [2], as the
+/// corpus of make_checkpoint_corpus.py.
+class CheckpointModel : public xgrad::nn::Module<double> {
+ public:
+  CheckpointModel() {
+    w_ = this->register_parameter("layer.weight", xgrad::Tensor<double>::zeros({2, 3}));
+    b_ = this->register_parameter("layer.bias", xgrad::Tensor<double>::zeros({2}));
+  }
+  xgrad::Tensor<double> forward(const xgrad::Tensor<double>& x) override {
+    return xgrad::linear(x, w_, b_);
+  }
+  std::string describe() const override { return "CheckpointModel"; }
+
+ private:
+  xgrad::Tensor<double> w_, b_;
+};
+
+/// Module checkpoints: the input is the file, loaded by io::load into the model (names, shapes
+/// and CRC-32) and by io::load_checkpoint with an SGD optimiser, a StepLR schedule and a loader.
+inline void run_checkpoint(const unsigned char* data, std::size_t size, const ScratchFile& file) {
+  const std::string& path = file.write(data, size);
+  // A checkpoint that loads replaces the global generator's state: put it back, so that replaying
+  // the corpus leaves the rest of a test program as it was.
+  const std::string global_state = xgrad::default_generator().get_state();
+  CheckpointModel model;
+  allow_errors([&] { xgrad::io::load(model, path); });
+  allow_errors([&] {
+    xgrad::optim::SGD<double> sgd(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+    xgrad::optim::StepLR<double> schedule(sgd, 2, 0.5);
+    xgrad::data::DataLoader<double> loader(xgrad::Tensor<double>::zeros({4, 3}),
+                                           xgrad::Tensor<double>::zeros({4}));
+    xgrad::io::Checkpoint<double> ckpt{
+        .model = &model, .optimizer = &sgd, .scheduler = &schedule, .loader = &loader};
+    xgrad::io::load_checkpoint(ckpt, path);
+  });
+  xgrad::default_generator().set_state(global_state);
 }
 
 /// HDF5: the input is the file; reads the datasets of tests/data/catvnoncat_tiny.h5 (integer,

@@ -98,3 +98,6 @@ put("safetensors", "other_dtypes", safetensors(
 h5 = read("catvnoncat_tiny.h5")
 put("hdf5", "catvnoncat_tiny.h5", h5)
 put("hdf5", "cut_short.h5", h5[:2048])
+
+# The checkpoint target's corpus has a script of its own (standard library only).
+exec(open(os.path.join(HERE, "make_checkpoint_corpus.py")).read())

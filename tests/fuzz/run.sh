@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets and runs each for a given time on a scratch copy of its seed corpus.
-#   tests/fuzz/run.sh SECONDS [TARGET...]      TARGET: idx csv npy safetensors hdf5 (default: all)
+#   tests/fuzz/run.sh SECONDS [TARGET...]      TARGET: idx csv npy safetensors checkpoint hdf5 (default: all)
 # Environment: XGRAD_FUZZ_BUILD (build dir, default build-fuzz), XGRAD_FUZZ_ARGS (extra libFuzzer
 # flags). Targets run one after the other, each on one core. A run stops at its first finding and
 # leaves the input under the run's folder (printed); exit status 1 when any target found something.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-all_targets=(idx csv npy safetensors hdf5)
+all_targets=(idx csv npy safetensors checkpoint hdf5)
 if (($# < 1)) || ! [[ $1 =~ ^[0-9]+$ ]]; then
   echo "usage: $0 SECONDS [${all_targets[*]}]" >&2
   exit 2

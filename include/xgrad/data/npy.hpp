@@ -17,7 +17,9 @@ Tensor<T> read_npy(const std::string& path);
 
 /// Writes the tensor's value as a little-endian C-order .npy file ('<f4' or '<f8'). The data go to
 /// a temporary file next to `path` that replaces it only once complete, so a failed write leaves
-/// no half-written file; failures raise IoError naming the path.
+/// no half-written file. A symbolic link is written through; an existing file keeps its mode;
+/// a `path` that is a device, FIFO or directory is refused and left as it was. Failures raise
+/// IoError naming the path.
 template <class T>
 void write_npy(const Tensor<T>& tensor, const std::string& path);
 

@@ -9,8 +9,14 @@
 //             and the tensors cover it exactly, with no gap, overlap or trailing byte
 //
 // Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a crash or a full
-// disk never leaves a damaged checkpoint behind. Reads check every field and offset against the
-// file before trusting it; any fault raises IoError naming the path, the tensor and the byte.
+// disk never leaves a damaged checkpoint behind. A symbolic link is written through to its target;
+// an existing file keeps its permission bits and (where allowed) its group; a path that exists but
+// is not a regular file (a device, a FIFO) is refused with IoError and left as it was. Temporary
+// files are hidden (".<name>.<hash>.xgrad-tmp.<pid>.<random>.tmp"); one left by a killed save is
+// removed by a later save of the same file once its process is gone. Reads refuse anything but
+// a regular file before they could block, and check every field and offset against the file
+// before trusting it; any fault raises IoError naming the path, the tensor and the byte. A double
+// beyond float's range, loaded as float, is such a fault (it would become inf).
 
 #include <map>
 #include <string>

@@ -3,9 +3,11 @@
 // torch.nn. Parameters are named by dotted paths ("0.weight", "encoder.fc1.bias") that are
 // stable across runs, so checkpoints can be matched by name.
 
+#include <concepts>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -13,9 +15,50 @@
 
 namespace xgrad::nn {
 
+/// A shared handle on a module, like libtorch's module holders: `fc1->forward(x)`, `fc1(x)` and
+/// `*fc1` all reach the module, and copies share it. register_module() returns one.
+template <class M>
+class Handle {
+ public:
+  /// An empty handle, to be assigned from register_module() in a constructor.
+  Handle() = default;
+  /// Shares `module`.
+  Handle(std::shared_ptr<M> module) : module_(std::move(module)) {}  // NOLINT: implicit by design
+  /// The module's members: `fc1->weight()`, `fc1->forward(x)`. ValueError when empty.
+  M* operator->() const { return &checked(); }
+  /// The module.
+  M& operator*() const { return checked(); }
+  /// The module's forward(args...): `fc1(x)`.
+  template <class... Args>
+  decltype(auto) operator()(Args&&... args) const {
+    return checked().forward(std::forward<Args>(args)...);
+  }
+  /// The module, or nullptr when empty.
+  M* get() const { return module_.get(); }
+  /// The shared pointer the handle holds.
+  const std::shared_ptr<M>& ptr() const { return module_; }
+  /// The handle as a shared pointer to M or to one of its bases (for containers).
+  template <class B>
+  requires std::convertible_to<M*, B*>
+  operator std::shared_ptr<B>() const {  // NOLINT: implicit by design
+    return module_;
+  }
+  /// True when the handle holds a module.
+  explicit operator bool() const { return module_ != nullptr; }
+
+ private:
+  M& checked() const {
+    if (!module_) {
+      throw ValueError("xgrad::nn::Handle: the handle is empty (no module was registered into it)");
+    }
+    return *module_;
+  }
+  std::shared_ptr<M> module_;
+};
+
 /// Base of every layer and model: owns named parameters and child modules and maps a tensor to
 /// a tensor (torch::nn::Module). Derive from it, register parameters and children in the
-/// constructor, and override forward() and describe().
+/// constructor, and override forward(); describe() is optional.
 template <class T>
 class Module {
  public:
@@ -29,8 +72,9 @@ class Module {
   /// forward(input), so that a module is called like a function.
   Tensor<T> operator()(const Tensor<T>& input) { return forward(input); }
 
-  /// One line describing this module alone, like PyTorch's extra_repr: "Linear(784, 256)".
-  virtual std::string describe() const = 0;
+  /// One line describing this module alone, like PyTorch's extra_repr: "Linear(784, 256)". By
+  /// default the class name without namespaces ("Net", "Block<float>").
+  virtual std::string describe() const;
 
   /// Every parameter of this module and its children, depth first in registration order.
   std::vector<Tensor<T>> parameters() const;
@@ -57,17 +101,37 @@ class Module {
  protected:
   /// Adds a parameter (marked requires_grad) under `name`; returns the stored handle.
   Tensor<T>& register_parameter(std::string name, Tensor<T> parameter);
-  /// Adds a child module under `name`.
+  /// A module is moved when it is registered by value (register_module("fc", Linear(...))).
+  Module(Module&&) = default;
+
+  /// Adds a child module under `name` and returns a handle on it (ValueError for a null module or
+  /// a name already taken).
   template <class M>
-  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+  requires std::derived_from<M, Module> Handle<M> register_module(std::string name,
+                                                                  std::shared_ptr<M> module) {
+    check_child(name, module != nullptr);
     children_.emplace_back(std::move(name), module);
-    return module;
+    return Handle<M>(std::move(module));
+  }
+  /// Adds the module held by `module` under `name`.
+  template <class M>
+  requires std::derived_from<M, Module> Handle<M> register_module(std::string name,
+                                                                  const Handle<M>& module) {
+    return register_module(std::move(name), module.ptr());
+  }
+  /// Moves `module` into a new child under `name`: `fc1 = register_module("fc1", Linear<T>(4, 2))`.
+  template <class M>
+  requires(std::derived_from<std::remove_cvref_t<M>, Module> && !std::is_lvalue_reference_v<M>)
+      Handle<std::remove_cvref_t<M>> register_module(std::string name, M&& module) {
+    return register_module(std::move(name),
+                           std::make_shared<std::remove_cvref_t<M>>(std::forward<M>(module)));
   }
 
  private:
   void collect(const std::string& prefix,
                std::vector<std::pair<std::string, Tensor<T>>>& out) const;
   void print(std::string& out, const std::string& name, int depth) const;
+  void check_child(const std::string& name, bool non_null) const;
 
   std::vector<std::pair<std::string, Tensor<T>>> parameters_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

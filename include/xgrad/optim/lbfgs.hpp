@@ -57,7 +57,8 @@ class LBFGS : public Optimizer<T> {
   /// evaluations. If the line search fails (no decrease, a non-finite loss, or LBFGSpp's loss of
   /// precision), the step stops there and leaves the parameters and gradients at the last
   /// accepted point instead of raising. Raises ValueError when the closure returns an undefined
-  /// or multi-element tensor, or a non-finite loss or gradient at the starting point; an error
+  /// or multi-element tensor, leaves no parameter with a gradient (it did not call backward()),
+  /// or gives a non-finite loss or gradient at the starting point; an error
   /// raised by the closure propagates after the parameters are restored to that point.
   T step(const Closure& closure);
 
@@ -67,6 +68,15 @@ class LBFGS : public Optimizer<T> {
   std::int64_t n_iter() const;
   /// Closure evaluations over all step() calls (torch's state['func_evals']).
   std::int64_t func_evals() const;
+
+ protected:
+  /// Per parameter: its part of the direction "d", of the previous gradient "prev_flat_grad",
+  /// and of the curvature pairs "old_dirs" (y) and "old_stps" (s), oldest first, [k, ...shape];
+  /// numbers "t", "n_iter", "func_evals" (torch's names).
+  void save_state(const std::vector<std::string>& names, StateDict& out) const override;
+  /// Reads what save_state writes and rebuilds the two-loop recursion from the pairs.
+  void load_state(const std::vector<std::string>& names, const StateDict& state,
+                  const std::function<void(const std::string&)>& take, bool apply) override;
 
  private:
   struct State;

@@ -4,12 +4,26 @@
 // state buffers between steps, so a step allocates nothing after the first.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <xgrad/tensor.hpp>
 
 namespace xgrad::optim {
+
+/// An optimiser's or scheduler's state, as torch's state_dict(): what it needs to continue
+/// exactly where it stopped. Buffers are kept in double whatever the parameters' type (float
+/// converts exactly).
+struct StateDict {
+  /// Whose state: "SGD", "Adam", "AdamW", "LBFGS", "StepLR", "CosineAnnealingLR".
+  std::string type;
+  /// Buffers, keyed "<parameter name>.<buffer>" as "0.weight.momentum_buffer".
+  std::map<std::string, Array<double>> tensors;
+  /// Numbers: "lr", "<parameter name>.step", "last_epoch", ...
+  std::map<std::string, double> scalars;
+};
 
 /// Base of every optimiser: the parameter list, the learning rate and zero_grad().
 template <class T>
@@ -35,6 +49,19 @@ class Optimizer {
   /// "SGD", "Adam", ...: the name that starts this optimiser's error messages.
   const std::string& name() const { return name_; }
 
+  // ---- state, for checkpoints ----
+  /// The state (lr, and the buffers and step counts of every parameter that has any), with
+  /// parameter i keyed by names[i]: give the model's names (Module::named_parameters()) so that
+  /// the state fits the model whatever order the parameters were listed in. Without names the
+  /// keys are the positions "0", "1", ...
+  StateDict state_dict(const std::vector<std::string>& names = {}) const;
+  /// Restores a state_dict() of the same optimiser type, keyed by the same names. Raises IoError,
+  /// changing nothing, for another type, a key that names no parameter or buffer, a missing
+  /// entry, a buffer whose shape is not its parameter's, or a value out of its domain; and
+  /// ValueError when `names` does not name every parameter once. The options other than lr are
+  /// those this optimiser was built with.
+  void load_state_dict(const StateDict& state, const std::vector<std::string>& names = {});
+
  protected:
   /// Checks lr (> 0, finite) and that params is non-empty and holds distinct leaves that require
   /// grad; raises ValueError naming `name` otherwise.
@@ -51,6 +78,20 @@ class Optimizer {
   void check_state_size(std::size_t i, std::size_t state_size) const;
   /// Raises ValueError unless `value` is finite and >= 0 (or > 0 when `positive`).
   void check_option(const char* option, double value, bool positive = false) const;
+
+  /// Adds the derived optimiser's buffers and numbers to `out` (lr is already there).
+  virtual void save_state(const std::vector<std::string>& names, StateDict& out) const = 0;
+  /// Reads them back: checks everything, throwing IoError (via state_error), and calls `take`
+  /// with every key it reads, so that the base can refuse keys nobody read; then, if `apply`,
+  /// which the base sets only once a first call passed, replaces the optimiser's state.
+  virtual void load_state(const std::vector<std::string>& names, const StateDict& state,
+                          const std::function<void(const std::string&)>& take, bool apply) = 0;
+  /// IoError("xgrad::<name>::load_state_dict: <what>").
+  [[noreturn]] void state_error(const std::string& what) const;
+  /// The state's buffer `key`, checked to have parameter i's shape (with `lead` extra leading
+  /// dims) and, when `in_T`, values that T holds, or nullptr when absent.
+  const Array<double>* state_buffer(const StateDict& state, const std::string& key, std::size_t i,
+                                    const Shape& lead = {}, bool in_T = true) const;
 
  private:
   std::vector<Tensor<T>> params_;
@@ -89,6 +130,10 @@ class SGD : public Optimizer<T> {
   const SGDOptions& options() const { return options_; }
 
  private:
+  void save_state(const std::vector<std::string>& names, StateDict& out) const override;
+  void load_state(const std::vector<std::string>& names, const StateDict& state,
+                  const std::function<void(const std::string&)>& take, bool apply) override;
+
   SGDOptions options_;
   std::vector<std::vector<T>> momentum_;  // empty until the parameter's first step
 };
@@ -140,6 +185,11 @@ class Adam : public Optimizer<T> {
  protected:
   /// For AdamW: decoupled weight decay, and `name` in error messages.
   Adam(std::vector<Tensor<T>> params, AdamOptions options, bool decoupled, std::string name);
+  /// Per parameter that has stepped: "<name>.step", "<name>.exp_avg", "<name>.exp_avg_sq".
+  void save_state(const std::vector<std::string>& names, StateDict& out) const override;
+  /// Reads what save_state writes.
+  void load_state(const std::vector<std::string>& names, const StateDict& state,
+                  const std::function<void(const std::string&)>& take, bool apply) override;
 
  private:
   AdamOptions options_;
