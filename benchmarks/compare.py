@@ -28,6 +28,7 @@ WORKLOADS = [
     ("image_classifier", "image classifier (209x4096-8-1, 2,500 steps)", 1.2),
     ("fashion_mnist_epoch", "Fashion-MNIST epoch (784-256-128-10, batch 64)", 1.2),
     ("wide_mlp_step", "wide MLP step (512 x 1024-1024-1024-10)", 1.0),
+    ("pinn_step", "PINN step (1-32-32-1 tanh, 64 points, u'' by create_graph, float64)", 3.0),
 ]
 THREADS = [1, 2]
 UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -124,11 +125,11 @@ def main():
                     times.setdefault((side, name, t), []).append(r[key])
 
     print("## Workloads\n")
-    print("Time per workload run (per step for the wide MLP); ratio = libtorch / xgrad (higher is "
-          "better for xgrad); GFLOP/s counts the matrix products only; peak = OpenBLAS's "
-          "cblas_sgemm 1024^3 at the same thread count; GEMM floor = the same products through "
-          "cblas_sgemm alone (libtorch's BLAS). Above 100% xgrad's products beat OpenBLAS's: on "
-          "CPUs with AVX-512 it runs the large single-threaded ones on BLIS.\n")
+    print("Time per workload run (per step for the wide MLP and the PINN); ratio = libtorch / xgrad "
+          "(higher is better for xgrad); GFLOP/s counts the matrix products only; peak = "
+          "OpenBLAS's cblas_sgemm 1024^3 at the same thread count; GEMM floor = the same products "
+          "through cblas_sgemm alone (the BLAS both sides call). Above 100% xgrad's products beat "
+          "OpenBLAS's (its own kernels for skinny float products on CPUs with AVX-512).\n")
     print("| workload | threads | xgrad | libtorch | ratio | target | GFLOP/s | % of SGEMM peak "
           "| GEMM floor | floor / xgrad | loss diff |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -2,6 +2,8 @@
 
 #include <sys/resource.h>
 
+#include <numbers>
+
 #include <cblas.h>
 
 #include <xgrad/data/data.hpp>
@@ -23,11 +25,15 @@ std::vector<std::size_t> fashion_sizes() {
 std::vector<std::size_t> wide_sizes() {
   return {1024, 1024, 1024, 10};
 }
+std::vector<std::size_t> pinn_sizes() {
+  return {1, 32, 32, 1};
+}
 
 namespace {
 
-MlpInit extract(const nn::MLP<float>& model) {
-  MlpInit init;
+template <class T>
+BasicMlpInit<T> extract(const nn::MLP<T>& model) {
+  BasicMlpInit<T> init;
   for (const auto* layer : model.linears()) {
     init.weights.push_back(layer->weight().value());
     init.biases.push_back(layer->bias().value());
@@ -36,16 +42,6 @@ MlpInit extract(const nn::MLP<float>& model) {
 }
 
 }  // namespace
-
-void load(nn::MLP<float>& model, const MlpInit& init) {
-  const auto layers = model.linears();
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    F w = layers[i]->weight();
-    F b = layers[i]->bias();
-    w.mutable_value() = init.weights[i];
-    b.mutable_value() = init.biases[i];
-  }
-}
 
 // ---- data and initial weights ----
 
@@ -107,6 +103,11 @@ Dataset wide_data() {
 MlpInit wide_init() {
   Generator gen(7);
   return extract(nn::MLP<float>(wide_sizes(), nn::Act::ReLU, nn::Act::Identity, gen));
+}
+
+BasicMlpInit<double> pinn_init() {
+  Generator gen(8);
+  return extract(nn::MLP<double>(pinn_sizes(), nn::Act::Tanh, nn::Act::Identity, gen));
 }
 
 Array<float> tiny_x() {
@@ -206,6 +207,37 @@ double run_wide(const Dataset& data, const MlpInit& init, int steps) {
     sgd.step();
     last = loss.item();
   }
+  return last;
+}
+
+PinnRun::PinnRun(const BasicMlpInit<double>& init)
+    : net_(pinn_sizes(), nn::Act::Tanh, nn::Act::Identity),
+      x_(D::linspace(0.0, 1.0, kPinnPoints).reshape({-1, 1})),
+      source_(sin(x_ * std::numbers::pi) * (-std::numbers::pi * std::numbers::pi)),
+      adam_(
+          [&] {
+            load(net_, init);
+            return net_.parameters();
+          }(),
+          {.lr = kPinnLr}) {}
+
+double PinnRun::step() {
+  // examples/pinn.cpp's residual loss: u = x (1 - x) N(x), u'' by two create_graph passes.
+  adam_.zero_grad();
+  auto x = x_.detach().requires_grad_();
+  auto u = x * (1.0 - x) * net_(x);
+  auto du = grad({u.sum()}, {x}, {.create_graph = true})[0];
+  auto d2u = grad({du.sum()}, {x}, {.create_graph = true})[0];
+  auto loss = mse(d2u, source_);
+  loss.backward();
+  adam_.step();
+  return loss.item();
+}
+
+double run_pinn(const BasicMlpInit<double>& init, int steps) {
+  PinnRun run(init);
+  double last = 0;
+  for (int s = 0; s < steps; ++s) last = run.step();
   return last;
 }
 

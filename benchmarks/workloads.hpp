@@ -43,18 +43,28 @@ inline constexpr int kWideSteps = 5;
 inline constexpr double kWideLr = 0.01;
 inline constexpr double kWideMomentum = 0.9;
 
-/// Layer sizes of the three MLP workloads.
+/// examples/pinn.cpp's training step: a tanh MLP 1-32-32-1 in float64 on 64 collocation points;
+/// its loss holds u'' taken through two create_graph passes, so each step differentiates the
+/// network three times. Adam at lr 0.01; kPinnSteps steps per measurement.
+inline constexpr std::size_t kPinnPoints = 64;
+inline constexpr double kPinnLr = 0.01;
+inline constexpr int kPinnSteps = 100;
+
+/// Layer sizes of the MLP workloads.
 std::vector<std::size_t> image_sizes();
 std::vector<std::size_t> fashion_sizes();
 std::vector<std::size_t> wide_sizes();
+std::vector<std::size_t> pinn_sizes();
 
 // ---- data and initial weights ----
 
 /// Weights [out, in] and biases [out] of each Linear layer, in order.
-struct MlpInit {
-  std::vector<Array<float>> weights;
-  std::vector<Array<float>> biases;
+template <class T>
+struct BasicMlpInit {
+  std::vector<Array<T>> weights;
+  std::vector<Array<T>> biases;
 };
+using MlpInit = BasicMlpInit<float>;
 
 /// A classification set: inputs [N, features]; targets [N, 1] (binary) or [N] (class indices).
 struct Dataset {
@@ -79,8 +89,20 @@ MlpInit fashion_init();
 Dataset wide_data();
 MlpInit wide_init();
 
+/// nn::MLP's default initialisation of pinn_sizes() from Generator(8).
+BasicMlpInit<double> pinn_init();
+
 /// Overwrites the model's parameters with `init` (same shapes), as loading a checkpoint would.
-void load(xgrad::nn::MLP<float>& model, const MlpInit& init);
+template <class T>
+void load(xgrad::nn::MLP<T>& model, const BasicMlpInit<T>& init) {
+  const auto layers = model.linears();
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    xgrad::Tensor<T> w = layers[i]->weight();
+    xgrad::Tensor<T> b = layers[i]->bias();
+    w.mutable_value() = init.weights[i];
+    b.mutable_value() = init.biases[i];
+  }
+}
 
 /// The two [4, 4] inputs of the tiny chain.
 Array<float> tiny_x();
@@ -101,6 +123,19 @@ double run_fashion_epoch(const Dataset& data, const MlpInit& init,
                          std::size_t max_batches = static_cast<std::size_t>(-1));
 /// Loss of the last of `steps` steps.
 double run_wide(const Dataset& data, const MlpInit& init, int steps = kWideSteps);
+
+/// examples/pinn.cpp's Adam phase: `steps` steps; returns the last step's loss.
+class PinnRun {
+ public:
+  explicit PinnRun(const BasicMlpInit<double>& init);
+  double step();
+
+ private:
+  xgrad::nn::MLP<double> net_;
+  xgrad::Tensor<double> x_, source_;
+  xgrad::optim::Adam<double> adam_;
+};
+double run_pinn(const BasicMlpInit<double>& init, int steps = kPinnSteps);
 
 // ---- cost model ----
 

@@ -79,6 +79,15 @@ void wide_mlp_step(benchmark::State& state) {
   finish(state, loss, mlp_step_flops(wide_sizes(), kWideBatch));
 }
 
+void pinn_step(benchmark::State& state) {
+  // One iteration is one Adam step of a run of exactly kPinnSteps steps (Iterations below).
+  xgrad::set_num_threads(static_cast<int>(state.range(0)));
+  PinnRun run(pinn_init());
+  double loss = 0;
+  for (auto _ : state) loss = run.step();
+  finish(state, loss, 0);
+}
+
 // ---- floors ----
 
 void sgemm_peak(benchmark::State& state) {
@@ -93,7 +102,7 @@ void sgemm_peak(benchmark::State& state) {
   finish(state, 0, 2.0 * n * n * n);
 }
 
-// The same product through xgrad's gemm (BLIS on CPUs where it beats OpenBLAS).
+// The same product through xgrad's gemm (the dispatcher in front of the BLAS).
 void matmul_peak(benchmark::State& state) {
   xgrad::set_num_threads(static_cast<int>(state.range(0)));
   const std::size_t n = 1024;
@@ -138,6 +147,9 @@ void register_all() {
   threads(benchmark::RegisterBenchmark("wide_mlp_step", wide_mlp_step)
               ->Unit(benchmark::kMillisecond)
               ->Iterations(kWideSteps));
+  threads(benchmark::RegisterBenchmark("pinn_step", pinn_step)
+              ->Unit(benchmark::kMicrosecond)
+              ->Iterations(kPinnSteps));
   threads(benchmark::RegisterBenchmark("sgemm_peak", sgemm_peak)->Unit(benchmark::kMillisecond));
   threads(benchmark::RegisterBenchmark("matmul_peak", matmul_peak)->Unit(benchmark::kMillisecond));
 
