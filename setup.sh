@@ -2,10 +2,10 @@
 # Installs the Debian packages xgrad needs (only those missing), then optionally:
 #   ./setup.sh demo   build in release mode and run the main demo (Fashion-MNIST MLP)
 #   ./setup.sh test   what CI runs (.ci/run): check formatting, build the API reference, build and
-#                     run every test in release mode (XGRAD_GEMM=portable included) and again
-#                     under AddressSanitizer + UndefinedBehaviorSanitizer; with clang 16, build the
-#                     library, the tests and the fuzz targets (instrumented as for fuzzing) and run
-#                     the tests; run the threads test under ThreadSanitizer. Warnings are errors.
+#                     run every test in release mode with GCC (XGRAD_GEMM=portable included); with
+#                     clang 16, under AddressSanitizer + UndefinedBehaviorSanitizer, build the
+#                     library, the tests and the fuzz targets and run every test again; run the
+#                     threads test under ThreadSanitizer. Warnings are errors.
 #   ./setup.sh bench  install libtorch-dev, build the benchmarks and their libtorch peers, and
 #                     print the side-by-side tables (benchmarks/compare.py; extra arguments go to it)
 set -euo pipefail
@@ -72,21 +72,17 @@ case "${1:-}" in
     cmake --build build/release --target docs  # the API reference; any Doxygen warning fails
     stage "release tests"
     ctest --test-dir build/release --output-on-failure -j "$jobs"
-    stage "AddressSanitizer + UndefinedBehaviorSanitizer build and tests (GCC)"
-    build build/sanitize -DXGRAD_SANITIZE=ON -DXGRAD_WERROR=ON -DXGRAD_BUILD_EXAMPLES=OFF \
+    # clang 16 with warnings as errors, AddressSanitizer, UndefinedBehaviorSanitizer and the
+    # coverage instrumentation of the fuzz targets: one build gives the second compiler, the
+    # sanitized run of every test (the installed package and the doc snippets included) and the
+    # fuzz targets.
+    stage "clang 16 + ASan + UBSan build: library, tests, fuzz targets"
+    build build/clang -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+      -DXGRAD_SANITIZE=ON -DXGRAD_FUZZ=ON -DXGRAD_WERROR=ON -DXGRAD_BUILD_EXAMPLES=OFF \
       -DXGRAD_BUILD_BENCHMARKS=OFF
+    stage "clang 16 + ASan + UBSan tests"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-      ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
-    # clang 16 with warnings as errors, built as the fuzz targets need it (ASan, UBSan, coverage):
-    # one build gives the clang check, the fuzz targets and a second sanitized test run.
-    stage "clang 16 build: library, tests, fuzz targets"
-    configure build/clang -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
-      -DXGRAD_FUZZ=ON -DXGRAD_WERROR=ON -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCHMARKS=OFF
-    cmake --build build/clang -j "$jobs" --target xgrad_tests idx_fuzz csv_fuzz npy_fuzz \
-      safetensors_fuzz hdf5_fuzz checkpoint_fuzz
-    stage "clang 16 tests"
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-      ./build/clang/tests/xgrad_tests --gtest_brief=1
+      ctest --test-dir build/clang --output-on-failure -j "$jobs"
     # ThreadSanitizer: the core and the threads test only. Its instrumentation makes GCC report
     # warnings the other builds do not have (xtensor's printer), so they stay warnings here.
     # OpenBLAS stays on one thread: ThreadSanitizer cannot see inside it.
