@@ -35,6 +35,34 @@ struct PoolAllocator {
   friend bool operator==(const PoolAllocator&, const PoolAllocator&) { return true; }
   friend bool operator!=(const PoolAllocator&, const PoolAllocator&) { return false; }
 };
+
+/// A block of at least `bytes` bytes for a small object, aligned for any scalar type.
+void* small_allocate(std::size_t bytes);
+/// Returns a block from small_allocate(bytes) with the same `bytes`.
+void small_deallocate(void* p, std::size_t bytes) noexcept;
+
+/// The allocator of the engine's small objects: tensor handles, their storages, graph nodes and
+/// their edges. Every op makes a few of them and every backward pass frees them again, more of
+/// one size at a time than malloc's per-thread cache holds; per-thread free lists by size
+/// (bounded) hand the same blocks back op after op.
+template <class T>
+struct SmallAllocator {
+  using value_type = T;
+  SmallAllocator() noexcept = default;
+  template <class U>
+  SmallAllocator(const SmallAllocator<U>&) noexcept {}  // NOLINT: allocator rebinding
+  T* allocate(std::size_t n) {
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
+    return static_cast<T*>(small_allocate(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { small_deallocate(p, n * sizeof(T)); }
+  template <class U>
+  struct rebind {
+    using other = SmallAllocator<U>;
+  };
+  friend bool operator==(const SmallAllocator&, const SmallAllocator&) { return true; }
+  friend bool operator!=(const SmallAllocator&, const SmallAllocator&) { return false; }
+};
 }  // namespace detail
 
 /// Frees the blocks this thread keeps for reuse (the memory of arrays already destroyed).

@@ -13,9 +13,11 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include <xgrad/memory.hpp>
 #include <xgrad/tensor.hpp>
 
 namespace xgrad {
@@ -143,11 +145,13 @@ class Node : public std::enable_shared_from_this<Node<T>> {
   struct Edge {
     std::shared_ptr<Node> fn;
     std::shared_ptr<detail::TensorImpl<T>> leaf;
-    std::shared_ptr<detail::Storage<T>> saved;
+    // The input itself when its value is read: a tensor's storage never changes, so the handle
+    // pins the value as well as its storage would, and Grads::in() hands it out as it is.
+    std::shared_ptr<detail::TensorImpl<T>> saved;
     std::uint64_t version;
     typename Array<T>::shape_type shape;
   };
-  std::vector<Edge> edges_;
+  std::vector<Edge, detail::SmallAllocator<Edge>> edges_;
   std::shared_ptr<detail::Storage<T>> output_;  // only when the derivative reads it
   std::uint64_t output_version_ = 0;
   BackwardFn<T> backward_;
@@ -232,5 +236,17 @@ Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T
 /// True when an op over these inputs would be recorded (grad mode on and one requires grad).
 template <class T>
 bool needs_graph(TensorList<T> inputs);
+
+/// record() for a derivative given as a lambda (or any function object): it becomes a
+/// BackwardFn only when the op is recorded, so that an op run without a graph (grad mode off,
+/// as in every derivative of a plain backward) copies nothing its lambda captured.
+template <class T, class F>
+requires(std::is_class_v<std::decay_t<F>> && !std::is_same_v<std::decay_t<F>, BackwardFn<T>> &&
+         std::is_invocable_v<F&, const Tensor<T>&, Grads<T>&>)
+    Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, F&& backward,
+                     Saves saves = {}) {
+  if (!needs_graph(inputs)) return Tensor<T>(std::move(value));
+  return record<T>(op, std::move(value), inputs, BackwardFn<T>(std::forward<F>(backward)), saves);
+}
 
 }  // namespace xgrad

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bit>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -118,12 +119,91 @@ void pool_deallocate(void* p, std::size_t bytes) noexcept {
 
 }  // namespace detail
 
+namespace {
+
+// Small objects: classes of 16 bytes up to 512; a thread keeps at most 2,048 blocks of a class
+// and 1 MiB in all, room for the graphs of a few thousand ops. The lists are intrusive (a free
+// block holds the next one) and the thread's lists are plain data, so that taking and giving
+// back a block is a few instructions and no thread_local guard.
+constexpr std::size_t kSmallStep = 16;
+constexpr std::size_t kSmallClasses = 32;
+constexpr std::size_t kMaxSmallBlocksPerClass = 2048;
+constexpr std::size_t kMaxSmallCachedBytes = std::size_t(1) << 20;
+
+struct SmallLists {
+  void* head[kSmallClasses];
+  std::uint32_t count[kSmallClasses];
+  std::size_t bytes;
+  bool reaper_registered;
+  bool gone;
+};
+thread_local SmallLists small = {};
+
+void small_clear() {
+  for (std::size_t c = 0; c < kSmallClasses; ++c) {
+    while (small.head[c] != nullptr) {
+      void* p = small.head[c];
+      small.head[c] = *static_cast<void**>(p);
+      ::operator delete(p);
+    }
+    small.count[c] = 0;
+  }
+  small.bytes = 0;
+}
+
+// Frees the thread's blocks when it exits; made on the first block kept.
+struct SmallReaper {
+  ~SmallReaper() {
+    small_clear();
+    small.gone = true;
+  }
+};
+
+}  // namespace
+
+namespace detail {
+
+void* small_allocate(std::size_t bytes) {
+  const std::size_t c = bytes == 0 ? 0 : (bytes - 1) / kSmallStep;
+  if (!XGRAD_POOL_ENABLED || c >= kSmallClasses) return ::operator new(bytes);
+  if (void* p = small.head[c]) {
+    small.head[c] = *static_cast<void**>(p);
+    --small.count[c];
+    small.bytes -= (c + 1) * kSmallStep;
+    return p;
+  }
+  return ::operator new((c + 1) * kSmallStep);
+}
+
+void small_deallocate(void* p, std::size_t bytes) noexcept {
+  if (!p) return;
+  const std::size_t c = bytes == 0 ? 0 : (bytes - 1) / kSmallStep;
+  const std::size_t block = (c + 1) * kSmallStep;
+  if (!XGRAD_POOL_ENABLED || c >= kSmallClasses || small.gone ||
+      small.count[c] >= kMaxSmallBlocksPerClass || small.bytes + block > kMaxSmallCachedBytes) {
+    ::operator delete(p);
+    return;
+  }
+  if (!small.reaper_registered) {
+    small.reaper_registered = true;
+    thread_local SmallReaper reaper;
+    (void)reaper;
+  }
+  *static_cast<void**>(p) = small.head[c];
+  small.head[c] = p;
+  ++small.count[c];
+  small.bytes += block;
+}
+
+}  // namespace detail
+
 void release_cached_memory() {
   if (!cache_gone) cache.clear();
+  small_clear();
 }
 
 std::size_t cached_memory() {
-  return cache_gone ? 0 : cache.bytes;
+  return (cache_gone ? 0 : cache.bytes) + small.bytes;
 }
 
 }  // namespace xgrad

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -252,7 +253,7 @@ Node<T>::Node(const char* name, TensorList<T> inputs,
         e.leaf = impl;
       }
     }
-    if (saves.reads(i)) e.saved = impl->storage;
+    if (saves.reads(i)) e.saved = impl;
     edges_.push_back(std::move(e));
     ++i;
   }
@@ -312,7 +313,7 @@ void Grads<T>::not_saved(std::size_t i) const {
 template <class T>
 void Grads<T>::modified(std::size_t i) const {
   const bool is_output = i == node_.edges_.size();
-  const auto& storage = is_output ? *node_.output_ : *node_.edges_[i].saved;
+  const auto& storage = is_output ? *node_.output_ : *node_.edges_[i].saved->storage;
   const auto saved = is_output ? node_.output_version_ : node_.edges_[i].version;
   throw GraphError(std::string("xgrad::backward: ") +
                    (is_output ? std::string("the output") : "input " + std::to_string(i)) +
@@ -327,8 +328,9 @@ const Array<T>& Grads<T>::value(std::size_t i) const {
   check_index(i);
   const auto& edge = node_.edges_[i];
   if (!edge.saved) not_saved(i);
-  if (edge.saved->version != edge.version) modified(i);
-  return edge.saved->data;
+  const auto& storage = *edge.saved->storage;
+  if (storage.version != edge.version) modified(i);
+  return storage.data;
 }
 
 template <class T>
@@ -341,25 +343,16 @@ const Array<T>& Grads<T>::out_value() const {
 template <class T>
 Tensor<T> Grads<T>::in(std::size_t i) const {
   value(i);  // checks
-  const auto& edge = node_.edges_[i];
-  auto impl = std::make_shared<detail::TensorImpl<T>>();
-  if (create_graph()) {
-    // The leaf itself, so that a gradient reaches it; a non-leaf input is rebuilt around the
-    // saved value and the node that produced it.
-    if (edge.leaf && edge.leaf->storage == edge.saved) return Tensor<T>(edge.leaf);
-    if (edge.fn) {
-      impl->requires_grad = true;
-      impl->grad_fn = edge.fn;
-    }
-  }
-  impl->storage = edge.saved;
-  return Tensor<T>(std::move(impl));
+  // The input as the op saw it: under create_graph a leaf or a node's output that gradients
+  // flow back through, otherwise a value (grad mode is off, so nothing records).
+  return Tensor<T>(node_.edges_[i].saved);
 }
 
 template <class T>
 Tensor<T> Grads<T>::out() const {
   out_value();  // checks
-  auto impl = std::make_shared<detail::TensorImpl<T>>();
+  auto impl =
+      std::allocate_shared<detail::TensorImpl<T>>(detail::SmallAllocator<detail::TensorImpl<T>>());
   impl->storage = node_.output_;
   if (create_graph()) {
     // NOTE: a new handle pointing at this node, not the op's own output tensor: the node never
@@ -376,6 +369,8 @@ template <class T>
 class GraphTask {
  public:
   using Impl = detail::TensorImpl<T>;
+  // An output the pass starts from and the gradient given for it.
+  using Root = std::pair<std::shared_ptr<Impl>, Tensor<T>>;
 
   GraphTask(bool retain_graph, bool create_graph)
       : retain_graph_(retain_graph),
@@ -385,7 +380,9 @@ class GraphTask {
         index_(ws_.index),
         states_(ws_.states),
         leaf_index_(ws_.leaf_index),
-        leaves_(ws_.leaves) {
+        leaves_(ws_.leaves),
+        committed_(ws_.committed),
+        deferred_(ws_.deferred) {
     ws_.busy = true;
   }
   ~GraphTask() { ws_.clear(); }
@@ -405,7 +402,7 @@ class GraphTask {
   std::vector<Tensor<T>>& captured() { return captured_; }
 
   // Runs the pass from `roots`, each with the gradient given for it.
-  void run(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
+  void run(std::span<const Root> roots) {
     discover(roots);
     if (capture_) prune();
     try {
@@ -468,8 +465,9 @@ class GraphTask {
   // refuses to be differentiated, with the op's own edges so that a second pass reaches it.
   Tensor<T> mark_not_differentiable(Node<T>& node, Array<T>&& g) {
     Tensor<T> out(std::move(g));
-    auto err = std::make_shared<Node<T>>(
-        node.name_, TensorList<T>(std::vector<Tensor<T>>{}), out.impl()->storage,
+    auto err = std::allocate_shared<Node<T>>(
+        detail::SmallAllocator<Node<T>>(), node.name_, TensorList<T>(std::vector<Tensor<T>>{}),
+        out.impl()->storage,
         [name = node.name_](const Tensor<T>&, Grads<T>&) {
           throw GraphError(std::string("xgrad::backward: the derivative of '") + name +
                            "' was computed on arrays, so its gradient cannot be differentiated "
@@ -517,10 +515,14 @@ class GraphTask {
     std::vector<LeafState> leaves;
     std::vector<std::size_t> ready;
     std::vector<Node<T>*> stack;
+    std::vector<std::pair<std::shared_ptr<Impl>, std::shared_ptr<Impl>>> committed;
+    std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>> deferred;
     bool busy = false;
     void clear() {
       index.clear();
       leaf_index.clear();
+      release(committed);
+      release(deferred);
       // Lists grown by a huge graph are given back; everyday sizes are kept for the next pass.
       release(states);
       release(leaves);
@@ -545,8 +547,8 @@ class GraphTask {
   PtrIndex& leaf_index_;
   std::vector<LeafState>& leaves_;
   // Each leaf whose grad() this pass changed, with the gradient it had before.
-  std::vector<std::pair<std::shared_ptr<Impl>, std::shared_ptr<Impl>>> committed_;
-  std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>> deferred_;
+  std::vector<std::pair<std::shared_ptr<Impl>, std::shared_ptr<Impl>>>& committed_;
+  std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& deferred_;
 
   bool needed(const Node<T>* n) const {
     const std::size_t at = index_.find(n);
@@ -561,7 +563,7 @@ class GraphTask {
 
   // Every node reachable from the roots, each with the number of edges into it from the others
   // (it runs once they have all delivered), and every leaf with the same count.
-  void discover(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
+  void discover(std::span<const Root> roots) {
     auto& stack = ws_.stack;
     auto visit = [&](const std::shared_ptr<Node<T>>& n) {
       const auto [at, inserted] = index_.emplace(n.get(), states_.size());
@@ -625,7 +627,7 @@ class GraphTask {
     }
   }
 
-  void sweep(const std::vector<std::pair<std::shared_ptr<Impl>, Tensor<T>>>& roots) {
+  void sweep(std::span<const Root> roots) {
     for (const auto& [impl, g] : roots) {
       if (anomaly_) [[unlikely]] {
         const std::size_t bad = first_non_finite(g.value());
@@ -844,8 +846,9 @@ Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T
   if (!needs_graph(inputs)) return out;
   const auto& impl = out.impl();
   impl->requires_grad = true;
-  impl->grad_fn = std::make_shared<Node<T>>(op.name, inputs, impl->storage, std::move(backward),
-                                            saves, modes.anomaly ? op.where : Location());
+  impl->grad_fn = std::allocate_shared<Node<T>>(detail::SmallAllocator<Node<T>>(), op.name, inputs,
+                                                impl->storage, std::move(backward), saves,
+                                                modes.anomaly ? op.where : Location());
   return out;
 }
 
@@ -873,7 +876,8 @@ void Tensor<V>::backward_from(const Tensor<V>& gradient, BackwardOptions options
                      " for an output of shape " + shape_str(shape()));
   }
   GraphTask<V> task(options.retain_graph.value_or(options.create_graph), options.create_graph);
-  task.run({{impl_, gradient}});
+  const typename GraphTask<V>::Root root{impl_, gradient};
+  task.run({&root, 1});
 }
 
 template <class T>
@@ -901,7 +905,7 @@ std::vector<Tensor<T>> grad(const std::vector<Tensor<T>>& outputs,
     }
     if (first[i] == i) task.capture(impl, i);
   }
-  std::vector<std::pair<std::shared_ptr<detail::TensorImpl<T>>, Tensor<T>>> roots;
+  std::vector<typename GraphTask<T>::Root> roots;
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     const auto& out = outputs[k];
     if (!out.defined()) throw Error("xgrad::grad: output " + std::to_string(k) + " is undefined");

@@ -119,6 +119,8 @@ inline std::vector<int> int_dims(const Plan& p) {
 /// Its own derivative is the reduction it undoes.
 template <class T>
 Tensor<T> spread_op(OpName op, const Tensor<T>& grad, const Plan& p, T scale) {
+  // Without a graph (a plain backward) the plan is not copied into a derivative.
+  if (!needs_graph<T>({grad})) return Tensor<T>(spread(grad.value(), p, scale));
   return record<T>(
       op, spread(grad.value(), p, scale), {grad},
       [p, scale, at = op.where](const Tensor<T>& gg, Grads<T>& g) {
