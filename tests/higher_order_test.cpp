@@ -241,6 +241,31 @@ TEST(Hooks, AHookReturningAnotherShapeIsRefused) {
   expect_error<ShapeError>([&] { (x * 2.0).sum().backward(); }, {"hook", "[3]", "[2]"});
 }
 
+// Elementwise derivatives write their result over the incoming gradient when the pass alone
+// holds it; a gradient someone else holds (a seed, one a hook kept) must never change.
+TEST(Engine2, GradientsOthersHoldAreNeverWrittenOver) {
+  const auto x = D::from({0.5, -1.0, 2.0}).requires_grad_();
+  const auto y = (x * 3.0).tanh() - x;
+  const D seed = D::from({1.0, 2.0, 3.0});
+  y.backward(seed);
+  EXPECT_EQ(seed.value(), (Array<double>{1.0, 2.0, 3.0}));
+  const Array<double> t = xt::tanh(3.0 * x.value());
+  const Array<double> want = seed.value() * (3.0 * (1.0 - t * t) - 1.0);
+  EXPECT_TRUE(xt::allclose(x.grad().value(), want));
+
+  const auto z = x.detach().requires_grad_();
+  auto h = z * 2.0;
+  D seen;
+  h.register_hook([&](const D& g) {
+    seen = g;  // kept beyond the hook: the derivatives below must not write over it
+    return D();
+  });
+  (h.sigmoid() * 5.0).sum().backward();
+  const Array<double> s = 1.0 / (1.0 + xt::exp(-2.0 * x.value()));
+  EXPECT_TRUE(xt::allclose(seen.value(), 5.0 * s * (1.0 - s)));
+  EXPECT_TRUE(xt::allclose(z.grad().value(), 10.0 * s * (1.0 - s)));
+}
+
 TEST(Engine2, AFailedPassLeavesEveryGradAsItWasEvenAfterALeafWasFinal) {
   auto w1 = D::from({1.0}).requires_grad_();
   auto w2 = D::from({2.0}).requires_grad_();

@@ -186,6 +186,10 @@ class Grads {
   bool create_graph() const;
   /// Number of inputs.
   std::size_t size() const { return node_.edges_.size(); }
+  /// True in a plain pass when `grad` is the pass's own gradient that nothing else holds: the
+  /// derivative may then write its result into grad's array and hand grad on, instead of
+  /// allocating another (elementwise derivatives, whose result has grad's shape, do).
+  bool owns_grad(const Tensor<T>& grad) const;
 
   /// Adds `gradient` to input i's gradient. It may have the output's (broadcast) shape: the
   /// engine sums it down to the input's shape.

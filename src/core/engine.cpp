@@ -805,6 +805,11 @@ bool Grads<T>::create_graph() const {
 }
 
 template <class T>
+bool Grads<T>::owns_grad(const Tensor<T>& grad) const {
+  return !task_.create_graph() && grad.defined() && exclusively_owned(grad.impl());
+}
+
+template <class T>
 void Grads<T>::to(std::size_t i, Tensor<T> gradient) {
   if (!needs(i)) return;
   if (!gradient.defined()) {

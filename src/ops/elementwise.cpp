@@ -85,8 +85,16 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   return record<T>(
       {"sub", loc}, binary<T>(x, y, minus_f, x - y), {a, b},
       [](const Tensor<T>& grad, Grads<T>& g) {
-        g.to(0, grad);                       // sub: grad
-        if (g.needs(1)) g.to(1, neg(grad));  // sub: -grad
+        g.to(0, grad);  // sub: grad
+        if (!g.needs(1)) return;
+        if (g.owns_grad(grad)) {  // input 0 took no share of it: negated where it is
+          Tensor<T> r = grad;
+          T* v = r.mutable_value().data();
+          ops::simd::map(v, v, r.numel(), [](const auto& e) { return -e; });
+          g.to(1, std::move(r));
+        } else {
+          g.to(1, neg(grad));  // sub: -grad
+        }
       },
       Saves::none());
 }

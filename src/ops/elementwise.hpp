@@ -74,7 +74,15 @@ Tensor<T> unary(OpName op, const Tensor<T>& a, F f, D df, Reads reads) {
           const Array<T>& v = reads == Reads::input    ? g.value(0)
                               : reads == Reads::output ? g.out_value()
                                                        : d;
-          g.to(0, Tensor<T>(simd::map(d, v, df)));
+          if (g.owns_grad(grad)) {
+            // Element i of the result reads element i of grad only: written over grad.
+            Tensor<T> out = grad;
+            T* o = out.mutable_value().data();
+            simd::map(d.data(), v.data(), o, d.size(), df);
+            g.to(0, std::move(out));
+          } else {
+            g.to(0, Tensor<T>(simd::map(d, v, df)));
+          }
         }
       },
       saves);
@@ -100,8 +108,20 @@ Tensor<T> binary(OpName op, const Tensor<T>& a, const Tensor<T>& b, F f, DA da, 
         const Array<T>& xv = saves.reads(0) ? g.value(0) : d;
         const Array<T>& yv = saves.reads(1) ? g.value(1) : d;
         if (!g.create_graph() && simd::same_shape(d, xv) && simd::same_shape(d, yv)) {
-          if (need_a) g.to(0, Tensor<T>(simd::map(d, xv, yv, da)));
-          if (need_b) g.to(1, Tensor<T>(simd::map(d, xv, yv, db)));
+          // The last gradient computed may be written over grad (see unary()).
+          const bool reuse = g.owns_grad(grad);
+          const auto give = [&](std::size_t i, const auto& formula, bool last) {
+            if (reuse && last) {
+              Tensor<T> result = grad;
+              T* o = result.mutable_value().data();
+              simd::map(d.data(), xv.data(), yv.data(), o, d.size(), formula);
+              g.to(i, std::move(result));
+            } else {
+              g.to(i, Tensor<T>(simd::map(d, xv, yv, formula)));
+            }
+          };
+          if (need_a) give(0, da, !need_b);
+          if (need_b) give(1, db, true);
           return;
         }
         const Tensor<T> xt_ = saves.reads(0) ? g.in(0) : grad;
