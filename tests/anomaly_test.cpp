@@ -12,13 +12,15 @@ using D = Tensor<double>;
 using test::expect_error;
 
 // A custom op whose backward multiplies the gradient by `factor` (NaN or inf on demand). Being
-// recorded here, it is located on the line that calls record().
+// recorded here, it is located on the line where its name converts to an OpName (the line of the
+// call too for GCC, which places a default argument's source_location there; clang places it
+// at the argument).
 D scaled(const D& x, double factor, int& line) {
+  const auto backward = [factor](const Tensor<double>& grad, Grads<double>& g) {
+    g.to(0, grad * factor);
+  };
   line = __LINE__ + 1;
-  return record<double>(
-      "scaled", Array<double>(x.value()), {x},
-      [factor](const Tensor<double>& grad, Grads<double>& g) { g.to(0, grad * factor); },
-      Saves::none());
+  return record<double>("scaled", Array<double>(x.value()), {x}, backward, Saves::none());
 }
 
 TEST(Anomaly, OffByDefaultScopedAndThreadLocal) {

@@ -13,9 +13,14 @@
 
 #include "test_util.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)  // GCC
 #define XGRAD_TEST_ASAN 1
-#else
+#elif defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define XGRAD_TEST_ASAN 1
+#endif
+#endif
+#ifndef XGRAD_TEST_ASAN
 #define XGRAD_TEST_ASAN 0
 #endif
 #if defined(__GLIBC__)
