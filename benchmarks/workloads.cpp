@@ -214,12 +214,9 @@ PinnRun::PinnRun(const BasicMlpInit<double>& init)
     : net_(pinn_sizes(), nn::Act::Tanh, nn::Act::Identity),
       x_(D::linspace(0.0, 1.0, kPinnPoints).reshape({-1, 1})),
       source_(sin(x_ * std::numbers::pi) * (-std::numbers::pi * std::numbers::pi)),
-      adam_(
-          [&] {
-            load(net_, init);
-            return net_.parameters();
-          }(),
-          {.lr = kPinnLr}) {}
+      adam_(net_.parameters(), {.lr = kPinnLr}) {
+  load(net_, init);  // into the very tensors Adam holds; it has no state yet
+}
 
 double PinnRun::step() {
   // examples/pinn.cpp's residual loss: u = x (1 - x) N(x), u'' by two create_graph passes.

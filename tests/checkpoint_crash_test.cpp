@@ -51,22 +51,14 @@ bool same_bits(const Array<float>& a, const Array<float>& b) {
 
 class NothingLost : public ::testing::Test {
  protected:
-  void SetUp() override {
-    // NOTE: tmpfs when there is one: a killed process loses nothing the page cache holds, so
-    // the disk adds only time here (fsync of 50 MB, and ext4's discards for the many small
-    // files of the damage test).
-    const fs::path base =
-        fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-    dir_ = base / ("xgrad_crash_" + std::to_string(::getpid()) + "_" +
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // NOTE: tmpfs when there is one: a killed process loses nothing the page cache holds, so
+  // the disk adds only time here (fsync of 50 MB, and ext4's discards for the many small
+  // files of the damage test).
+  test::ScratchDir scratch_{"xgrad_crash_", fs::is_directory("/dev/shm")
+                                                ? fs::path("/dev/shm")
+                                                : fs::temp_directory_path()};
+  const fs::path& dir_ = scratch_.dir();
+  std::string path(const std::string& name) const { return scratch_.path(name); }
 
   /// The temporary file a save of `target` by process `pid` is writing, if it exists yet.
   std::optional<fs::path> temp_file_of(const std::string& target, pid_t pid) const {
@@ -78,8 +70,6 @@ class NothingLost : public ::testing::Test {
     }
     return std::nullopt;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(NothingLost, SaveKilledAtAnyPointLeavesACheckpointThatLoadsIntact) {

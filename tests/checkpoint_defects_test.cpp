@@ -48,25 +48,15 @@ class TwoParams : public nn::Module<float> {
 
 class IoDefects : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("xgrad_defects_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  test::ScratchDir scratch_{"xgrad_defects_"};
+  const fs::path& dir_ = scratch_.dir();
+  std::string path(const std::string& name) const { return scratch_.path(name); }
   std::vector<std::string> entries() const {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
     std::sort(out.begin(), out.end());
     return out;
   }
-  fs::path dir_;
 };
 
 bool same_values(const Array<float>& a, const Array<float>& b) {

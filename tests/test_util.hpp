@@ -4,12 +4,40 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 
+#include <unistd.h>
+
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <xgrad/xgrad.hpp>
 
 namespace xgrad::test {
+
+/// A directory of the running test's own under `base`, made empty at construction and removed
+/// with everything in it at destruction.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix,
+                      const std::filesystem::path& base = std::filesystem::temp_directory_path())
+      : dir_(base / (prefix + std::to_string(::getpid()) + "_" +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& dir() const { return dir_; }
+  /// `name` inside the directory.
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
 
 /// Uniform values in [lo, hi), reproducible from the seed.
 inline Tensor<double> uniform(const Shape& shape, std::uint64_t seed, double lo = -1,

@@ -351,8 +351,7 @@ Tensor<T> Grads<T>::in(std::size_t i) const {
 template <class T>
 Tensor<T> Grads<T>::out() const {
   out_value();  // checks
-  auto impl =
-      std::allocate_shared<detail::TensorImpl<T>>(detail::SmallAllocator<detail::TensorImpl<T>>());
+  auto impl = detail::make_small<detail::TensorImpl<T>>();
   impl->storage = node_.output_;
   if (create_graph()) {
     // NOTE: a new handle pointing at this node, not the op's own output tensor: the node never
@@ -465,9 +464,8 @@ class GraphTask {
   // refuses to be differentiated, with the op's own edges so that a second pass reaches it.
   Tensor<T> mark_not_differentiable(Node<T>& node, Array<T>&& g) {
     Tensor<T> out(std::move(g));
-    auto err = std::allocate_shared<Node<T>>(
-        detail::SmallAllocator<Node<T>>(), node.name_, TensorList<T>(std::vector<Tensor<T>>{}),
-        out.impl()->storage,
+    auto err = detail::make_small<Node<T>>(
+        node.name_, TensorList<T>(std::vector<Tensor<T>>{}), out.impl()->storage,
         [name = node.name_](const Tensor<T>&, Grads<T>&) {
           throw GraphError(std::string("xgrad::backward: the derivative of '") + name +
                            "' was computed on arrays, so its gradient cannot be differentiated "
@@ -851,9 +849,8 @@ Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T
   if (!needs_graph(inputs)) return out;
   const auto& impl = out.impl();
   impl->requires_grad = true;
-  impl->grad_fn = std::allocate_shared<Node<T>>(detail::SmallAllocator<Node<T>>(), op.name, inputs,
-                                                impl->storage, std::move(backward), saves,
-                                                modes.anomaly ? op.where : Location());
+  impl->grad_fn = detail::make_small<Node<T>>(op.name, inputs, impl->storage, std::move(backward),
+                                              saves, modes.anomaly ? op.where : Location());
   return out;
 }
 

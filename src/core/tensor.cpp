@@ -47,10 +47,8 @@ void Generator::set_state(const std::string& state) {
 
 template <class V>
 Tensor<V>::Tensor(Array<V>&& value, bool requires_grad)
-    : impl_(std::allocate_shared<detail::TensorImpl<V>>(
-          detail::SmallAllocator<detail::TensorImpl<V>>())) {
-  impl_->storage = std::allocate_shared<detail::Storage<V>>(
-      detail::SmallAllocator<detail::Storage<V>>(), std::move(value));
+    : impl_(detail::make_small<detail::TensorImpl<V>>()) {
+  impl_->storage = detail::make_small<detail::Storage<V>>(std::move(value));
   impl_->requires_grad = requires_grad;
 }
 
@@ -361,8 +359,7 @@ void Tensor<V>::clear_grad() {
 
 template <class V>
 Tensor<V> Tensor<V>::detach() const {
-  auto impl =
-      std::allocate_shared<detail::TensorImpl<V>>(detail::SmallAllocator<detail::TensorImpl<V>>());
+  auto impl = detail::make_small<detail::TensorImpl<V>>();
   impl->storage = checked("detach").storage;
   return Tensor(std::move(impl));
 }

@@ -88,10 +88,9 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
         g.to(0, grad);  // sub: grad
         if (!g.needs(1)) return;
         if (g.owns_grad(grad)) {  // input 0 took no share of it: negated where it is
-          Tensor<T> r = grad;
-          T* v = r.mutable_value().data();
-          ops::simd::map(v, v, r.numel(), [](const auto& e) { return -e; });
-          g.to(1, std::move(r));
+          ops::give(g, 1, grad, true, [n = grad.numel()](T* v) {
+            ops::simd::map(v, v, n, [](const auto& e) { return -e; });
+          });
         } else {
           g.to(1, neg(grad));  // sub: -grad
         }

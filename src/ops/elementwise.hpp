@@ -50,6 +50,17 @@ X masked(const X& grad, const X& product) {
   }
 }
 
+/// Hands input i, in a plain pass, the gradient `fill` writes through a pointer to as many
+/// elements as grad has: into grad's own array when `overwrite` (Grads::owns_grad said the pass
+/// alone holds grad; element k of the result may then read element k of grad only), else into a
+/// new one.
+template <class T, class Fill>
+void give(Grads<T>& g, std::size_t i, const Tensor<T>& grad, bool overwrite, Fill fill) {
+  Tensor<T> out = overwrite ? grad : Tensor<T>(Array<T>::from_shape(grad.value().shape()));
+  fill(out.mutable_value().data());
+  g.to(i, std::move(out));
+}
+
 /// What an elementwise derivative reads besides the incoming gradient.
 enum class Reads { nothing, input, output };
 
@@ -74,15 +85,9 @@ Tensor<T> unary(OpName op, const Tensor<T>& a, F f, D df, Reads reads) {
           const Array<T>& v = reads == Reads::input    ? g.value(0)
                               : reads == Reads::output ? g.out_value()
                                                        : d;
-          if (g.owns_grad(grad)) {
-            // Element i of the result reads element i of grad only: written over grad.
-            Tensor<T> out = grad;
-            T* o = out.mutable_value().data();
-            simd::map(d.data(), v.data(), o, d.size(), df);
-            g.to(0, std::move(out));
-          } else {
-            g.to(0, Tensor<T>(simd::map(d, v, df)));
-          }
+          simd::check_sizes(d, v);
+          give(g, 0, grad, g.owns_grad(grad),
+               [&](T* o) { simd::map(d.data(), v.data(), o, d.size(), df); });
         }
       },
       saves);
@@ -108,20 +113,13 @@ Tensor<T> binary(OpName op, const Tensor<T>& a, const Tensor<T>& b, F f, DA da, 
         const Array<T>& xv = saves.reads(0) ? g.value(0) : d;
         const Array<T>& yv = saves.reads(1) ? g.value(1) : d;
         if (!g.create_graph() && simd::same_shape(d, xv) && simd::same_shape(d, yv)) {
-          // The last gradient computed may be written over grad (see unary()).
+          // Only the last gradient computed may be written over grad.
           const bool reuse = g.owns_grad(grad);
-          const auto give = [&](std::size_t i, const auto& formula, bool last) {
-            if (reuse && last) {
-              Tensor<T> result = grad;
-              T* o = result.mutable_value().data();
-              simd::map(d.data(), xv.data(), yv.data(), o, d.size(), formula);
-              g.to(i, std::move(result));
-            } else {
-              g.to(i, Tensor<T>(simd::map(d, xv, yv, formula)));
-            }
+          const auto with = [&](const auto& formula) {
+            return [&](T* o) { simd::map(d.data(), xv.data(), yv.data(), o, d.size(), formula); };
           };
-          if (need_a) give(0, da, !need_b);
-          if (need_b) give(1, db, true);
+          if (need_a) give(g, 0, grad, reuse && !need_b, with(da));
+          if (need_b) give(g, 1, grad, reuse, with(db));
           return;
         }
         const Tensor<T> xt_ = saves.reads(0) ? g.in(0) : grad;
