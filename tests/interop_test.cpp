@@ -84,5 +84,104 @@ TEST(Interop, OperationsDoNotWriteTheirInputs) {
   EXPECT_NE(b.value().data(), buffer);
 }
 
+TEST(Interop, TheReshapeFamilyReturnsViewsOfItsInput) {
+  auto t = Tensor<float>::arange(6);
+  const float* buffer = t.value().data();
+  auto r = t.reshape({2, 3});
+  auto views = {r,
+                r.flatten(),
+                t.unsqueeze(0),
+                t.unsqueeze(0).squeeze(),
+                r.unsqueeze(2).squeeze(2),
+                t.reshape({3, -1}).reshape({1, 6, 1})};
+  for (const auto& v : views) EXPECT_EQ(v.value().data(), buffer) << v.shape().size();
+  EXPECT_EQ(r.shape(), (Shape{2, 3}));
+  // A view of a view borrows from the base itself: one storage stays alive, not a chain.
+  EXPECT_EQ(r.reshape({6}).impl()->storage->base, t.impl()->storage);
+}
+
+TEST(Interop, WritesThroughAViewReachTheBaseAndItsVersion) {
+  auto t = Tensor<double>::zeros({6});
+  auto r = t.reshape({2, 3});
+  const auto before = t.version();
+  r.mutable_value()(1, 2) = 42.0;
+  EXPECT_EQ(t.value()(5), 42.0);
+  EXPECT_GT(t.version(), before);
+  EXPECT_EQ(r.version(), t.version());
+  t.mutable_value()(0) = 7.0;
+  EXPECT_EQ(r.value()(0, 0), 7.0);
+  EXPECT_EQ(r.version(), t.version());
+}
+
+TEST(Interop, BackwardCatchesAWriteThroughAViewOfASavedValue) {
+  {  // mul saved the view; the base changes
+    auto w = Tensor<double>::from({1.0, 2.0}).requires_grad_();
+    auto v = w.reshape({2, 1});
+    auto y = (v * v).sum();
+    w.mutable_value()(0) = 5.0;
+    test::expect_error<GraphError>([&] { y.backward(); }, {"'mul'", "modified in place"});
+  }
+  {  // mul saved the base; a view of it changes
+    auto w = Tensor<double>::from({1.0, 2.0}).requires_grad_();
+    auto y = (w * w).sum();
+    auto v = w.detach().reshape({1, 2});
+    v.mutable_value()(0, 1) = 5.0;
+    test::expect_error<GraphError>([&] { y.backward(); }, {"'mul'", "modified in place"});
+  }
+}
+
+TEST(Interop, AViewKeepsItsElementsAliveAndCopiesOfItAreNewBuffers) {
+  auto t = Tensor<float>::from({1.0f, 2.0f, 3.0f, 4.0f});
+  auto r = t.reshape({2, 2});
+  t = Tensor<float>();
+  EXPECT_EQ(r.value()(1, 1), 4.0f);  // still valid: the view holds the base's storage
+  Array<float> copy = r.value();
+  EXPECT_NE(copy.data(), r.value().data());
+  copy(0, 0) = -1.0f;
+  EXPECT_EQ(r.value()(0, 0), 1.0f);
+  // An array moved out of a view takes the shared elements with it, kept alive as well.
+  Array<float> moved = std::move(r.mutable_value());
+  r = Tensor<float>();
+  EXPECT_EQ(moved(1, 0), 3.0f);
+}
+
+TEST(Interop, ResizingAViewsValueGivesItABufferOfItsOwn) {
+  auto t = Tensor<double>::from({1.0, 2.0, 3.0, 4.0});
+  auto r = t.reshape({2, 2});
+  r.mutable_value().resize({3});
+  EXPECT_NE(r.value().data(), t.value().data());
+  r.mutable_value().fill(0.0);
+  EXPECT_EQ(t.value(), (Array<double>{1.0, 2.0, 3.0, 4.0}));
+  // Assigning a value of the same size writes through, as any in-place update does.
+  auto s = t.reshape({1, 4});
+  s.mutable_value() = Array<double>{{9.0, 8.0, 7.0, 6.0}};
+  EXPECT_EQ(t.value(), (Array<double>{9.0, 8.0, 7.0, 6.0}));
+}
+
+TEST(Interop, GradientsThroughViewsAreNotShared) {
+  // add hands one gradient to both inputs; b's arrives through reshape's derivative, a view of
+  // it. Each leaf must still end up with a buffer of its own.
+  auto a = Tensor<double>::zeros({2, 2}).requires_grad_();
+  auto b = Tensor<double>::zeros({4}).requires_grad_();
+  for (int pass = 0; pass < 2; ++pass) (a + b.reshape({2, 2})).sum().backward();
+  EXPECT_NE(a.grad().value().data(), b.grad().value().data());
+  a.mutable_grad()(0, 0) = 100.0;
+  EXPECT_EQ(b.grad().value(), (Array<double>{2.0, 2.0, 2.0, 2.0}));
+  EXPECT_EQ(a.grad().value()(1, 1), 2.0);
+}
+
+TEST(Interop, ShareAndRecordRefuseWhatTheyCannotUse) {
+  auto t = Tensor<float>::zeros({2, 3});
+  test::expect_error<ShapeError>([&] { share(t, Shape{4}); }, {"share", "[4]", "[2,3]"});
+  auto x = Tensor<float>::ones({2}).requires_grad_();
+  auto y = x * 2.0f;
+  test::expect_error<GraphError>(
+      [&] {
+        record<float>(
+            "again", y, {x}, [](const Tensor<float>&, Grads<float>&) {}, Saves::none());
+      },
+      {"'again'", "already part of a graph"});
+}
+
 }  // namespace
 }  // namespace xgrad

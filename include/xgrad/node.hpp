@@ -237,6 +237,19 @@ template <class T>
 Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T> backward,
                  Saves saves = {});
 
+/// record() for an output that is already a tensor without history: a view made by share().
+/// GraphError if `output` has a history or requires grad.
+template <class T>
+Tensor<T> record(OpName op, Tensor<T> output, TensorList<T> inputs, BackwardFn<T> backward,
+                 Saves saves = {});
+
+/// A tensor over a's elements under another shape with as many elements (the output of a view
+/// op: reshape, flatten, squeeze, unsqueeze): no copy, no history. Writes through either are
+/// seen by both, and both share one version counter, so an op that saved one notices in-place
+/// writes through the other. ShapeError if the element counts differ.
+template <class T>
+Tensor<T> share(const Tensor<T>& a, const Shape& shape);
+
 /// True when an op over these inputs would be recorded (grad mode on and one requires grad).
 template <class T>
 bool needs_graph(TensorList<T> inputs);
@@ -244,11 +257,12 @@ bool needs_graph(TensorList<T> inputs);
 /// record() for a derivative given as a lambda (or any function object): it becomes a
 /// BackwardFn only when the op is recorded, so that an op run without a graph (grad mode off,
 /// as in every derivative of a plain backward) copies nothing its lambda captured.
-template <class T, class F>
-requires(std::is_class_v<std::decay_t<F>> && !std::is_same_v<std::decay_t<F>, BackwardFn<T>> &&
+template <class T, class Out, class F>
+requires((std::is_same_v<Out, Array<T>> ||
+          std::is_same_v<Out, Tensor<T>>)&&std::is_class_v<std::decay_t<F>> &&
+         !std::is_same_v<std::decay_t<F>, BackwardFn<T>> &&
          std::is_invocable_v<F&, const Tensor<T>&, Grads<T>&>)
-    Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, F&& backward,
-                     Saves saves = {}) {
+    Tensor<T> record(OpName op, Out&& value, TensorList<T> inputs, F&& backward, Saves saves = {}) {
   if (!needs_graph(inputs)) return Tensor<T>(std::move(value));
   return record<T>(op, std::move(value), inputs, BackwardFn<T>(std::forward<F>(backward)), saves);
 }

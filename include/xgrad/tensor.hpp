@@ -55,11 +55,19 @@ void manual_seed(std::uint64_t seed);
 
 namespace detail {
 /// A value plus its version: bumped by every in-place write, so backward can tell when a value
-/// it saved was changed after the forward pass (detach() shares both with its source).
+/// it saved was changed after the forward pass (detach() shares both with its source). A view
+/// (reshape and its relatives) has its own shape over its base's elements, and its base's
+/// version counter, so that a write through either is seen by every op that saved the other.
 template <class T>
 struct Storage {
   Array<T> data;
   std::uint64_t version = 0;
+  std::shared_ptr<Storage> base;  // the storage whose elements `data` borrows (never a view)
+
+  /// The version counter shared by a base and all its views.
+  std::uint64_t& counter() { return base ? base->version : version; }
+  /// Its value.
+  std::uint64_t counter() const { return base ? base->version : version; }
 };
 
 /// Raises ValueError (naming xgrad::`op` and the shape) when an array of `shape` could not be

@@ -37,14 +37,17 @@
 
 // Not xtensor, but what every user of Array needed from this header before they had their own.
 #include <xgrad/blas.hpp>
+#include <xgrad/buffer.hpp>
 #include <xgrad/memory.hpp>
 #include <xgrad/shape.hpp>
 #include <xgrad/threads.hpp>
 
 namespace xgrad {
 
-/// Dense row-major n-dimensional array: the storage of every tensor value and gradient.
+/// Dense row-major n-dimensional array: the storage of every tensor value and gradient. An
+/// xt::xarray whose elements live in a detail::Buffer, so that tensors can share them.
 template <class T>
-using Array = xt::xarray<T, xt::layout_type::row_major, detail::PoolAllocator<T>>;
+using Array = xt::xarray_container<detail::Buffer<T>, xt::layout_type::row_major,
+                                   xt::svector<std::size_t, 4, std::allocator<std::size_t>, true>>;
 
 }  // namespace xgrad

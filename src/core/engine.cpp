@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <numeric>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -138,7 +139,8 @@ std::string value_str(T v) {
 // into it in place is unobservable.
 template <class T>
 bool exclusively_owned(const std::shared_ptr<detail::TensorImpl<T>>& impl) {
-  return impl.use_count() == 1 && impl->storage.use_count() == 1 && !impl->requires_grad;
+  return impl.use_count() == 1 && impl->storage.use_count() == 1 && !impl->storage->base &&
+         !impl->requires_grad;
 }
 }  // namespace
 
@@ -245,7 +247,7 @@ Node<T>::Node(const char* name, TensorList<T> inputs,
   std::size_t i = 0;
   for (const auto& in : inputs) {
     const auto& impl = in.impl();
-    Edge e{nullptr, nullptr, nullptr, impl->storage->version, impl->storage->data.shape()};
+    Edge e{nullptr, nullptr, nullptr, impl->storage->counter(), impl->storage->data.shape()};
     if (impl->requires_grad) {
       if (impl->grad_fn) {
         e.fn = impl->grad_fn;
@@ -259,7 +261,7 @@ Node<T>::Node(const char* name, TensorList<T> inputs,
   }
   if (saves.output) {
     output_ = output;
-    output_version_ = output->version;
+    output_version_ = output->counter();
   }
   live_node_count.fetch_add(1, std::memory_order_relaxed);
 }
@@ -319,8 +321,8 @@ void Grads<T>::modified(std::size_t i) const {
                    (is_output ? std::string("the output") : "input " + std::to_string(i)) +
                    " of '" + node_.name_ + "' (shape " + shape_str(to_shape(storage.data.shape())) +
                    ") was modified in place after '" + node_.name_ + "' saved it (version " +
-                   std::to_string(storage.version) + ", saved at version " + std::to_string(saved) +
-                   ")");
+                   std::to_string(storage.counter()) + ", saved at version " +
+                   std::to_string(saved) + ")");
 }
 
 template <class T>
@@ -329,14 +331,14 @@ const Array<T>& Grads<T>::value(std::size_t i) const {
   const auto& edge = node_.edges_[i];
   if (!edge.saved) not_saved(i);
   const auto& storage = *edge.saved->storage;
-  if (storage.version != edge.version) modified(i);
+  if (storage.counter() != edge.version) modified(i);
   return storage.data;
 }
 
 template <class T>
 const Array<T>& Grads<T>::out_value() const {
   if (!node_.output_) not_saved(size());
-  if (node_.output_->version != node_.output_version_) modified(size());
+  if (node_.output_->counter() != node_.output_version_) modified(size());
   return node_.output_->data;
 }
 
@@ -726,7 +728,7 @@ class GraphTask {
       Impl& impl = *leaf;
       if (impl.grad && !create_graph_ && !g.requires_grad() && exclusively_owned(impl.grad)) {
         xt::noalias(impl.grad->storage->data) += g.value();
-        ++impl.grad->storage->version;
+        ++impl.grad->storage->counter();
       } else {
         impl.grad = merged(impl.grad, std::move(g)).impl();
       }
@@ -841,17 +843,52 @@ bool needs_graph(TensorList<T> inputs) {
 template <class T>
 Tensor<T> record(OpName op, Array<T>&& value, TensorList<T> inputs, BackwardFn<T> backward,
                  Saves saves) {
+  return record<T>(op, Tensor<T>(std::move(value)), inputs, std::move(backward), saves);
+}
+
+template <class T>
+Tensor<T> record(OpName op, Tensor<T> out, TensorList<T> inputs, BackwardFn<T> backward,
+                 Saves saves) {
   if (!backward) {
     throw GraphError(std::string("xgrad::record: '") + op.name +
                      "' was given no backward function");
   }
-  Tensor<T> out(std::move(value));
+  if (!out.defined() || out.requires_grad()) {
+    throw GraphError(std::string("xgrad::record: the output given for '") + op.name + "' is " +
+                     (out.defined() ? "already part of a graph" : "undefined"));
+  }
   if (!needs_graph(inputs)) return out;
   const auto& impl = out.impl();
   impl->requires_grad = true;
   impl->grad_fn = detail::make_small<Node<T>>(op.name, inputs, impl->storage, std::move(backward),
                                               saves, modes.anomaly ? op.where : Location());
   return out;
+}
+
+template <class T>
+Tensor<T> share(const Tensor<T>& a, const Shape& shape) {
+  if (!a.defined()) throw Error("xgrad::share: the tensor is undefined");
+  const auto& source = a.impl()->storage;
+  const auto count =
+      std::accumulate(shape.begin(), shape.end(), std::size_t{1}, std::multiplies<>());
+  if (count != source->data.size()) {
+    throw ShapeError("xgrad::share: shape " + shape_str(shape) + " does not have the " +
+                     std::to_string(source->data.size()) + " elements of shape " +
+                     shape_str(a.shape()));
+  }
+  // Views always borrow from the base itself, so that a chain of reshapes keeps one storage
+  // alive and every view of it shares the base's version counter.
+  const std::shared_ptr<detail::Storage<T>>& base = source->base ? source->base : source;
+  typename Array<T>::inner_shape_type extents(shape.begin(), shape.end());
+  typename Array<T>::inner_strides_type strides(extents.size());
+  xt::compute_strides(extents, xt::layout_type::row_major, strides);
+  auto storage = detail::make_small<detail::Storage<T>>(
+      Array<T>(detail::Buffer<T>::borrow(source->data.data(), source->data.size(), base),
+               std::move(extents), std::move(strides)));
+  storage->base = base;
+  auto impl = detail::make_small<detail::TensorImpl<T>>();
+  impl->storage = std::move(storage);
+  return Tensor<T>(std::move(impl));
 }
 
 template <class V>
@@ -1003,6 +1040,8 @@ bool Tensor<V>::remove_hook(std::size_t id) {
   template class Grads<T>;                                                                   \
   template bool needs_graph<T>(TensorList<T>);                                               \
   template Tensor<T> record<T>(OpName, Array<T>&&, TensorList<T>, BackwardFn<T>, Saves);     \
+  template Tensor<T> record<T>(OpName, Tensor<T>, TensorList<T>, BackwardFn<T>, Saves);      \
+  template Tensor<T> share<T>(const Tensor<T>&, const Shape&);                               \
   template void Tensor<T>::backward(BackwardOptions) const;                                  \
   template void Tensor<T>::backward_from(const Tensor<T>&, BackwardOptions) const;           \
   template std::size_t Tensor<T>::register_hook(std::function<Tensor<T>(const Tensor<T>&)>); \

@@ -257,7 +257,7 @@ const Array<V>& Tensor<V>::value() const {
 template <class V>
 Array<V>& Tensor<V>::mutable_value() {
   auto& impl = checked("mutable_value");
-  ++impl.storage->version;
+  ++impl.storage->counter();
   return impl.storage->data;
 }
 
@@ -295,7 +295,7 @@ V Tensor<V>::item() const {
 
 template <class V>
 std::uint64_t Tensor<V>::version() const {
-  return checked("version").storage->version;
+  return checked("version").storage->counter();
 }
 
 template <class V>

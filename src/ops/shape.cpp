@@ -6,8 +6,8 @@
 // differentiable again under create_graph.
 //
 // Every Array is a row-major xarray, so its buffer holds its elements contiguously in row-major
-// order; reshape, concat, stack, index_select and slice rely on that to move whole runs with
-// std::copy.
+// order; the reshape family relies on that to share its input's elements, and concat, stack,
+// index_select and slice to move whole runs with std::copy.
 
 #include <algorithm>
 #include <cstddef>
@@ -40,22 +40,14 @@ std::size_t extent_product(const Shape& shape, std::size_t begin, std::size_t en
   return p;
 }
 
-/// A new array of `shape` holding src's elements in the same (row-major) order: one buffer copy.
-/// The caller guarantees that `shape` has as many elements as `src`.
-template <class T>
-Array<T> copy_as(const Array<T>& src, const Shape& shape) {
-  Array<T> out = Array<T>::from_shape(shape);
-  if (src.size() != 0) std::copy(src.data(), src.data() + src.size(), out.data());
-  return out;
-}
-
 /// Records an op whose output holds a's elements in the same order under `shape`
-/// (reshape, flatten, unsqueeze, squeeze). Backward: the gradient reshaped to a's shape.
+/// (reshape, flatten, unsqueeze, squeeze): a view sharing a's storage, as every Array is
+/// contiguous. Backward: the gradient reshaped to a's shape, a view too.
 template <class T>
 Tensor<T> regrid(OpName op, const Tensor<T>& a, const Shape& shape) {
   const Shape in_shape = a.shape();
   return record<T>(
-      op, copy_as(a.value(), shape), {a},
+      op, share(a, shape), {a},
       [in_shape, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
         // view ops: grad.reshape(self.sizes())
         if (g.needs(0)) g.to(0, regrid<T>({"reshape", at}, grad, in_shape));
