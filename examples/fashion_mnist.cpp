@@ -9,8 +9,16 @@
 // `--resume PATH` continues an interrupted run from one (with the same flags), ending exactly as
 // the uninterrupted run would have; the saved learning-rate schedule is kept even if --epochs
 // changes.
+//
+// `mpirun -np N fashion_mnist --distributed` trains data-parallel on N processes: each takes its
+// share of every batch of --batch-size (a multiple of N) and the gradients are averaged across
+// processes during backward, so the run follows the single-process one. Process 0 prints, plots
+// and saves; a checkpoint resumes under any number of processes.
 
 #include <cstdio>
+#include <iostream>
+#include <optional>
+#include <span>
 #include <sstream>
 
 #include <xgrad/data/data.hpp>
@@ -73,24 +81,56 @@ int main(int argc, char** argv) {
                  "training checkpoint written after every epoch (default: "
                  "<out>/fashion_mnist.ckpt.safetensors)");
   app.add_option("--resume", resume, "continue the run saved in this training checkpoint");
+  bool distributed = false;
+#if XGRAD_HAS_DISTRIBUTED
+  app.add_flag("--distributed", distributed,
+               "data-parallel over the processes of `mpirun -np N` (--batch-size is the total)");
+#endif
   CLI11_PARSE(app, argc, argv);
+  int rank = 0, processes = 1;
+#if XGRAD_HAS_DISTRIBUTED
+  std::optional<dist::ProcessGroup> world;
+  if (distributed) {
+    world = dist::init(argc, argv);
+    rank = world->rank();
+    processes = world->size();
+    if (flags.batch_size % static_cast<std::size_t>(processes) != 0) {
+      std::fprintf(stderr, "--batch-size %zu does not divide over %d processes\n", flags.batch_size,
+                   processes);
+      return 2;
+    }
+  }
+#endif
+  const bool lead = rank == 0;  // the process that prints, plots and saves
   const auto out = examples::prepare(flags);
   if (checkpoint_path.empty()) checkpoint_path = (out / "fashion_mnist.ckpt.safetensors").string();
 
   const auto train = data::load_fashion_mnist<float>(data_dir, true, limit);
   const auto test = data::load_fashion_mnist<float>(data_dir, false, limit ? limit / 6 : 0);
-  std::printf("Fashion-MNIST: %zu training and %zu test images, %d BLAS thread(s)\n",
-              train.labels.numel(), test.labels.numel(), flags.threads);
+  if (lead) {
+    std::printf(
+        "Fashion-MNIST: %zu training and %zu test images, %d process(es) of %d BLAS "
+        "thread(s)\n",
+        train.labels.numel(), test.labels.numel(), processes, flags.threads);
+  }
 
   Generator gen(flags.seed);
   nn::MLP<float> model({784, 256, 128, 10}, nn::Act::ReLU, nn::Act::Identity, gen);
-  std::printf("%s", model.summary().c_str());
+  if (lead) std::printf("%s", model.summary().c_str());
   optim::SGD<float> sgd(model.parameters(), {.lr = flags.lr, .momentum = momentum});
   // Cosine decay to 0 over the run: the last epochs take small steps and settle the weights.
   optim::CosineAnnealingLR<float> schedule(sgd, flags.epochs);
-  data::DataLoader<float> loader(
-      train.images, train.labels,
-      {.batch_size = flags.batch_size, .shuffle = true, .seed = flags.seed});
+  const data::DataLoaderOptions batching{
+      .batch_size = flags.batch_size / processes, .shuffle = true, .seed = flags.seed};
+#if XGRAD_HAS_DISTRIBUTED
+  std::optional<dist::DataParallel<float>> ddp;
+  auto loader = world ? data::DataLoader<float>(train.images, train.labels, batching,
+                                                dist::DistributedSampler(*world))
+                      : data::DataLoader<float>(train.images, train.labels, batching);
+  if (world) ddp.emplace(model, *world);
+#else
+  data::DataLoader<float> loader(train.images, train.labels, batching);
+#endif
 
   std::vector<double> epoch_loss, test_accuracy;
   io::Checkpoint<float> state{
@@ -99,11 +139,14 @@ int main(int argc, char** argv) {
     io::load_checkpoint(state, resume);
     epoch_loss = split(state.metadata["loss"]);
     test_accuracy = split(state.metadata["accuracy"]);
-    std::printf("resuming %s after epoch %lld\n", resume.c_str(),
-                static_cast<long long>(state.epoch));
+    if (lead) {
+      std::printf("resuming %s after epoch %lld\n", resume.c_str(),
+                  static_cast<long long>(state.epoch));
+    }
   }
   for (int epoch = static_cast<int>(state.epoch) + 1; epoch <= flags.epochs; ++epoch) {
-    viz::ProgressBar bar(loader.size(), "epoch " + std::to_string(epoch));
+    std::ostream quiet(nullptr);  // the other processes' bars write nowhere
+    viz::ProgressBar bar(loader.size(), "epoch " + std::to_string(epoch), lead ? std::cout : quiet);
     double loss_sum = 0;
     std::size_t seen = 0, batches = 0;
     for (const auto& batch : loader) {
@@ -112,11 +155,14 @@ int main(int argc, char** argv) {
       loss.backward();
       sgd.step();
       loss_sum += loss.item();
-      seen += batch.targets.numel();
+      seen += batch.targets.numel() * static_cast<std::size_t>(processes);
       ++batches;
       bar.update(batches, loss_sum / static_cast<double>(batches), seen);
     }
     schedule.step();
+#if XGRAD_HAS_DISTRIBUTED
+    if (world) world->all_reduce(std::span<double>(&loss_sum, 1), dist::ReduceOp::mean);
+#endif
     epoch_loss.push_back(loss_sum / static_cast<double>(batches));
     test_accuracy.push_back(accuracy(model, test));
     char summary[96];
@@ -124,8 +170,9 @@ int main(int argc, char** argv) {
     bar.finish(summary);
     state.epoch = epoch;
     state.metadata = {{"loss", join(epoch_loss)}, {"accuracy", join(test_accuracy)}};
-    io::save_checkpoint(state, checkpoint_path);
+    if (lead) io::save_checkpoint(state, checkpoint_path);
   }
+  if (!lead) return 0;
   if (test_accuracy.empty()) {
     std::printf("nothing to do: the run had already done %lld of %d epochs\n",
                 static_cast<long long>(state.epoch), flags.epochs);

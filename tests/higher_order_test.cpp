@@ -1,9 +1,12 @@
 // Gradients of gradients (create_graph), the functional helpers, hooks and the per-pass
 // guarantees of the engine. Expected values come from closed forms.
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -300,6 +303,49 @@ TEST(Engine2, AddKeepsNoInputAliveAndMulOnlyWhatItReads) {
   EXPECT_FALSE(c_storage.expired());
   z.sum().backward();
   EXPECT_EQ(x.grad().value(), (Array<double>{10.0, 12.0}));
+}
+
+TEST(Hooks, QueuedCallbacksRunOnceEveryGradientIsFinal) {
+  auto a = D::from({1.0, 2.0}).requires_grad_();
+  auto b = D::from({3.0}).requires_grad_();
+  std::vector<std::string> events;
+  a.register_post_accumulate_grad_hook([&](const D&) {
+    events.push_back("a");
+    queue_callback([&] {
+      // Both leaves are final here, whichever finished last.
+      events.push_back("callback " + std::to_string(a.grad().value()(1)) + " " +
+                       std::to_string(b.grad().value()(0)));
+      queue_callback([&] { events.push_back("queued by a callback"); });
+    });
+  });
+  b.register_post_accumulate_grad_hook([&](const D&) { events.push_back("b"); });
+  ((a * b).sum() + b.sum()).backward();
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[2], "callback 3.000000 4.000000");
+  EXPECT_EQ(events[3], "queued by a callback");
+  // A pass inside a hook runs its own callbacks before the outer pass goes on.
+  events.clear();
+  auto x = D::from({2.0}).requires_grad_();
+  b.register_hook([&](const D& g) {
+    auto y = (x * x).sum();
+    grad({y}, {x});
+    return g;
+  });
+  x.register_hook([&](const D& g) {
+    queue_callback([&] { events.push_back("inner"); });
+    return g;
+  });
+  a.clear_grad();
+  b.clear_grad();
+  ((a * b).sum()).backward();
+  ASSERT_EQ(events.size(), 5u);  // the hooks of a and b (either first), the inner pass's callback
+  std::sort(events.begin(), events.begin() + 3);
+  EXPECT_EQ(events[0], "a");
+  EXPECT_EQ(events[1], "b");
+  EXPECT_EQ(events[2], "inner");
+  EXPECT_EQ(events[3], "callback 3.000000 3.000000");
+  EXPECT_EQ(events[4], "queued by a callback");
+  test::expect_error<GraphError>([] { queue_callback([] {}); }, {"queue_callback", "no backward"});
 }
 
 TEST(Engine2, GradOnlyRunsThePartOfTheGraphItNeeds) {

@@ -2,6 +2,7 @@
 // Grad mode and functional gradients.
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -60,6 +61,15 @@ class AnomalyGuard {
 /// Graph nodes alive in the process, over all threads: 0 once every graph is freed (a leak
 /// check for tests and long runs).
 std::size_t live_nodes();
+
+/// Runs `fn` once the backward pass running on this thread has finished its sweep and every
+/// leaf's grad() is final, before backward() or grad() returns (PyTorch's
+/// `Variable._execution_engine.queue_callback`). Called from a hook of that pass: a gradient hook
+/// or a post-accumulate hook, as distributed training does to wait for its last gradient
+/// exchange. Callbacks run in the order queued and may queue more; an exception from one ends
+/// the pass with it (grad() keeps what the pass committed). GraphError when no pass is running
+/// on this thread.
+void queue_callback(std::function<void()> fn);
 
 /// Options of grad().
 struct GradOptions {

@@ -2,7 +2,7 @@
 // Umbrella header: xgrad::core and every optional component this copy of xgrad was built with
 // (config.hpp says which). A program that links only some components includes their own
 // umbrella headers instead: <xgrad/core.hpp>, <xgrad/data.hpp>, <xgrad/io.hpp>, <xgrad/viz.hpp>,
-// <xgrad/lbfgs.hpp>.
+// <xgrad/lbfgs.hpp>, <xgrad/distributed.hpp>.
 
 #include <xgrad/config.hpp>
 #include <xgrad/core.hpp>
@@ -18,6 +18,9 @@
 #if XGRAD_HAS_LBFGS
 #include <xgrad/lbfgs.hpp>
 #endif
+#if XGRAD_HAS_DISTRIBUTED
+#include <xgrad/distributed.hpp>
+#endif
 
 /// @namespace xgrad
 /// Tensors, the autograd engine and every differentiable operation.
@@ -31,6 +34,8 @@
 /// File readers (IDX, CSV, .npy, HDF5, Fashion-MNIST) and the mini-batch DataLoader.
 /// @namespace xgrad::io
 /// Checkpoints and tensor files in the safetensors format.
+/// @namespace xgrad::dist
+/// Data-parallel training over MPI: process groups, DataParallel, DistributedSampler.
 /// @namespace xgrad::viz
 /// Loss curves (SVG), decision boundaries (PNG) and a progress bar.
 /// @namespace xgrad::testing

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <span>
@@ -366,6 +367,20 @@ Tensor<T> Grads<T>::out() const {
 
 // ---- the pass ----
 
+namespace {
+// The callbacks queued during the pass running on this thread; a nested pass (one started in a
+// hook or a derivative) has its own list and puts the outer one back when it ends.
+thread_local std::vector<std::function<void()>>* queued_callbacks = nullptr;
+}  // namespace
+
+void queue_callback(std::function<void()> fn) {
+  if (!queued_callbacks) {
+    throw GraphError("xgrad::queue_callback: no backward pass is running on this thread");
+  }
+  if (!fn) throw ValueError("xgrad::queue_callback: the function is empty");
+  queued_callbacks->push_back(std::move(fn));
+}
+
 template <class T>
 class GraphTask {
  public:
@@ -404,6 +419,11 @@ class GraphTask {
 
   // Runs the pass from `roots`, each with the gradient given for it.
   void run(std::span<const Root> roots) {
+    std::vector<std::function<void()>> callbacks;
+    struct Queue {  // this pass's callback list while it runs, the outer pass's afterwards
+      std::vector<std::function<void()>>* outer;
+      ~Queue() { queued_callbacks = outer; }
+    } queue{std::exchange(queued_callbacks, &callbacks)};
     discover(roots);
     if (capture_) prune();
     try {
@@ -415,6 +435,10 @@ class GraphTask {
         it->first->grad = std::move(it->second);
       }
       throw;
+    }
+    for (std::size_t i = 0; i < callbacks.size(); ++i) {  // a callback may queue another
+      const auto fn = std::move(callbacks[i]);
+      fn();
     }
   }
 

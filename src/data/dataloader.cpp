@@ -50,24 +50,48 @@ DataLoader<T>::DataLoader(Tensor<T> inputs, Tensor<T> targets, DataLoaderOptions
 }
 
 template <class T>
+DataLoader<T>::DataLoader(Tensor<T> inputs, Tensor<T> targets, DataLoaderOptions options,
+                          std::shared_ptr<const Sampler> sampler)
+    : DataLoader(std::move(inputs), std::move(targets), options) {
+  if (!sampler) throw ValueError("xgrad::DataLoader: the sampler is null");
+  sampler_ = std::move(sampler);
+}
+
+template <class T>
 std::size_t DataLoader<T>::size() const {
   const std::size_t b = options_.batch_size;
-  return options_.drop_last ? samples_ / b : (samples_ + b - 1) / b;
+  const std::size_t n = epoch_samples();
+  return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
 template <class T>
 std::vector<std::size_t> DataLoader<T>::order(std::uint64_t epoch) const {
   std::vector<std::size_t> idx(samples_);
   std::iota(idx.begin(), idx.end(), std::size_t(0));
-  if (!options_.shuffle) return idx;
-  const std::uint64_t s = options_.seed;
-  std::seed_seq seq{std::uint32_t(s), std::uint32_t(s >> 32), std::uint32_t(epoch),
-                    std::uint32_t(epoch >> 32)};
-  std::mt19937_64 gen(seq);
-  for (std::size_t i = samples_; i > 1; --i) {
-    std::swap(idx[i - 1], idx[below(gen, i)]);
+  if (options_.shuffle) {
+    const std::uint64_t s = options_.seed;
+    std::seed_seq seq{std::uint32_t(s), std::uint32_t(s >> 32), std::uint32_t(epoch),
+                      std::uint32_t(epoch >> 32)};
+    std::mt19937_64 gen(seq);
+    for (std::size_t i = samples_; i > 1; --i) {
+      std::swap(idx[i - 1], idx[below(gen, i)]);
+    }
   }
-  return idx;
+  if (!sampler_) return idx;
+  auto selected = sampler_->select(std::move(idx), epoch);
+  const std::size_t expected = sampler_->size(samples_);
+  if (selected.size() != expected) {
+    throw ValueError("xgrad::DataLoader: the sampler selected " + std::to_string(selected.size()) +
+                     " samples for epoch " + std::to_string(epoch) + " but its size() is " +
+                     std::to_string(expected));
+  }
+  for (const std::size_t i : selected) {
+    if (i >= samples_) {
+      throw ValueError("xgrad::DataLoader: the sampler selected sample " + std::to_string(i) +
+                       " of " + std::to_string(samples_));
+    }
+  }
+  return selected;
 }
 
 template <class T>
@@ -100,7 +124,7 @@ Tensor<T> gather_rows(const Array<T>& src, const std::vector<std::size_t>& order
 template <class T>
 Batch<T> DataLoader<T>::gather(const std::vector<std::size_t>& order, std::size_t batch) const {
   const std::size_t first = batch * options_.batch_size;
-  const std::size_t last = std::min(samples_, first + options_.batch_size);
+  const std::size_t last = std::min(order.size(), first + options_.batch_size);
   return {gather_rows(inputs_.value(), order, first, last),
           gather_rows(targets_.value(), order, first, last)};
 }
