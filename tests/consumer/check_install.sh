@@ -76,6 +76,7 @@ cmake -S "$here" -B "$work/core" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYP
   -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_DISABLE_FIND_PACKAGE_HDF5=ON \
   -DCMAKE_DISABLE_FIND_PACKAGE_ZLIB=ON -DCMAKE_DISABLE_FIND_PACKAGE_Eigen3=ON \
   -DCMAKE_DISABLE_FIND_PACKAGE_CLI11=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON \
+  -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON \
   >"$work/core-configure.log" 2>&1 || { cat "$work/core-configure.log"; fail "configuring the core consumer"; }
 cmake --build "$work/core" >"$work/core.log" 2>&1 || { cat "$work/core.log"; fail "building the core consumer"; }
 out=$("$work/core/consumer_static") || fail "core consumer_static exited with $?: $out"
@@ -84,7 +85,7 @@ echo "  core consumer_static: $out"
 out=$("$work/core/consumer") || fail "core consumer exited with $?: $out"
 [[ $out =~ $expected ]] || fail "core consumer printed '$out', expected /$expected/"
 # What the core consumer read and linked: no header or library of an optional dependency.
-pattern='hdf5|Eigen|LBFGS|CLI11|CLI/|nlohmann|zlib|libz\.|xgrad_(data|io|viz|lbfgs)'
+pattern='hdf5|Eigen|LBFGS|CLI11|CLI/|nlohmann|zlib|libz\.|openmpi|libmpi|xgrad_(data|io|viz|lbfgs|distributed)'
 used=$(cat "$work"/core/CMakeFiles/consumer_main.dir/main.cpp.o.d \
   "$work"/core/CMakeFiles/consumer*.dir/link.txt)
 if grep -E "$pattern" <<<"$used"; then fail "the core consumer uses an optional dependency"; fi

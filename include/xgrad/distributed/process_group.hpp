@@ -30,10 +30,14 @@ enum class ReduceOp {
 /// untouched until wait() returns or test() returns true.
 class Work {
  public:
+  /// A completed, empty collective.
   Work();
+  /// Waits for a collective still in flight (its buffer is being written).
   ~Work();
-  Work(Work&&) noexcept;
-  Work& operator=(Work&&) noexcept;
+  /// Takes over other's collective.
+  Work(Work&& other) noexcept;
+  /// Waits for this one's collective, then takes over other's.
+  Work& operator=(Work&& other) noexcept;
   /// True once the collective has completed (and lets MPI make progress on it meanwhile).
   bool test();
   /// Blocks until the collective has completed; a second call returns at once.
