@@ -96,7 +96,7 @@ TEST(Interop, TheReshapeFamilyReturnsViewsOfItsInput) {
                 t.reshape({3, -1}).reshape({1, 6, 1})};
   for (const auto& v : views) EXPECT_EQ(v.value().data(), buffer) << v.shape().size();
   EXPECT_EQ(r.shape(), (Shape{2, 3}));
-  // A view of a view borrows from the base itself: one storage stays alive, not a chain.
+  // A view of a view has the base itself as its base: one version counter for all of them.
   EXPECT_EQ(r.reshape({6}).impl()->storage->base, t.impl()->storage);
 }
 
@@ -156,6 +156,25 @@ TEST(Interop, ResizingAViewsValueGivesItABufferOfItsOwn) {
   auto s = t.reshape({1, 4});
   s.mutable_value() = Array<double>{{9.0, 8.0, 7.0, 6.0}};
   EXPECT_EQ(t.value(), (Array<double>{9.0, 8.0, 7.0, 6.0}));
+}
+
+TEST(Interop, ReplacingTheBasesValueLeavesItsViewsValid) {
+  auto t = Tensor<double>::from({1.0, 2.0, 3.0, 4.0});
+  auto v = t.reshape({2, 2});
+  // An expression assigned to the base is evaluated first, then written through: same size.
+  t.mutable_value() = t.value() * 2.0;
+  EXPECT_EQ(v.value()(1, 1), 8.0);
+  // A value of another size gives the base new elements; the view keeps the old ones alive.
+  t.mutable_value() = Array<double>{5.0, 6.0};
+  EXPECT_EQ(v.value()(1, 0), 6.0);
+  v.mutable_value()(0, 0) = -1.0;
+  EXPECT_EQ(t.value()(0), 5.0);
+  // Moving a view's value into the base writes it through (they share the elements).
+  auto w = Tensor<double>::from({1.0, 2.0});
+  auto u = w.reshape({2, 1});
+  w.mutable_value() = std::move(u.mutable_value());
+  EXPECT_EQ(w.value().data()[1], 2.0);
+  EXPECT_EQ(w.value().data(), u.value().data());
 }
 
 TEST(Interop, GradientsThroughViewsAreNotShared) {

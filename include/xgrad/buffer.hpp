@@ -16,11 +16,11 @@
 namespace xgrad::detail {
 
 /// A contiguous run of T for xtensor's containers, with uvector's interface and value semantics:
-/// a copy is always a new buffer, so copying an Array never aliases. A buffer made by borrow()
-/// instead refers to elements kept alive by its anchor (shared ownership of whatever holds them);
-/// it frees nothing, moves with its anchor, and writes (assignments of the same size included) go
-/// to the shared elements. Resizing a borrowed buffer, or assigning one of another size, gives it
-/// an owned buffer of its own.
+/// a copy is always a new buffer, so copying an Array never aliases. share() makes a second
+/// buffer over the same elements (a view); from then on the elements belong to both, through a
+/// shared owner, and live until the last of them lets go: a buffer that is resized, or assigned
+/// one of another size, takes new elements and leaves the old ones to the others. While the
+/// elements are shared, an assignment of the same size (copy or move) writes through to them.
 template <class T, class A = PoolAllocator<T>>
 class Buffer {
  public:
@@ -61,12 +61,17 @@ class Buffer {
   Buffer(std::initializer_list<T> init, const allocator_type& alloc = allocator_type())
       : Buffer(init.begin(), init.end(), alloc) {}
 
-  /// Elements owned elsewhere: [data, data + count) stays valid while `anchor` lives.
-  static Buffer borrow(T* data, size_type count, std::shared_ptr<const void> anchor) noexcept {
+  /// A buffer over source's elements: writes through either are seen by both, and the elements
+  /// live while either holds them. Not thread-safe against other calls on `source`.
+  static Buffer share(Buffer& source) {
+    if (!source.anchor_) {
+      // The elements pass from source alone to a shared owner that frees them at the end.
+      source.anchor_ = std::shared_ptr<T>(source.data_, Free{source.size_});
+    }
     Buffer b;
-    b.data_ = data;
-    b.size_ = count;
-    b.anchor_ = std::move(anchor);
+    b.data_ = source.data_;
+    b.size_ = source.size_;
+    b.anchor_ = source.anchor_;
     return b;
   }
 
@@ -74,7 +79,7 @@ class Buffer {
   Buffer(const Buffer& rhs) : Buffer(rhs.begin(), rhs.end()) {}
   /// The same, with an allocator.
   Buffer(const Buffer& rhs, const allocator_type&) : Buffer(rhs) {}
-  /// Takes rhs's elements (and its anchor, if borrowed); rhs is left empty.
+  /// Takes rhs's elements (shared or not); rhs is left empty.
   Buffer(Buffer&& rhs) noexcept
       : data_(std::exchange(rhs.data_, nullptr)),
         size_(std::exchange(rhs.size_, 0)),
@@ -82,8 +87,8 @@ class Buffer {
   /// The same, with an allocator.
   Buffer(Buffer&& rhs, const allocator_type&) noexcept : Buffer(std::move(rhs)) {}
 
-  /// Copies rhs's elements, in place when the sizes agree (through to the shared elements of a
-  /// borrowed buffer), else into a new owned buffer.
+  /// Copies rhs's elements, in place when the sizes agree (through to shared elements), else
+  /// into a new owned buffer.
   Buffer& operator=(const Buffer& rhs) {
     if (this == &rhs) return *this;
     if (size_ == rhs.size_) {
@@ -94,10 +99,10 @@ class Buffer {
     }
     return *this;
   }
-  /// Takes rhs's elements, as uvector does, except that a borrowed buffer of the same size
-  /// copies them in: assignment into a view's value writes through, however it is spelt.
+  /// Takes rhs's elements, as uvector does, except that shared elements of the same size are
+  /// copied into: assignment into a view's (or its base's) value writes through, however spelt.
   Buffer& operator=(Buffer&& rhs) noexcept(std::is_nothrow_copy_assignable_v<T>) {
-    if (borrowed() && size_ == rhs.size_) {
+    if (shared() && size_ == rhs.size_) {
       if (data_ != rhs.data_) std::copy(rhs.begin(), rhs.end(), data_);
     } else {
       swap(rhs);
@@ -109,8 +114,8 @@ class Buffer {
 
   /// The allocator (stateless).
   allocator_type get_allocator() const noexcept { return allocator_type(); }
-  /// True when the elements are owned elsewhere (made by borrow()).
-  bool borrowed() const noexcept { return anchor_ != nullptr; }
+  /// True while another buffer shares these elements (share()).
+  bool shared() const noexcept { return anchor_ && anchor_.use_count() > 1; }
 
   /// True for no elements.
   bool empty() const noexcept { return size_ == 0; }
@@ -183,16 +188,25 @@ class Buffer {
     return p;
   }
 
+  // Gives back `count` elements from allocate(count).
+  struct Free {
+    size_type count;
+    void operator()(T* p) const noexcept {
+      if (p == nullptr) return;
+      if constexpr (!std::is_trivially_destructible_v<T>) std::destroy_n(p, count);
+      A alloc;
+      std::allocator_traits<A>::deallocate(alloc, p, count);
+    }
+  };
+
   void release() noexcept {
-    if (anchor_ || data_ == nullptr) return;
-    if constexpr (!std::is_trivially_destructible_v<T>) std::destroy_n(data_, size_);
-    A alloc;
-    std::allocator_traits<A>::deallocate(alloc, data_, size_);
+    if (anchor_) return;  // the shared owner frees them with the last holder
+    Free{size_}(data_);
   }
 
   T* data_ = nullptr;
   size_type size_ = 0;
-  std::shared_ptr<const void> anchor_;  // set only for a borrowed buffer
+  std::shared_ptr<T> anchor_;  // the shared owner, once share() was called on these elements
 };
 
 /// Equal sizes and elements.

@@ -62,7 +62,7 @@ template <class T>
 struct Storage {
   Array<T> data;
   std::uint64_t version = 0;
-  std::shared_ptr<Storage> base;  // the storage whose elements `data` borrows (never a view)
+  std::shared_ptr<Storage> base;  // for a view: its base, whose counter it shares (not a view)
 
   /// The version counter shared by a base and all its views.
   std::uint64_t& counter() { return base ? base->version : version; }

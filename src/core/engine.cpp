@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <span>
 #include <string>
@@ -136,12 +137,13 @@ std::string value_str(T v) {
   return std::isnan(v) ? "NaN" : (v > 0 ? "inf" : "-inf");
 }
 
-// True when nothing else holds the tensor or its value and it has no history, so that adding
-// into it in place is unobservable.
+// True when nothing else holds the tensor or its value (a view's elements, or an array moved out
+// of one, are held by others too) and it has no history, so that adding into it in place is
+// unobservable.
 template <class T>
 bool exclusively_owned(const std::shared_ptr<detail::TensorImpl<T>>& impl) {
-  return impl.use_count() == 1 && impl->storage.use_count() == 1 && !impl->storage->base &&
-         !impl->requires_grad;
+  return impl.use_count() == 1 && impl->storage.use_count() == 1 &&
+         !impl->storage->data.storage().shared() && !impl->requires_grad;
 }
 }  // namespace
 
@@ -900,15 +902,19 @@ Tensor<T> share(const Tensor<T>& a, const Shape& shape) {
                      std::to_string(source->data.size()) + " elements of shape " +
                      shape_str(a.shape()));
   }
-  // Views always borrow from the base itself, so that a chain of reshapes keeps one storage
-  // alive and every view of it shares the base's version counter.
+  // A view's version counter is its base's: a chain of reshapes shares one counter.
   const std::shared_ptr<detail::Storage<T>>& base = source->base ? source->base : source;
   typename Array<T>::inner_shape_type extents(shape.begin(), shape.end());
   typename Array<T>::inner_strides_type strides(extents.size());
   xt::compute_strides(extents, xt::layout_type::row_major, strides);
+  detail::Buffer<T> elements = [&] {
+    // Making elements shared changes the source's buffer: one thread at a time.
+    static std::mutex mutex;
+    const std::lock_guard lock(mutex);
+    return detail::Buffer<T>::share(source->data.storage());
+  }();
   auto storage = detail::make_small<detail::Storage<T>>(
-      Array<T>(detail::Buffer<T>::borrow(source->data.data(), source->data.size(), base),
-               std::move(extents), std::move(strides)));
+      Array<T>(std::move(elements), std::move(extents), std::move(strides)));
   storage->base = base;
   auto impl = detail::make_small<detail::TensorImpl<T>>();
   impl->storage = std::move(storage);

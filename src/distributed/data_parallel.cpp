@@ -49,11 +49,26 @@ struct DataParallel<T>::State {
   std::size_t next_start = 0;
   bool sync = true;
   bool in_pass = false;
+  // Held by the end-of-pass callback: expired while in_pass means the engine dropped it, i.e.
+  // that pass failed.
+  std::weak_ptr<int> pending_end;
   Clock::time_point first_start{};
   std::vector<std::string> unused;
   CommStats stats;
 
   State(ProcessGroup g, DataParallelOptions o) : group(std::move(g)), options(o) {}
+
+  // A pass that failed left buckets in flight: let them finish (every process started the same
+  // ones) and forget them.
+  void recover() {
+    for (auto& b : buckets) {
+      try {
+        b.work.wait();
+      } catch (const DistributedError&) {  // the pass already failed; report nothing twice
+      }
+    }
+    in_pass = false;
+  }
 
   void begin_pass() {
     in_pass = true;
@@ -64,11 +79,14 @@ struct DataParallel<T>::State {
     }
     next_start = 0;
     stats = {};
-    queue_callback([this] { end_pass(); });
+    auto token = std::make_shared<int>(0);
+    pending_end = token;
+    queue_callback([this, token] { end_pass(); });
   }
 
   void on_final(std::size_t i) {
     if (!sync) return;
+    if (in_pass && pending_end.expired()) recover();
     if (!in_pass) begin_pass();
     if (ready[i]) return;
     ready[i] = true;
@@ -99,9 +117,16 @@ struct DataParallel<T>::State {
     unused.clear();
     for (std::size_t i = 0; i < params.size(); ++i) {
       if (ready[i]) continue;
-      unused.push_back(params[i].first);
       Bucket& b = buckets[bucket_of[i]];
-      std::fill_n(b.buffer.begin() + offset_of[i], params[i].second.numel(), T(0));
+      const auto at = b.buffer.begin() + static_cast<std::ptrdiff_t>(offset_of[i]);
+      if (const auto& g = params[i].second.impl()->grad) {
+        // No gradient in this pass, but one accumulated before (no_sync): that one counts.
+        std::copy_n(g->storage->data.data(), params[i].second.numel(), at);
+        ready[i] = true;
+        continue;
+      }
+      unused.push_back(params[i].first);
+      std::fill_n(at, params[i].second.numel(), T(0));
     }
     while (next_start < buckets.size()) start(next_start++);
     const auto wait_from = Clock::now();
@@ -139,9 +164,11 @@ template <class T>
 DataParallel<T>::DataParallel(nn::Module<T>& model, ProcessGroup group, DataParallelOptions options)
     : state_(std::make_unique<State>(std::move(group), options)) {
   State& s = *state_;
-  s.params = model.named_parameters();
+  for (auto& named : model.named_parameters()) {
+    if (named.second.requires_grad()) s.params.push_back(std::move(named));  // frozen: left out
+  }
   if (s.params.empty()) {
-    throw ValueError("xgrad::dist::DataParallel: the model has no parameters");
+    throw ValueError("xgrad::dist::DataParallel: the model has no parameter that requires grad");
   }
   // Every process must hold the same model: the same parameter count, names and sizes.
   std::vector<std::uint64_t> layout = {s.params.size()};
@@ -190,16 +217,23 @@ DataParallel<T>::DataParallel(nn::Module<T>& model, ProcessGroup group, DataPara
     bytes += s.params[j].second.numel() * sizeof(T);
   }
   s.buckets.back().buffer.push_back(T(0));  // the count of missing gradients
-  for (std::size_t i = 0; i < s.params.size(); ++i) {
-    State* raw = state_.get();
-    s.hook_ids.push_back(s.params[i].second.register_post_accumulate_grad_hook(
-        [raw, i](const Tensor<T>&) { raw->on_final(i); }));
+  State* raw = state_.get();
+  try {
+    for (std::size_t i = 0; i < s.params.size(); ++i) {
+      s.hook_ids.push_back(s.params[i].second.register_post_accumulate_grad_hook(
+          [raw, i](const Tensor<T>&) { raw->on_final(i); }));
+    }
+  } catch (...) {  // no hook may outlive the state it points to
+    for (std::size_t i = 0; i < s.hook_ids.size(); ++i)
+      s.params[i].second.remove_hook(s.hook_ids[i]);
+    throw;
   }
 }
 
 template <class T>
 DataParallel<T>::~DataParallel() {
   if (!state_) return;
+  if (state_->in_pass) state_->recover();  // buckets in flight write into the state's buffers
   for (std::size_t i = 0; i < state_->params.size(); ++i) {
     state_->params[i].second.remove_hook(state_->hook_ids[i]);
   }

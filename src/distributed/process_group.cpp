@@ -251,6 +251,13 @@ ProcessGroup init(int& argc, char**& argv) {
       });
     });
   }
+  int level = 0;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_SERIALIZED) {
+    throw DistributedError(
+        "xgrad::dist::init: MPI runs at a thread level below MPI_THREAD_SERIALIZED (" +
+        std::to_string(level) + "), which backward passes on other threads need");
+  }
   auto impl = std::make_shared<ProcessGroup::Impl>();
   const auto fail = [](int code, const char* what) {
     if (code != MPI_SUCCESS) {
