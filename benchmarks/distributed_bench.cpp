@@ -31,7 +31,7 @@
 namespace {
 
 using namespace xgrad;
-using namespace xgrad::bench;
+using namespace ::bench;
 
 dist::ProcessGroup* world = nullptr;
 
@@ -91,11 +91,10 @@ void all_reduce(benchmark::State& state) {
   }
   const double n = world->size();
   const auto total = static_cast<double>(bytes) * static_cast<double>(state.iterations());
-  state.counters["algbw"] = benchmark::Counter(total, benchmark::Counter::kIsRate,
-                                               benchmark::Counter::kIs1024);
+  state.counters["algbw"] =
+      benchmark::Counter(total, benchmark::Counter::kIsRate, benchmark::Counter::kIs1024);
   // A ring all_reduce moves 2 (n - 1) / n of the buffer through every link.
-  state.counters["busbw"] = benchmark::Counter(total * 2 * (n - 1) / n,
-                                               benchmark::Counter::kIsRate,
+  state.counters["busbw"] = benchmark::Counter(total * 2 * (n - 1) / n, benchmark::Counter::kIsRate,
                                                benchmark::Counter::kIs1024);
 }
 
