@@ -99,6 +99,15 @@ case "${1:-}" in
     install_missing libtorch-dev
     build build/bench -DXGRAD_BUILD_PEERS=ON -DXGRAD_BUILD_TESTS=OFF -DXGRAD_BUILD_EXAMPLES=OFF
     /usr/bin/python3 benchmarks/compare.py build/bench "${@:2}"
+    # Data-parallel training: one process, two under mpirun, and PyTorch DDP on the same order.
+    if [ -x build/bench/benchmarks/distributed_bench ]; then
+      install_missing python3-torch
+      export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+      build/bench/benchmarks/distributed_bench --benchmark_filter=fashion
+      mpirun -np 2 --oversubscribe build/bench/benchmarks/distributed_bench
+      build/bench/benchmarks/distributed_bench --dump-order build/bench/fashion_order.npy
+      /usr/bin/python3 benchmarks/peers/torch_ddp.py --order build/bench/fashion_order.npy
+    fi
     ;;
   *)
     echo "usage: $0 [demo|test|bench]" >&2
