@@ -209,10 +209,4 @@ class Buffer {
   std::shared_ptr<T> anchor_;  // the shared owner, once share() was called on these elements
 };
 
-/// Equal sizes and elements.
-template <class T, class A>
-bool operator==(const Buffer<T, A>& a, const Buffer<T, A>& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
-}
-
 }  // namespace xgrad::detail

@@ -31,10 +31,8 @@ template <class T>
 struct DataParallel<T>::State {
   struct Bucket {
     std::vector<std::size_t> members;  // parameter indices
-    std::vector<std::size_t> offsets;  // where each member's gradient starts in buffer
     std::vector<T> buffer;
     std::size_t pending = 0;  // members not yet final in this pass
-    bool started = false;
     Work work;
   };
 
@@ -75,7 +73,6 @@ struct DataParallel<T>::State {
     std::fill(ready.begin(), ready.end(), false);
     for (auto& b : buckets) {
       b.pending = b.members.size();
-      b.started = false;
     }
     next_start = 0;
     stats = {};
@@ -107,7 +104,6 @@ struct DataParallel<T>::State {
     }
     if (stats.buckets == 0) first_start = Clock::now();
     b.work = group.all_reduce_async(std::span<T>(b.buffer));
-    b.started = true;
     ++stats.buckets;
     stats.bytes += b.buffer.size() * sizeof(T);
   }
@@ -212,7 +208,6 @@ DataParallel<T>::DataParallel(nn::Module<T>& model, ProcessGroup group, DataPara
     s.bucket_of[j] = s.buckets.size() - 1;
     s.offset_of[j] = b.buffer.size();
     b.members.push_back(j);
-    b.offsets.push_back(b.buffer.size());
     b.buffer.resize(b.buffer.size() + s.params[j].second.numel());
     bytes += s.params[j].second.numel() * sizeof(T);
   }

@@ -102,26 +102,26 @@ struct Work::State {
   std::shared_ptr<ProcessGroup::Impl> group;
   std::vector<MPI_Request> requests;
   bool done = false;
+
+  // A collective still in flight writes into its buffer: wait rather than leave it dangling.
+  void settle() noexcept {
+    if (!done && !mpi_finalized()) {
+      MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    }
+  }
 };
 
 Work::Work() = default;
 Work::Work(Work&&) noexcept = default;
 Work& Work::operator=(Work&& other) noexcept {
   if (this != &other) {
-    if (state_ && !state_->done && !mpi_finalized()) {
-      MPI_Waitall(static_cast<int>(state_->requests.size()), state_->requests.data(),
-                  MPI_STATUSES_IGNORE);
-    }
+    if (state_) state_->settle();
     state_ = std::move(other.state_);
   }
   return *this;
 }
 Work::~Work() {
-  // A collective still in flight writes into its buffer: wait rather than leave it dangling.
-  if (state_ && !state_->done && !mpi_finalized()) {
-    MPI_Waitall(static_cast<int>(state_->requests.size()), state_->requests.data(),
-                MPI_STATUSES_IGNORE);
-  }
+  if (state_) state_->settle();
 }
 
 bool Work::test() {
