@@ -758,5 +758,36 @@ TEST(Data, LoaderRejectsBadArguments) {
                            {"[]", "leading dim"});
 }
 
+// Picks a fixed list, whatever the epoch's order.
+class FixedSampler : public data::Sampler {
+ public:
+  FixedSampler(std::vector<std::size_t> picks, std::size_t claimed)
+      : picks_(std::move(picks)), claimed_(claimed) {}
+  std::size_t size(std::size_t) const override { return claimed_; }
+  std::vector<std::size_t> select(std::vector<std::size_t>, std::uint64_t) const override {
+    return picks_;
+  }
+
+ private:
+  std::vector<std::size_t> picks_;
+  std::size_t claimed_;
+};
+
+TEST(Data, LoaderSamplerIsCheckedAgainstItsSizeAndTheSamples) {
+  auto x = Tensor<float>::arange(8).reshape({4, 2});
+  auto y = Tensor<float>::arange(4);
+  DataLoader<float> fine(x, y, {.batch_size = 2}, FixedSampler({3, 1, 2}, 3));
+  EXPECT_EQ(fine.size(), 2u);
+  EXPECT_EQ((*fine.begin()).targets.value(), (Array<float>{3.0f, 1.0f}));
+  DataLoader<float> miscounted(x, y, {.batch_size = 2}, FixedSampler({3, 1}, 3));
+  expect_error<ValueError>([&] { miscounted.order(0); },
+                           {"DataLoader", "selected 2 samples", "size() is 3"});
+  DataLoader<float> outside(x, y, {.batch_size = 2}, FixedSampler({0, 4}, 2));
+  expect_error<ValueError>([&] { outside.order(0); }, {"DataLoader", "sample 4 of 4"});
+  expect_error<ValueError>(
+      [&] { DataLoader<float>(x, y, {}, std::shared_ptr<const data::Sampler>()); },
+      {"DataLoader", "sampler is null"});
+}
+
 }  // namespace
 }  // namespace xgrad::test

@@ -346,6 +346,7 @@ TEST(Hooks, QueuedCallbacksRunOnceEveryGradientIsFinal) {
   EXPECT_EQ(events[3], "callback 3.000000 3.000000");
   EXPECT_EQ(events[4], "queued by a callback");
   test::expect_error<GraphError>([] { queue_callback([] {}); }, {"queue_callback", "no backward"});
+  test::expect_error<ValueError>([] { queue_callback(nullptr); }, {"queue_callback", "empty"});
 }
 
 TEST(Engine2, GradOnlyRunsThePartOfTheGraphItNeeds) {

@@ -376,10 +376,10 @@ thread_local std::vector<std::function<void()>>* queued_callbacks = nullptr;
 }  // namespace
 
 void queue_callback(std::function<void()> fn) {
+  if (!fn) throw ValueError("xgrad::queue_callback: the function is empty");
   if (!queued_callbacks) {
     throw GraphError("xgrad::queue_callback: no backward pass is running on this thread");
   }
-  if (!fn) throw ValueError("xgrad::queue_callback: the function is empty");
   queued_callbacks->push_back(std::move(fn));
 }
 

@@ -264,6 +264,18 @@ TEST(DataParallel, AParameterUnusedOnOneProcessIsReportedOrAveragedAsZero) {
   }
 }
 
+TEST(DataParallel, AModelWithNothingToTrainIsRefused) {
+  Generator gen(5);
+  nn::MLP<float> model({2, 2}, nn::Act::Identity, nn::Act::Identity, gen);
+  for (auto p : model.parameters()) p.requires_grad_(false);
+  try {
+    DataParallel<float> ddp(model, *world);
+    ADD_FAILURE() << "no error";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("no parameter that requires grad"), std::string::npos);
+  }
+}
+
 TEST(DataParallel, ConstructionCopiesRankZerosParameters) {
   Generator gen(100 + static_cast<std::uint64_t>(world->rank()));  // different on each process
   nn::MLP<float> model({3, 4}, nn::Act::ReLU, nn::Act::Identity, gen);
