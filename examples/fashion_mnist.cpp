@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
                  "training checkpoint written after every epoch (default: "
                  "<out>/fashion_mnist.ckpt.safetensors)");
   app.add_option("--resume", resume, "continue the run saved in this training checkpoint");
+  bool profile = false;
+  app.add_flag("--profile", profile,
+               "profile the first epoch: time per op, products and their GEMM floor");
   bool distributed = false;
 #if XGRAD_HAS_DISTRIBUTED
   app.add_flag("--distributed", distributed,
@@ -149,6 +152,8 @@ int main(int argc, char** argv) {
     viz::ProgressBar bar(loader.size(), "epoch " + std::to_string(epoch), lead ? std::cout : quiet);
     double loss_sum = 0;
     std::size_t seen = 0, batches = 0;
+    std::optional<profiler::Profile> prof;
+    if (profile && lead && epoch == static_cast<int>(state.epoch) + 1) prof.emplace();
     for (const auto& batch : loader) {
       sgd.zero_grad();
       auto loss = cross_entropy(model(batch.inputs), batch.targets);
@@ -158,6 +163,16 @@ int main(int argc, char** argv) {
       seen += batch.targets.numel() * static_cast<std::size_t>(processes);
       ++batches;
       bar.update(batches, loss_sum / static_cast<double>(batches), seen);
+    }
+    if (prof) {
+      prof->stop();
+      const double floor = prof->gemm_floor();
+      std::printf("\nprofile of epoch %d (%zu steps):\n%s", epoch, batches,
+                  prof->table(16).c_str());
+      std::printf(
+          "GEMM floor (the same products through the BLAS alone): %.1f ms, %.0f%% of "
+          "the epoch\n",
+          floor * 1e3, 100 * floor / prof->wall_time());
     }
     schedule.step();
 #if XGRAD_HAS_DISTRIBUTED

@@ -15,6 +15,7 @@
 #include <xgrad/optim/clip_grad.hpp>
 #include <xgrad/optim/lr_scheduler.hpp>
 #include <xgrad/optim/optimizer.hpp>
+#include <xgrad/profiler.hpp>
 #include <xgrad/tensor.hpp>
 #include <xgrad/testing/gradcheck.hpp>
 #include <xgrad/threads.hpp>

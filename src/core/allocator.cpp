@@ -9,6 +9,7 @@
 
 #include <xgrad/config.hpp>
 #include <xgrad/memory.hpp>
+#include <xgrad/profiler.hpp>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define XGRAD_POOL_ENABLED 0
@@ -77,6 +78,8 @@ Cache::~Cache() {
 namespace detail {
 
 void* pool_allocate(std::size_t bytes) {
+  if (profiler::detail::active != nullptr) [[unlikely]]
+    profiler::detail::allocation(bytes);
   // Without the pool (AddressSanitizer) a block is exactly what was asked for, so that the
   // sanitizer sees a write one past an array's end.
   if (!XGRAD_POOL_ENABLED) return ::operator new (bytes, std::align_val_t{kAlign});

@@ -9,6 +9,7 @@
 
 #include <xgrad/blas.hpp>
 #include <xgrad/error.hpp>
+#include <xgrad/profiler.hpp>
 #include <xgrad/threads.hpp>
 
 #include <cblas.h>
@@ -155,6 +156,8 @@ template <class T>
 void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
   if (m == 0 || n == 0) return;
+  if (profiler::detail::active != nullptr) [[unlikely]]
+    profiler::detail::product(std::is_same_v<T, double>, ta, tb, m, n, k);
   if (k == 0 || alpha == T(0)) {  // C = beta C; A and B are not read
     for (std::size_t i = 0; i < m; ++i) {
       for (std::size_t j = 0; j < n; ++j) {

@@ -17,6 +17,7 @@
 
 #include <xgrad/autograd.hpp>
 #include <xgrad/node.hpp>
+#include <xgrad/profiler.hpp>
 
 namespace xgrad {
 
@@ -421,6 +422,8 @@ class GraphTask {
 
   // Runs the pass from `roots`, each with the gradient given for it.
   void run(std::span<const Root> roots) {
+    // The engine's own work (ordering, accumulating, hooks) is this region's self time.
+    const profiler::record_function region("backward pass");
     std::vector<std::function<void()>> callbacks;
     struct Queue {  // this pass's callback list while it runs, the outer pass's afterwards
       std::vector<std::function<void()>>* outer;
@@ -694,6 +697,7 @@ class GraphTask {
         if (s.needed) {
           const GradMode mode(create_graph_);
           Grads<T> ctx(n, *this);
+          const profiler::record_function region(n.name_, true);
           n.backward_(g, ctx);
         }
       }

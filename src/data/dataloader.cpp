@@ -9,6 +9,7 @@
 #include <string>
 
 #include <xgrad/data/dataloader.hpp>
+#include <xgrad/profiler.hpp>
 
 namespace xgrad::data {
 
@@ -123,6 +124,7 @@ Tensor<T> gather_rows(const Array<T>& src, const std::vector<std::size_t>& order
 
 template <class T>
 Batch<T> DataLoader<T>::gather(const std::vector<std::size_t>& order, std::size_t batch) const {
+  const profiler::record_function region("DataLoader.batch");
   const std::size_t first = batch * options_.batch_size;
   const std::size_t last = std::min(order.size(), first + options_.batch_size);
   return {gather_rows(inputs_.value(), order, first, last),

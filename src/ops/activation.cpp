@@ -39,18 +39,20 @@ Array<T> sum_keep(E&& e, std::size_t dim) {
 
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"sigmoid", loc};
   // NOTE: 1 / (1 + e^-x) overflows e^-x for x << 0; ops::simd::sigmoid takes e^-|x| so that
   // every exponent is <= 0.
   return unary<T>(
-      {"sigmoid", loc}, a, [](const auto& x) { return ops::simd::sigmoid(x); },
+      op, a, [](const auto& x) { return ops::simd::sigmoid(x); },
       // sigmoid: grad * result * (1 - result)
       [](const auto& d, const auto& r) { return d * (r * (T(1) - r)); }, Reads::output);
 }
 
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"tanh", loc};
   return unary<T>(
-      {"tanh", loc}, a, [](const auto& x) { return tanh(x); },
+      op, a, [](const auto& x) { return tanh(x); },
       [](const auto& d, const auto& r) {
         return d * (T(1) - r * r);
       },  // tanh: grad * (1 - result^2)
@@ -59,8 +61,9 @@ Tensor<T> tanh(const Tensor<T>& a, Location loc) {
 
 template <class T>
 Tensor<T> relu(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"relu", loc};
   return unary<T>(
-      {"relu", loc}, a,
+      op, a,
       // x <= 0 rather than x > 0 selects the zeros, so that NaN passes through as in PyTorch.
       [](const auto& x) {
         using B = std::decay_t<decltype(x)>;
@@ -73,8 +76,9 @@ Tensor<T> relu(const Tensor<T>& a, Location loc) {
 
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc) {
+  const ops::Entry op{"leaky_relu", loc};
   return unary<T>(
-      {"leaky_relu", loc}, a,
+      op, a,
       [negative_slope](const auto& x) {
         using B = std::decay_t<decltype(x)>;
         return xsimd::select(x > B(T(0)), x, x * negative_slope);
@@ -88,14 +92,15 @@ Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc)
 
 template <class T>
 Tensor<T> softmax(const Tensor<T>& a, int dim, Location loc) {
+  const ops::Entry op{"softmax", loc};
   const auto& x = a.value();
   const std::size_t d = ops::normalize_dim("softmax", dim, x.dimension(), a.shape());
-  if (x.size() == 0) return empty_like_op({"softmax", loc}, a);
+  if (x.size() == 0) return empty_like_op(op, a);
   Array<T> e = xt::exp(x - finite_max(x, d));
   Array<T> out = e / sum_keep<T>(e, d);
   const int dd = static_cast<int>(d);
   return record<T>(
-      {"softmax", loc}, std::move(out), {a},
+      op, std::move(out), {a},
       [dd](const Tensor<T>& grad, Grads<T>& g) {
         if (!g.needs(0)) return;
         const Tensor<T> y = g.out();
@@ -107,15 +112,16 @@ Tensor<T> softmax(const Tensor<T>& a, int dim, Location loc) {
 
 template <class T>
 Tensor<T> log_softmax(const Tensor<T>& a, int dim, Location loc) {
+  const ops::Entry op{"log_softmax", loc};
   const auto& x = a.value();
   const std::size_t d = ops::normalize_dim("log_softmax", dim, x.dimension(), a.shape());
-  if (x.size() == 0) return empty_like_op({"log_softmax", loc}, a);
+  if (x.size() == 0) return empty_like_op(op, a);
   // NOTE: log(sum(exp(x))) overflows at x = 1000; shifting by the max keeps exp in (0, 1].
   const Array<T> shifted = x - finite_max(x, d);
   Array<T> out = shifted - xt::log(sum_keep<T>(xt::exp(shifted), d));
   const int dd = static_cast<int>(d);
   return record<T>(
-      {"log_softmax", loc}, std::move(out), {a},
+      op, std::move(out), {a},
       [dd](const Tensor<T>& grad, Grads<T>& g) {
         if (!g.needs(0)) return;
         // log_softmax: grad - exp(result) * sum(grad, dim)
@@ -134,20 +140,22 @@ void zero_derivative(const Tensor<T>& grad, Grads<T>& g) {
 
 template <class T>
 Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold, Location loc) {
+  const ops::Entry op{"step", loc};
   const auto& x = a.value();
   Array<T> out = xt::where(xt::isnan(x), x, xt::where(x > threshold, T(1), T(0)));
   // step: 0 (piecewise constant)
-  return record<T>({"step", loc}, std::move(out), {a}, zero_derivative<T>, Saves::none());
+  return record<T>(op, std::move(out), {a}, zero_derivative<T>, Saves::none());
 }
 
 template <class T>
 Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero, Location loc) {
+  const ops::Entry op{"heaviside", loc};
   const auto& x = a.value();
   Array<T> out =
       xt::where(xt::isnan(x), x,
                 xt::where(x < T(0), T(0), xt::where(xt::equal(x, T(0)), value_at_zero, T(1))));
   // heaviside: 0 (piecewise constant)
-  return record<T>({"heaviside", loc}, std::move(out), {a}, zero_derivative<T>, Saves::none());
+  return record<T>(op, std::move(out), {a}, zero_derivative<T>, Saves::none());
 }
 
 #define XGRAD_INSTANTIATE_ACTIVATION(T)                                    \

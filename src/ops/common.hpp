@@ -7,8 +7,16 @@
 #include <xgrad/error.hpp>
 #include <xgrad/node.hpp>
 #include <xgrad/ops.hpp>
+#include <xgrad/profiler.hpp>
 
 namespace xgrad::ops {
+
+/// An op's entry, made first in its body: times the op while a profiler records this thread,
+/// and is the OpName that record() takes, so that the op's name is written once.
+struct Entry : OpName {
+  Entry(const char* n, Location w) : OpName(n, w), region(n) {}
+  profiler::record_function region;
+};
 
 template <class S>
 Shape to_shape(const S& s) {

@@ -65,11 +65,12 @@ Tensor<T> zero() {
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"add", loc};
   check_binary("add", a, b);
   const auto& x = a.value();
   const auto& y = b.value();
   return record<T>(
-      {"add", loc}, binary<T>(x, y, plus_f, x + y), {a, b},
+      op, binary<T>(x, y, plus_f, x + y), {a, b},
       [](const Tensor<T>& grad, Grads<T>& g) {
         g.to(0, grad);  // add: grad
         g.to(1, grad);  // add: grad
@@ -79,11 +80,12 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"sub", loc};
   check_binary("sub", a, b);
   const auto& x = a.value();
   const auto& y = b.value();
   return record<T>(
-      {"sub", loc}, binary<T>(x, y, minus_f, x - y), {a, b},
+      op, binary<T>(x, y, minus_f, x - y), {a, b},
       [](const Tensor<T>& grad, Grads<T>& g) {
         g.to(0, grad);  // sub: grad
         if (!g.needs(1)) return;
@@ -100,9 +102,10 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"mul", loc};
   check_binary("mul", a, b);
   return ops::binary<T>(
-      {"mul", loc}, a, b, times_f,
+      op, a, b, times_f,
       [](const auto& d, const auto&, const auto& y) { return d * y; },  // mul: grad * other
       [](const auto& d, const auto& x, const auto&) { return d * x; },  // mul: grad * self
       cross_saves(a, b));
@@ -110,9 +113,10 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"div", loc};
   check_binary("div", a, b);
   return ops::binary<T>(
-      {"div", loc}, a, b, over_f,
+      op, a, b, over_f,
       [](const auto& d, const auto&, const auto& y) {
         return masked(d, d / y);
       },  // div: grad / other
@@ -123,70 +127,77 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, Scalar<T> s, Location loc) {
+  const ops::Entry op{"add", loc};
   return unary<T>(
-      {"add", loc}, a, [s](const auto& x) { return x + s; },
+      op, a, [s](const auto& x) { return x + s; },
       [](const auto& d, const auto&) { return d; },  // add: grad
       Reads::nothing);
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, Scalar<T> s, Location loc) {
+  const ops::Entry op{"mul", loc};
   return unary<T>(
-      {"mul", loc}, a, [s](const auto& x) { return x * s; },
+      op, a, [s](const auto& x) { return x * s; },
       [s](const auto& d, const auto&) { return d * s; },  // mul: grad * other
       Reads::nothing);
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, Scalar<T> s, Location loc) {
+  const ops::Entry op{"div", loc};
   return unary<T>(
-      {"div", loc}, a, [s](const auto& x) { return x / s; },
+      op, a, [s](const auto& x) { return x / s; },
       [s](const auto& d, const auto&) { return d / s; },  // div: grad / other
       Reads::nothing);
 }
 
 template <class T>
 Tensor<T> rsub(Scalar<T> s, const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"rsub", loc};
   return unary<T>(
-      {"rsub", loc}, a, [s](const auto& x) { return s - x; },
+      op, a, [s](const auto& x) { return s - x; },
       [](const auto& d, const auto&) { return -d; },  // rsub: -grad
       Reads::nothing);
 }
 
 template <class T>
 Tensor<T> rdiv(Scalar<T> s, const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"rdiv", loc};
   return unary<T>(
-      {"rdiv", loc}, a, [s](const auto& x) { return s / x; },
+      op, a, [s](const auto& x) { return s / x; },
       // rdiv: -grad * other / self^2
       [s](const auto& d, const auto& x) { return masked(d, d * (-s) / (x * x)); }, Reads::input);
 }
 
 template <class T>
 Tensor<T> neg(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"neg", loc};
   return unary<T>(
-      {"neg", loc}, a, [](const auto& x) { return -x; },
+      op, a, [](const auto& x) { return -x; },
       [](const auto& d, const auto&) { return -d; },  // neg: -grad
       Reads::nothing);
 }
 
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
+  const ops::Entry op{"pow", loc};
   check_finite_scalar("pow", "the exponent", p);
   // Common exponents exactly: a vectorised pow is accurate to an ulp or so, a product is exact.
   // pow: grad * exponent * self^(exponent - 1); exactly 0 for exponent 0
   if (p == T(2)) {
     return unary<T>(
-        {"pow", loc}, a, [](const auto& x) { return x * x; },
+        op, a, [](const auto& x) { return x * x; },
         [](const auto& d, const auto& x) { return d * (x * T(2)); }, Reads::input);
   }
   if (p == T(1)) {
     return unary<T>(
-        {"pow", loc}, a, [](const auto& x) { return x * T(1); },
+        op, a, [](const auto& x) { return x * T(1); },
         [](const auto& d, const auto&) { return d * T(1); }, Reads::nothing);
   }
   if (p == T(0)) {
     return unary<T>(
-        {"pow", loc}, a,
+        op, a,
         [](const auto& x) {
           using X = std::decay_t<decltype(x)>;
           return X(T(1));
@@ -195,16 +206,16 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
   }
   if (p == T(-1)) {
     return unary<T>(
-        {"pow", loc}, a, [](const auto& x) { return T(1) / x; },
+        op, a, [](const auto& x) { return T(1) / x; },
         [](const auto& d, const auto& x) { return masked(d, -(d / (x * x))); }, Reads::input);
   }
   if (p == T(0.5)) {
     return unary<T>(
-        {"pow", loc}, a, [](const auto& x) { return sqrt(x); },
+        op, a, [](const auto& x) { return sqrt(x); },
         [](const auto& d, const auto& r) { return masked(d, d * (T(0.5) / r)); }, Reads::output);
   }
   return unary<T>(
-      {"pow", loc}, a,
+      op, a,
       [p](const auto& x) {
         using X = std::decay_t<decltype(x)>;
         return xsimd::pow(x, X(p));
@@ -222,9 +233,10 @@ Tensor<T> pow(const Tensor<T>& a, Scalar<T> p, Location loc) {
 
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"pow", loc};
   check_binary("pow", a, b);
   return record<T>(
-      {"pow", loc}, xt::pow(a.value(), b.value()), {a, b},
+      op, xt::pow(a.value(), b.value()), {a, b},
       [](const Tensor<T>& grad, Grads<T>& g) {
         const Tensor<T> base = g.in(0);
         const Tensor<T> e = g.in(1);
@@ -247,48 +259,54 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> exp(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"exp", loc};
   return unary<T>(
-      {"exp", loc}, a, [](const auto& x) { return exp(x); },
+      op, a, [](const auto& x) { return exp(x); },
       [](const auto& d, const auto& r) { return d * r; },  // exp: grad * result
       Reads::output);
 }
 
 template <class T>
 Tensor<T> log(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"log", loc};
   return unary<T>(
-      {"log", loc}, a, [](const auto& x) { return log(x); },
+      op, a, [](const auto& x) { return log(x); },
       [](const auto& d, const auto& x) { return masked(d, d / x); },  // log: grad / self
       Reads::input);
 }
 
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"sqrt", loc};
   return unary<T>(
-      {"sqrt", loc}, a, [](const auto& x) { return sqrt(x); },
+      op, a, [](const auto& x) { return sqrt(x); },
       // sqrt: grad / (2 * result)
       [](const auto& d, const auto& r) { return masked(d, d * (T(0.5) / r)); }, Reads::output);
 }
 
 template <class T>
 Tensor<T> sin(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"sin", loc};
   return unary<T>(
-      {"sin", loc}, a, [](const auto& x) { return sin(x); },
+      op, a, [](const auto& x) { return sin(x); },
       [](const auto& d, const auto& x) { return d * cos(x); },  // sin: grad * cos(self)
       Reads::input);
 }
 
 template <class T>
 Tensor<T> cos(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"cos", loc};
   return unary<T>(
-      {"cos", loc}, a, [](const auto& x) { return cos(x); },
+      op, a, [](const auto& x) { return cos(x); },
       [](const auto& d, const auto& x) { return -(d * sin(x)); },  // cos: -grad * sin(self)
       Reads::input);
 }
 
 template <class T>
 Tensor<T> abs(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"abs", loc};
   return unary<T>(
-      {"abs", loc}, a, [](const auto& x) { return abs(x); },
+      op, a, [](const auto& x) { return abs(x); },
       // abs: grad * sign(self), 0 at 0
       [](const auto& d, const auto& x) { return where_pos(x, d, where_pos(-x, -d, T(0))); },
       Reads::input);
@@ -296,6 +314,7 @@ Tensor<T> abs(const Tensor<T>& a, Location loc) {
 
 template <class T>
 Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi, Location loc) {
+  const ops::Entry op{"clamp", loc};
   check_finite_scalar("clamp", "the lower bound", lo);
   check_finite_scalar("clamp", "the upper bound", hi);
   if (lo > hi) {
@@ -303,7 +322,7 @@ Tensor<T> clamp(const Tensor<T>& a, Scalar<T> lo, Scalar<T> hi, Location loc) {
                      " is greater than upper bound " + std::to_string(hi));
   }
   return record<T>(
-      {"clamp", loc}, xt::clip(a.value(), lo, hi), {a},
+      op, xt::clip(a.value(), lo, hi), {a},
       [lo, hi](const Tensor<T>& grad, Grads<T>& g) {
         if (!g.needs(0)) return;
         // clamp: grad where lo <= self <= hi, else 0 (a constant mask: piecewise linear)
@@ -331,6 +350,7 @@ Tensor<T> winner_share(const Array<T>& x, const Array<T>& y, bool larger, bool f
 template <class T>
 Tensor<T> extremum(const char* name, Location loc, const Tensor<T>& a, const Tensor<T>& b,
                    bool larger) {
+  const ops::Entry op{name, loc};
   check_binary(name, a, b);
   const auto& av = a.value();
   const auto& bv = b.value();
@@ -340,7 +360,7 @@ Tensor<T> extremum(const char* name, Location loc, const Tensor<T>& a, const Ten
                         : Array<T>(xt::where(xt::isnan(av), av,
                                              xt::where(xt::isnan(bv), bv, xt::minimum(av, bv))));
   return record<T>(
-      {name, loc}, std::move(out), {a, b},
+      op, std::move(out), {a, b},
       [larger](const Tensor<T>& grad, Grads<T>& g) {
         // maximum: grad to the larger side (or the NaN one); a tie splits it (minimum alike)
         const auto& x = g.value(0);
@@ -364,13 +384,14 @@ Tensor<T> minimum(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
 
 template <class T>
 Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"where", loc};
   const auto& sc = cond.value().shape();
   ops::broadcast_shapes("where", ops::broadcast_shapes("where", sc, a.value().shape()),
                         b.value().shape());
   Array<T> out = xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value());
   // cond is an input only so that the derivative can read it; it never receives a gradient.
   return record<T>(
-      {"where", loc}, std::move(out), {cond, a, b},
+      op, std::move(out), {cond, a, b},
       [](const Tensor<T>& grad, Grads<T>& g) {
         // where: grad where cond for self, grad where !cond for other; an exact 0 elsewhere
         const Tensor<T> c = g.in(0).detach();
@@ -383,6 +404,7 @@ Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b, L
 namespace {
 template <class T, class F>
 Tensor<T> compare(const char* op, const Tensor<T>& a, const Tensor<T>& b, F f) {
+  const profiler::record_function region(op);
   check_binary(op, a, b);
   return Tensor<T>(Array<T>(xt::cast<T>(f(a.value(), b.value()))));
 }

@@ -128,6 +128,7 @@ Tensor<T> product(const Tensor<T>& a, const Tensor<T>& b, bool ta, bool tb, bool
 
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
+  const ops::Entry op{"matmul", loc};
   const std::size_t ra = a.dim();
   const std::size_t rb = b.dim();
   if (ra == 0 || rb == 0 || ra > 3 || rb > 3) {
@@ -153,11 +154,12 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   if (ra == 3 && rb == 3 && sa[0] != sb[0])
     bad_shapes("have different batch sizes", a.shape(), b.shape());
   if (sb[rb - 2] != sa[ra - 1]) bad_shapes("do not chain", a.shape(), b.shape());
-  return product(a, b, false, false, false, {"matmul", loc});
+  return product(a, b, false, false, false, op);
 }
 
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, Location loc) {
+  const ops::Entry op{"linear", loc};
   const Shape sx = x.shape();
   const Shape sw = weight.shape();
   const bool has_bias = bias.defined();
@@ -191,7 +193,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   // not 2-D already).
   const bool flat = sx.size() == 2;
   return record<T>(
-      {"linear", loc}, std::move(out), inputs,
+      op, std::move(out), inputs,
       [=](const Tensor<T>& grad, Grads<T>& g) {
         // linear: grad_x = grad @ W, grad_W = grad^T @ x, grad_b = sum(grad, rows)
         const auto rows = static_cast<std::int64_t>(n);
@@ -217,6 +219,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 
 template <class T>
 Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1, Location loc) {
+  const ops::Entry op{"transpose", loc};
   const Shape s = a.shape();
   const std::size_t d0 = ops::normalize_dim("transpose", dim0, s.size(), s);
   const std::size_t d1 = ops::normalize_dim("transpose", dim1, s.size(), s);
@@ -226,7 +229,7 @@ Tensor<T> transpose(const Tensor<T>& a, int dim0, int dim1, Location loc) {
   const int i0 = static_cast<int>(d0);
   const int i1 = static_cast<int>(d1);
   return record<T>(
-      {"transpose", loc}, Array<T>(xt::transpose(a.value(), perm)), {a},
+      op, Array<T>(xt::transpose(a.value(), perm)), {a},
       [i0, i1, loc](const Tensor<T>& grad, Grads<T>& g) {
         g.to(0, transpose(grad, i0, i1, loc));  // transpose: grad transposed back
       },

@@ -181,11 +181,12 @@ Tensor<T> elementwise_loss(OpName op, const Tensor<T>& input, const Tensor<T>& t
 
 template <class T>
 Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction, Location loc) {
+  const ops::Entry op{"mse", loc};
   // mse_loss: (self - target)^2
   //   self: 2 * (self - target) * grad
   //   target: -2 * (self - target) * grad
   return elementwise_loss<T>(
-      {"mse", loc}, input, target, reduction, [](T u, T v) { return (u - v) * (u - v); },
+      op, input, target, reduction, [](T u, T v) { return (u - v) * (u - v); },
       [](const Tensor<T>& gi, Grads<T>& g, Location at) {
         const Tensor<T> d = mul(mul(gi, sub(g.in(0), g.in(1), at), at), T(2), at);
         if (g.needs(0)) g.to(0, d);
@@ -196,6 +197,7 @@ Tensor<T> mse(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
 
 template <class T>
 Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction, Location loc) {
+  const ops::Entry op{"bce", loc};
   const Array<T>& p = input.value();
   const T* pp = p.data();
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -210,7 +212,7 @@ Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
   //   self: grad * (self - target) / max((1 - self) * self, 1e-12)
   //   target: grad * (max(log(1 - self), -100) - max(log(self), -100))
   return elementwise_loss<T>(
-      {"bce", loc}, input, target, reduction,
+      op, input, target, reduction,
       [](T q, T v) { return -(v * clamped_log(q) + (T(1) - v) * clamped_log1m(q)); },
       [](const Tensor<T>& gi, Grads<T>& g, Location at) {
         const Tensor<T> q = g.in(0);
@@ -232,11 +234,12 @@ Tensor<T> bce(const Tensor<T>& input, const Tensor<T>& target, Reduction reducti
 template <class T>
 Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction,
                           Location loc) {
+  const ops::Entry op{"bce_with_logits", loc};
   // binary_cross_entropy_with_logits: max(self, 0) - self * target + log1p(exp(-|self|))
   //   self: grad * (sigmoid(self) - target)
   //   target: -grad * self
   return elementwise_loss<T>(
-      {"bce_with_logits", loc}, input, target, reduction,
+      op, input, target, reduction,
       [](T u, T v) {
         // NOTE: at u = +-inf, max(u, 0) - u v is inf - inf = NaN even when the target agrees;
         // the limit is |u| times the target's disagreement (1 - v, or v for u < 0), 0 if none.
@@ -257,6 +260,7 @@ Tensor<T> bce_with_logits(const Tensor<T>& input, const Tensor<T>& target, Reduc
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>& target,
                         Reduction reduction, Location loc) {
+  const ops::Entry op{"cross_entropy", loc};
   const Array<T>& x = logits.value();
   check_class_input("cross_entropy", "logits", x, target.size());
   const std::size_t rows = x.shape()[0];
@@ -277,7 +281,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
     return (m - row[labels[r]]) + static_cast<T>(std::log(s));
   });
   return record<T>(
-      {"cross_entropy", loc}, std::move(value), {logits},
+      op, std::move(value), {logits},
       [reduction, rows, classes, loc, labels = std::move(labels)](const Tensor<T>& grad,
                                                                   Grads<T>& g) {
         // cross_entropy: logsumexp(self[n]) - self[n, target[n]]
@@ -330,6 +334,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, Reduct
 template <class T>
 Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& target,
               Reduction reduction, Location loc) {
+  const ops::Entry op{"nll", loc};
   const Array<T>& x = log_probs.value();
   check_class_input("nll", "log_probs", x, target.size());
   const std::size_t rows = x.shape()[0];
@@ -340,7 +345,7 @@ Tensor<T> nll(const Tensor<T>& log_probs, const std::vector<std::int64_t>& targe
   Array<T> value = reduce_losses<T>(Shape{rows}, rows, reduction,
                                     [&](std::size_t r) { return -xp[r * classes + labels[r]]; });
   return record<T>(
-      {"nll", loc}, std::move(value), {log_probs},
+      op, std::move(value), {log_probs},
       [reduction, rows, classes, loc, labels = std::move(labels)](const Tensor<T>& grad,
                                                                   Grads<T>& g) {
         // nll_loss: -self[n, target[n]]

@@ -199,9 +199,10 @@ Tensor<T> extremum(OpName op, const Tensor<T>& a, const std::vector<int>& dims, 
 
 template <class T>
 Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
+  const ops::Entry op{"sum", loc};
   Plan p = plan("sum", a, dims, keepdim);
   return record<T>(
-      {"sum", loc}, reduce_sum<T>(a.value(), p), {a},
+      op, reduce_sum<T>(a.value(), p), {a},
       [p, loc](const Tensor<T>& grad, Grads<T>& g) {
         // sum: grad expanded to self's shape
         if (g.needs(0)) g.to(0, spread_op<T>({"sum_backward", loc}, grad, p, T(1)));
@@ -211,12 +212,13 @@ Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Lo
 
 template <class T>
 Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
+  const ops::Entry op{"mean", loc};
   Plan p = plan("mean", a, dims, keepdim);
   check_not_empty<T>("mean", p, dims);
   const T scale = T(1) / static_cast<T>(p.count);
   Array<T> out = reduce_sum<T>(a.value(), p) * scale;
   return record<T>(
-      {"mean", loc}, std::move(out), {a},
+      op, std::move(out), {a},
       [p, scale, loc](const Tensor<T>& grad, Grads<T>& g) {
         // mean: grad expanded to self's shape / count
         if (g.needs(0)) g.to(0, spread_op<T>({"mean_backward", loc}, grad, p, scale));
@@ -226,12 +228,14 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, L
 
 template <class T>
 Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
-  return extremum<T>({"max", loc}, a, dims, keepdim, [](T x, T best) { return x > best; });
+  const ops::Entry op{"max", loc};
+  return extremum<T>(op, a, dims, keepdim, [](T x, T best) { return x > best; });
 }
 
 template <class T>
 Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
-  return extremum<T>({"min", loc}, a, dims, keepdim, [](T x, T best) { return x < best; });
+  const ops::Entry op{"min", loc};
+  return extremum<T>(op, a, dims, keepdim, [](T x, T best) { return x < best; });
 }
 
 namespace {
@@ -239,6 +243,7 @@ namespace {
 // [outer, extent, inner] (xtensor's argmax trips GCC 12's array-bounds analysis).
 template <class T, class Better>
 Tensor<T> arg_extremum(const char* op, const Tensor<T>& a, int dim, bool keepdim, Better better) {
+  const profiler::record_function region(op);
   const Shape s = a.shape();
   const std::size_t d = ops::normalize_dim(op, dim, s.size(), s);
   const std::size_t extent = s[d];

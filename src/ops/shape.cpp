@@ -267,6 +267,7 @@ Tensor<T> join(OpName op, const char* take, const char* put, const std::vector<T
 
 template <class T>
 Tensor<T> reshape(const Tensor<T>& a, const Dims& shape, Location loc) {
+  const ops::Entry op{"reshape", loc};
   const Shape in_shape = a.shape();
   const std::size_t total = a.numel();
   const std::string request = dims_str(shape) + " for a tensor of shape " + shape_str(in_shape);
@@ -302,11 +303,12 @@ Tensor<T> reshape(const Tensor<T>& a, const Dims& shape, Location loc) {
   } else if (overflow || known != total) {
     throw ShapeError(mismatch);
   }
-  return regrid({"reshape", loc}, a, out);
+  return regrid(op, a, out);
 }
 
 template <class T>
 Tensor<T> flatten(const Tensor<T>& a, int start_dim, int end_dim, Location loc) {
+  const ops::Entry op{"flatten", loc};
   const Shape in_shape = a.shape();
   // As in PyTorch, a 0-d tensor takes dims 0 and -1 and flattens to [1].
   const std::size_t rank = std::max<std::size_t>(in_shape.size(), 1);
@@ -317,39 +319,42 @@ Tensor<T> flatten(const Tensor<T>& a, int start_dim, int end_dim, Location loc) 
                      " comes after end_dim " + std::to_string(end_dim) + " for a tensor of shape " +
                      shape_str(in_shape));
   }
-  if (in_shape.empty()) return regrid({"flatten", loc}, a, Shape{1});
+  if (in_shape.empty()) return regrid(op, a, Shape{1});
   const auto first = in_shape.begin();
   Shape out(first, first + static_cast<std::ptrdiff_t>(s));
   out.push_back(extent_product(in_shape, s, e + 1));
   out.insert(out.end(), first + static_cast<std::ptrdiff_t>(e + 1), in_shape.end());
-  return regrid({"flatten", loc}, a, out);
+  return regrid(op, a, out);
 }
 
 template <class T>
 Tensor<T> unsqueeze(const Tensor<T>& a, int dim, Location loc) {
+  const ops::Entry op{"unsqueeze", loc};
   const Shape in_shape = a.shape();
   const std::size_t d = ops::normalize_dim("unsqueeze", dim, in_shape.size() + 1, in_shape);
   Shape out = in_shape;
   out.insert(out.begin() + static_cast<std::ptrdiff_t>(d), 1);
-  return regrid({"unsqueeze", loc}, a, out);
+  return regrid(op, a, out);
 }
 
 template <class T>
 Tensor<T> squeeze(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"squeeze", loc};
   Shape out;
   for (std::size_t n : a.shape()) {
     if (n != 1) out.push_back(n);
   }
-  return regrid({"squeeze", loc}, a, out);
+  return regrid(op, a, out);
 }
 
 template <class T>
 Tensor<T> squeeze(const Tensor<T>& a, int dim, Location loc) {
+  const ops::Entry op{"squeeze", loc};
   const Shape in_shape = a.shape();
   if (in_shape.empty()) {
     // As in PyTorch, a 0-d tensor accepts dim 0 or -1 and stays 0-d.
     ops::normalize_dim("squeeze", dim, 1, in_shape);
-    return regrid({"squeeze", loc}, a, in_shape);
+    return regrid(op, a, in_shape);
   }
   const std::size_t d = ops::normalize_dim("squeeze", dim, in_shape.size(), in_shape);
   if (in_shape[d] != 1) {
@@ -359,13 +364,14 @@ Tensor<T> squeeze(const Tensor<T>& a, int dim, Location loc) {
   }
   Shape out = in_shape;
   out.erase(out.begin() + static_cast<std::ptrdiff_t>(d));
-  return regrid({"squeeze", loc}, a, out);
+  return regrid(op, a, out);
 }
 
 // ---- broadcast_to ----
 
 template <class T>
 Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc) {
+  const ops::Entry op{"broadcast_to", loc};
   const Shape in_shape = a.shape();
   bool ok = in_shape.size() <= shape.size();
   for (std::size_t i = 0; ok && i < in_shape.size(); ++i) {
@@ -379,7 +385,7 @@ Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc) {
   detail::check_element_count("broadcast_to", shape, sizeof(T));
   Array<T> out = xt::broadcast(a.value(), shape);
   return record<T>(
-      {"broadcast_to", loc}, std::move(out), {a},
+      op, std::move(out), {a},
       [](const Tensor<T>& grad, Grads<T>& g) {
         if (g.needs(0)) g.to(0, grad);  // expand: grad summed to self's shape (by the engine)
       },
@@ -390,6 +396,7 @@ Tensor<T> broadcast_to(const Tensor<T>& a, const Shape& shape, Location loc) {
 
 template <class T>
 Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
+  const ops::Entry op{"concat", loc};
   if (tensors.empty()) {
     throw ValueError("xgrad::concat: expects at least one tensor, got an empty list");
   }
@@ -422,12 +429,13 @@ Tensor<T> concat(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
     extents.push_back(s[d]);
     out_shape[d] += s[d];
   }
-  return join({"concat", loc}, "split", "split_backward", tensors, out_shape,
-              extent_product(first, 0, d), extent_product(first, d + 1, rank), extents);
+  return join(op, "split", "split_backward", tensors, out_shape, extent_product(first, 0, d),
+              extent_product(first, d + 1, rank), extents);
 }
 
 template <class T>
 Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
+  const ops::Entry op{"stack", loc};
   if (tensors.empty()) {
     throw ValueError("xgrad::stack: expects at least one tensor, got an empty list");
   }
@@ -444,9 +452,8 @@ Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
   }
   Shape out_shape = first;
   out_shape.insert(out_shape.begin() + static_cast<std::ptrdiff_t>(d), tensors.size());
-  return join({"stack", loc}, "unbind", "unbind_backward", tensors, out_shape,
-              extent_product(first, 0, d), extent_product(first, d, first.size()),
-              std::vector<std::size_t>(tensors.size(), 1));
+  return join(op, "unbind", "unbind_backward", tensors, out_shape, extent_product(first, 0, d),
+              extent_product(first, d, first.size()), std::vector<std::size_t>(tensors.size(), 1));
 }
 
 // ---- index_select / slice ----
@@ -454,6 +461,7 @@ Tensor<T> stack(const std::vector<Tensor<T>>& tensors, int dim, Location loc) {
 template <class T>
 Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_t>& index,
                        Location loc) {
+  const ops::Entry op{"index_select", loc};
   const Shape in_shape = a.shape();
   const std::size_t d = ops::normalize_dim("index_select", dim, in_shape.size(), in_shape);
   for (std::size_t j = 0; j < index.size(); ++j) {
@@ -464,12 +472,13 @@ Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_
                        shape_str(in_shape) + ")");
     }
   }
-  return select_rows({"index_select", loc}, "index_select_backward", a, d, index);
+  return select_rows(op, "index_select_backward", a, d, index);
 }
 
 template <class T>
 Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t end,
                 std::int64_t step, Location loc) {
+  const ops::Entry op{"slice", loc};
   const Shape in_shape = a.shape();
   const std::size_t d = ops::normalize_dim("slice", dim, in_shape.size(), in_shape);
   if (step <= 0) {
@@ -489,7 +498,7 @@ Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t en
   for (std::int64_t j = 0; j < count; ++j) {
     index[static_cast<std::size_t>(j)] = static_cast<std::size_t>(lo + j * step);
   }
-  return select_rows({"slice", loc}, "slice_backward", a, d, std::move(index));
+  return select_rows(op, "slice_backward", a, d, std::move(index));
 }
 
 #define XGRAD_INSTANTIATE_SHAPE(T)                                                             \

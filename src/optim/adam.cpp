@@ -7,6 +7,7 @@
 
 #include <xgrad/autograd.hpp>
 #include <xgrad/optim/optimizer.hpp>
+#include <xgrad/profiler.hpp>
 
 #include "common.hpp"
 
@@ -40,6 +41,7 @@ Adam<T>::Adam(std::vector<Tensor<T>> params, AdamOptions options, bool decoupled
 
 template <class T>
 void Adam<T>::step() {
+  const profiler::record_function region("Adam.step");
   NoGradGuard no_grad;
   const double lr = this->lr();
   const T beta2 = static_cast<T>(options_.beta2);

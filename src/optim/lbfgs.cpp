@@ -5,6 +5,7 @@
 // calls, and leaves x at the last trial point when its line search throws.
 
 #include <xgrad/optim/lbfgs.hpp>
+#include <xgrad/profiler.hpp>
 
 #include <LBFGS.h>
 
@@ -75,6 +76,7 @@ LBFGS<T>::~LBFGS() = default;
 
 template <class T>
 void LBFGS<T>::step() {
+  const profiler::record_function region("LBFGS.step");
   throw ValueError(this->prefix() +
                    "step() needs a closure that zeroes the gradients, computes the loss, calls "
                    "backward() and returns the loss: call step(closure)");

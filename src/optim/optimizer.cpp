@@ -1,4 +1,5 @@
 #include <xgrad/optim/optimizer.hpp>
+#include <xgrad/profiler.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -41,6 +42,7 @@ Optimizer<T>::Optimizer(std::vector<Tensor<T>> params, double lr, std::string na
 
 template <class T>
 void Optimizer<T>::zero_grad(bool set_to_none) {
+  const profiler::record_function region("Optimizer.zero_grad");
   for (auto& p : params_) {
     if (set_to_none) {
       p.clear_grad();

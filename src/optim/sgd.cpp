@@ -5,6 +5,7 @@
 
 #include <xgrad/autograd.hpp>
 #include <xgrad/optim/optimizer.hpp>
+#include <xgrad/profiler.hpp>
 
 #include "common.hpp"
 
@@ -30,6 +31,7 @@ SGD<T>::SGD(std::vector<Tensor<T>> params, SGDOptions options)
 
 template <class T>
 void SGD<T>::step() {
+  const profiler::record_function region("SGD.step");
   NoGradGuard no_grad;
   const T lr = static_cast<T>(this->lr());
   const T momentum = static_cast<T>(options_.momentum);
