@@ -82,8 +82,12 @@ struct ProductShape {
   bool trans_a = false;
   /// op(B) = B^T.
   bool trans_b = false;
-  /// C is m x n, the inner dimension k.
-  std::size_t m = 0, n = 0, k = 0;
+  /// Rows of C.
+  std::size_t m = 0;
+  /// Columns of C.
+  std::size_t n = 0;
+  /// The inner dimension.
+  std::size_t k = 0;
   /// Times run.
   std::uint64_t calls = 0;
 };

@@ -50,7 +50,9 @@ struct Recorder {
     std::size_t operator()(const KeyView& k) const noexcept {
       return std::hash<std::string_view>{}(k.name) ^ static_cast<std::size_t>(k.backward);
     }
-    std::size_t operator()(const Key& k) const noexcept { return (*this)(KeyView{k.name, k.backward}); }
+    std::size_t operator()(const Key& k) const noexcept {
+      return (*this)(KeyView{k.name, k.backward});
+    }
   };
   struct Equal {
     using is_transparent = void;
