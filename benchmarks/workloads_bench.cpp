@@ -90,8 +90,28 @@ void pinn_step(benchmark::State& state) {
 
 // ---- floors ----
 
+// The BLAS alone at `threads` threads while alive. xgrad runs its products on its own threads and
+// keeps the BLAS on one, so a floor at 2 threads asks the BLAS for its own threading here, and
+// gives it back to xgrad afterwards.
+class BlasThreads {
+ public:
+  explicit BlasThreads(int threads) {
+    xgrad::set_num_threads(threads);  // starts xgrad's pool first, which sets the BLAS to 1
+#ifdef OPENBLAS_VERSION
+    openblas_set_num_threads(threads);
+#endif
+  }
+  ~BlasThreads() {
+#ifdef OPENBLAS_VERSION
+    openblas_set_num_threads(1);
+#endif
+  }
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+};
+
 void sgemm_peak(benchmark::State& state) {
-  xgrad::set_num_threads(static_cast<int>(state.range(0)));
+  const BlasThreads blas(static_cast<int>(state.range(0)));
   const int n = 1024;
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
   for (auto _ : state) {
@@ -116,7 +136,7 @@ void matmul_peak(benchmark::State& state) {
 
 void gemm_floor(benchmark::State& state, std::vector<std::size_t> sizes,
                 std::vector<std::size_t> batches) {
-  xgrad::set_num_threads(static_cast<int>(state.range(0)));
+  const BlasThreads blas(static_cast<int>(state.range(0)));
   std::size_t max_rows = 0;
   double flop = 0;
   for (std::size_t rows : batches) {

@@ -26,7 +26,7 @@ inline void add_common_flags(CLI::App& app, Flags& f) {
   app.add_option("--lr", f.lr, "learning rate")->capture_default_str();
   app.add_option("--batch-size", f.batch_size, "examples per step")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of every random choice")->capture_default_str();
-  app.add_option("--threads", f.threads, "BLAS threads")->capture_default_str();
+  app.add_option("--threads", f.threads, "threads to compute on")->capture_default_str();
   app.add_option("--out", f.out, "folder for plots and checkpoints")->capture_default_str();
 }
 

@@ -1,13 +1,19 @@
 #pragma once
 /// @file
-/// How many threads the matrix products may use.
+/// How many threads xgrad computes on.
 
 namespace xgrad {
 
-/// Threads the BLAS may use for matrix products (1 = single-threaded). With a BLAS that offers
-/// no thread control the call is recorded and get_num_threads() reports it.
+/// Threads xgrad computes on, the calling one included (values below 1 count as 1). Matrix
+/// products of at least 64^3 multiply-adds are split along the longer side of their result, and
+/// optimiser updates of large parameters along their elements, over a pool of threads - 1
+/// persistent workers; each piece of a product is one single-threaded BLAS call, so the BLAS's
+/// own threading is set to one thread when the pool starts (at the first product, or the first
+/// call of either function). The pool starts with the thread count the environment gave the BLAS
+/// (`OPENBLAS_NUM_THREADS`, `OMP_NUM_THREADS`, else one per core). Work asked for from two threads
+/// at once runs split for one of them and on its own thread for the other.
 void set_num_threads(int threads);
-/// Threads the BLAS uses for matrix products.
+/// Threads xgrad computes on (>= 1).
 int get_num_threads();
 
 }  // namespace xgrad

@@ -14,6 +14,8 @@
 
 #include <cblas.h>
 
+#include "parallel.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -27,32 +29,31 @@
 namespace xgrad {
 
 // ---- threads ----
+// xgrad splits the products over its own pool (parallel.cpp); the BLAS is asked for one thread
+// once the pool starts, and tells the pool how many the environment gave it before.
 
+namespace detail {
 #if XGRAD_BLAS_OPENBLAS
-void set_num_threads(int threads) {
-  openblas_set_num_threads(std::max(threads, 1));
-}
-int get_num_threads() {
+int blas_threads() {
   return openblas_get_num_threads();
 }
-#elif XGRAD_BLAS_FLAME
-void set_num_threads(int threads) {
-  bli_thread_set_num_threads(std::max(threads, 1));
+void set_blas_threads(int threads) {
+  openblas_set_num_threads(threads);
 }
-int get_num_threads() {
+#elif XGRAD_BLAS_FLAME
+int blas_threads() {
   return static_cast<int>(bli_thread_get_num_threads());
 }
-#else  // a CBLAS without thread control: it decides; the choice is only recorded
-namespace {
-std::atomic<int> recorded_threads{1};
+void set_blas_threads(int threads) {
+  bli_thread_set_num_threads(threads);
 }
-void set_num_threads(int threads) {
-  recorded_threads = std::max(threads, 1);
+#else  // a CBLAS without thread control: it decides, and the pool starts with one thread
+int blas_threads() {
+  return 1;
 }
-int get_num_threads() {
-  return recorded_threads;
-}
+void set_blas_threads(int) {}
 #endif
+}  // namespace detail
 
 }  // namespace xgrad
 
@@ -87,6 +88,11 @@ struct Dispatch {
   // [209,4096] x [4096,8]^T, an MLP's narrow layer: 95 against 235 us; [64,128] x [128,10]^T:
   // 1.5 against 3.0 us).
   std::size_t skinny_min_product = 8192;
+  // Products of at least 64^3 multiply-adds are split over xgrad's threads (by rows or columns
+  // of C, see dispatch), in pieces of whole cache lines: two single-threaded halves side by side.
+  // Below it a part takes less time than handing it to a waiting thread.
+  std::size_t parallel_product = 64 * 64 * 64;
+  std::size_t parallel_align = 16;
 };
 constexpr Dispatch kDispatch;
 
@@ -152,6 +158,19 @@ void cblas(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double
               dim(ldb), beta, c, dim(ldc));
 }
 
+// A product on the calling thread: xgrad's skinny kernels or the (single-threaded) BLAS.
+template <class T>
+void one_thread(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+                std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (skinny(m, n, k) && skinny_allowed()) {
+      detail::skinny_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+  }
+  cblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 template <class T>
 void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
@@ -171,13 +190,32 @@ void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
     loop_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (skinny(m, n, k) && skinny_allowed()) {
-      detail::skinny_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-      return;
+  // pool_threads() first: the pool starts (and turns the BLAS's own threads off) at the first
+  // product, so that every product runs under one threading regime.
+  if (xgrad::detail::pool_threads() > 1 && m * n * k >= kDispatch.parallel_product) {
+    // Rows when op(B), which every thread then reads whole, is no larger than C (k <= m): each
+    // thread writes whole rows of C, the same contiguous half an elementwise pass or an
+    // optimiser update over C takes next. Columns otherwise (a weight times a batch: each
+    // thread reads half of the weight).
+    const bool by_rows =
+        m >= 2 * kDispatch.parallel_align && (k <= m || n < 2 * kDispatch.parallel_align);
+    if (!by_rows) {  // columns [j0, j1) of C: the same columns of op(B)
+      xgrad::detail::parallel_for(n, kDispatch.parallel_align, kDispatch.parallel_align,
+                                  [&](std::size_t j0, std::size_t j1) {
+                                    one_thread(ta, tb, m, j1 - j0, k, alpha, a, lda,
+                                               tb ? b + j0 * ldb : b + j0, ldb, beta, c + j0, ldc);
+                                  });
+    } else {  // rows [i0, i1) of C: the same rows of op(A)
+      xgrad::detail::parallel_for(m, kDispatch.parallel_align, kDispatch.parallel_align,
+                                  [&](std::size_t i0, std::size_t i1) {
+                                    one_thread(ta, tb, i1 - i0, n, k, alpha,
+                                               ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                                               c + i0 * ldc, ldc);
+                                  });
     }
+    return;
   }
-  cblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  one_thread(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 
 #include <cblas.h>
 
+#include "parallel.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +17,10 @@
 #include <tuple>
 #include <unordered_map>
 #include <vector>
+
+namespace xgrad::detail {
+void set_blas_threads(int threads);  // blas.cpp
+}  // namespace xgrad::detail
 
 namespace xgrad::profiler {
 
@@ -255,6 +261,12 @@ double Profile::gemm_floor(std::size_t repeats) const {
     throw Error("xgrad::profiler::Profile::gemm_floor: still recording; call stop() first");
   }
   if (repeats == 0) throw ValueError("xgrad::profiler::Profile::gemm_floor: repeats must be >= 1");
+  // The BLAS's own threading at xgrad's thread count, for the time of the measurement (xgrad
+  // keeps the BLAS on one thread and splits products itself).
+  struct BlasThreads {
+    BlasThreads() { xgrad::detail::set_blas_threads(xgrad::detail::pool_threads()); }
+    ~BlasThreads() { xgrad::detail::set_blas_threads(1); }
+  } blas;
   double total = 0;
   for (const auto& p : products()) {
     const double t =

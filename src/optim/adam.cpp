@@ -72,20 +72,23 @@ void Adam<T>::step() {
     const T bc2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(options_.beta2, t)));
     T* m = m_buf.data();
     T* v = v_buf.data();
-    for (std::size_t k = 0; k < n; ++k) {
-      T gk = g[k];
-      if (decay) {
-        if (decoupled_) {
-          p[k] *= shrink;
-        } else {
-          gk += wd * p[k];
+    const bool decoupled = decoupled_;
+    internal::for_elements(n, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t k = lo; k < hi; ++k) {
+        T gk = g[k];
+        if (decay) {
+          if (decoupled) {
+            p[k] *= shrink;
+          } else {
+            gk += wd * p[k];
+          }
         }
+        m[k] += one_m_beta1 * (gk - m[k]);  // torch's lerp_(grad, 1 - beta1)
+        v[k] = v[k] * beta2 + one_m_beta2 * gk * gk;
+        const T denom = std::sqrt(v[k]) / bc2_sqrt + eps;
+        p[k] -= step_size * (m[k] / denom);
       }
-      m[k] += one_m_beta1 * (gk - m[k]);  // torch's lerp_(grad, 1 - beta1)
-      v[k] = v[k] * beta2 + one_m_beta2 * gk * gk;
-      const T denom = std::sqrt(v[k]) / bc2_sqrt + eps;
-      p[k] -= step_size * (m[k] / denom);
-    }
+    });
   }
 }
 

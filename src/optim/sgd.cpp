@@ -11,6 +11,7 @@
 
 namespace xgrad::optim {
 
+using internal::for_elements;
 using internal::num;
 
 template <class T>
@@ -46,7 +47,9 @@ void SGD<T>::step() {
     T* p = params[i].mutable_value().data();
     const std::size_t n = grad->size();
     if (options_.momentum == 0) {
-      for (std::size_t k = 0; k < n; ++k) p[k] -= lr * (decay ? g[k] + wd * p[k] : g[k]);
+      for_elements(n, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t k = lo; k < hi; ++k) p[k] -= lr * (decay ? g[k] + wd * p[k] : g[k]);
+      });
       continue;
     }
     std::vector<T>& buf = momentum_[i];
@@ -61,17 +64,21 @@ void SGD<T>::step() {
     // One loop per case, so that each compiles to straight vector code.
     const bool nesterov = options_.nesterov;
     if (!decay && !first && !nesterov) {
-      for (std::size_t k = 0; k < n; ++k) {
-        b[k] = momentum * b[k] + damp * g[k];
-        p[k] -= lr * b[k];
-      }
+      for_elements(n, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t k = lo; k < hi; ++k) {
+          b[k] = momentum * b[k] + damp * g[k];
+          p[k] -= lr * b[k];
+        }
+      });
       continue;
     }
-    for (std::size_t k = 0; k < n; ++k) {
-      const T d = decay ? g[k] + wd * p[k] : g[k];
-      b[k] = first ? d : momentum * b[k] + damp * d;
-      p[k] -= lr * (nesterov ? d + momentum * b[k] : b[k]);
-    }
+    for_elements(n, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t k = lo; k < hi; ++k) {
+        const T d = decay ? g[k] + wd * p[k] : g[k];
+        b[k] = first ? d : momentum * b[k] + damp * d;
+        p[k] -= lr * (nesterov ? d + momentum * b[k] : b[k]);
+      }
+    });
   }
 }
 

@@ -1,0 +1,213 @@
+// The pool of parallel.hpp and set_num_threads(). Workers wait for a new generation of work by
+// spinning briefly (the ops of a training step follow each other within microseconds, and a
+// sleeping thread takes tens of them to wake) and then sleeping on the generation counter.
+
+#include "parallel.hpp"
+
+#include <xgrad/threads.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include <pthread.h>
+
+namespace xgrad {
+
+namespace detail {
+// blas.cpp: the BLAS's own thread count (as the environment set it) and its setter.
+int blas_threads();
+void set_blas_threads(int threads);
+}  // namespace detail
+
+namespace {
+
+void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// About 50-100 us of pause instructions before a waiting thread sleeps.
+constexpr int kSpins = 20000;
+
+thread_local bool inside_part = false;
+
+class Pool {
+ public:
+  int threads() const { return threads_.load(std::memory_order_relaxed); }
+
+  // Called with busy_ held by the caller (see claim()).
+  void resize(int threads) {
+    const std::size_t want = static_cast<std::size_t>(std::max(threads, 1) - 1);
+    if (want == workers_.size()) return;
+    stop_.store(true, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_.store(false, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < want; ++i) {
+      workers_.emplace_back([this, i, seen = generation_.load()] { loop(i + 1, seen); });
+    }
+    threads_.store(static_cast<int>(want) + 1, std::memory_order_relaxed);
+  }
+
+  // In the child of a fork(): the workers were not copied, so their handles are left behind
+  // (never joined, never destroyed) and the child computes on its one thread until it asks for
+  // more.
+  void abandon_after_fork() {
+    new std::vector<std::thread>(std::move(workers_));  // NOLINT: deliberately leaked
+    workers_.clear();
+    threads_.store(1, std::memory_order_relaxed);
+    busy_.store(false, std::memory_order_relaxed);
+    stop_.store(false, std::memory_order_relaxed);
+    new (&error_mutex_) std::mutex;  // a worker may have held it at the fork
+  }
+
+  // True when this thread got the pool; false when another thread's work holds it.
+  bool claim() {
+    bool expected = false;
+    return busy_.compare_exchange_strong(expected, true, std::memory_order_acquire);
+  }
+  void release() { busy_.store(false, std::memory_order_release); }
+  // Waits for the pool (for a resize): other threads hold it only for the span of one op.
+  void claim_blocking() {
+    while (!claim()) std::this_thread::yield();
+  }
+
+  void run(std::size_t parts, void (*call)(void*, std::size_t), void* context) {
+    const std::size_t participants = std::min(parts, workers_.size() + 1);
+    call_ = call;
+    context_ = context;
+    parts_ = parts;
+    participants_ = participants;
+    error_ = nullptr;
+    // Every worker answers every round, taking part or not, so that none can still be reading
+    // this round's fields when the next one writes them.
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    work(0);
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin < kSpins) {
+        relax();
+      } else {
+        const int left = pending_.load(std::memory_order_acquire);
+        if (left != 0) pending_.wait(left, std::memory_order_acquire);
+      }
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void work(std::size_t participant) {
+    inside_part = true;
+    try {
+      for (std::size_t p = participant; p < parts_; p += participants_) call_(context_, p);
+    } catch (...) {
+      const std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    inside_part = false;
+  }
+
+  void loop(std::size_t index, std::uint64_t seen) {
+    for (;;) {
+      std::uint64_t now = generation_.load(std::memory_order_acquire);
+      for (int spin = 0; now == seen; ++spin) {
+        if (spin < kSpins) {
+          relax();
+        } else {
+          generation_.wait(seen, std::memory_order_acquire);
+        }
+        now = generation_.load(std::memory_order_acquire);
+      }
+      seen = now;
+      if (stop_.load(std::memory_order_relaxed)) return;
+      if (index < participants_) work(index);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> busy_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> threads_{1};
+  // The round's work: written by the claiming thread before the generation is published.
+  void (*call_)(void*, std::size_t) = nullptr;
+  void* context_ = nullptr;
+  std::size_t parts_ = 0;
+  std::size_t participants_ = 1;
+  std::exception_ptr error_;
+  std::mutex error_mutex_;
+};
+
+// Built at the first use: it starts with the thread count the BLAS was given by the environment
+// (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, else every core), and from then on the BLAS runs on one.
+// Never destroyed, so that no exit path waits on a worker; the workers only ever touch it.
+Pool* the_pool = nullptr;
+
+Pool& pool() {
+  static Pool& p = []() -> Pool& {
+    Pool& made = *new Pool;  // NOLINT: deliberately never freed
+    the_pool = &made;
+    const int threads = detail::blas_threads();
+    detail::set_blas_threads(1);
+    pthread_atfork(nullptr, nullptr, [] { the_pool->abandon_after_fork(); });
+    made.claim_blocking();
+    made.resize(threads);
+    made.release();
+    return made;
+  }();
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int threads) {
+  Pool& p = pool();
+  p.claim_blocking();
+  p.resize(threads);
+  p.release();
+}
+
+int get_num_threads() {
+  return pool().threads();
+}
+
+namespace detail {
+
+int pool_threads() {
+  return pool().threads();
+}
+
+void run_parallel(std::size_t parts, void (*call)(void*, std::size_t), void* context) {
+  if (parts == 0) return;
+  Pool& p = pool();
+  if (parts == 1 || inside_part || p.threads() == 1 || !p.claim()) {
+    for (std::size_t i = 0; i < parts; ++i) call(context, i);
+    return;
+  }
+  struct Release {
+    Pool& p;
+    ~Release() { p.release(); }
+  } release{p};
+  p.run(parts, call, context);
+}
+
+}  // namespace detail
+
+}  // namespace xgrad
