@@ -789,5 +789,33 @@ TEST(Data, LoaderSamplerIsCheckedAgainstItsSizeAndTheSamples) {
       {"DataLoader", "sampler is null"});
 }
 
+TEST(Data, LoaderBatchesGatheredOnTwoThreadsAreThoseOfOne) {
+  // 600 rows of 64 elements per batch: split over two threads at 2 (pieces of 16k elements).
+  const Tensor<float> x = Tensor<float>::rand({2000, 64}, 1);
+  const Tensor<float> y = Tensor<float>::rand({2000}, 2);
+  const int threads = get_num_threads();
+  std::vector<std::vector<Array<float>>> epochs;
+  for (int t : {1, 2}) {
+    set_num_threads(t);
+    DataLoader<float> loader(x, y, {.batch_size = 600, .shuffle = true, .seed = 3});
+    epochs.emplace_back();
+    for (const Batch<float>& b : loader) {
+      epochs.back().push_back(b.inputs.value());
+      epochs.back().push_back(b.targets.value());
+    }
+  }
+  set_num_threads(threads);
+  ASSERT_EQ(epochs[0].size(), 8u);
+  ASSERT_EQ(epochs[0].size(), epochs[1].size());
+  for (std::size_t i = 0; i < epochs[0].size(); ++i) EXPECT_EQ(epochs[0][i], epochs[1][i]) << i;
+  // And the rows are the data's: the first batch's first row is one of x's rows.
+  const Array<float>& first = epochs[0][0];
+  bool found = false;
+  for (std::size_t r = 0; r < 2000 && !found; ++r) {
+    found = std::equal(first.data(), first.data() + 64, x.value().data() + r * 64);
+  }
+  EXPECT_TRUE(found);
+}
+
 }  // namespace
 }  // namespace xgrad::test

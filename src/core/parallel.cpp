@@ -38,8 +38,10 @@ void relax() {
 #endif
 }
 
-// About 50-100 us of pause instructions before a waiting thread sleeps.
-constexpr int kSpins = 20000;
+// Pause instructions before a waiting thread sleeps: about 70 us on the AMD EPYC of
+// benchmarks/RESULTS.md, longer than the gaps between the split ops of a training step there
+// (a longer spin measured no faster).
+constexpr int kSpins = 4000;
 
 thread_local bool inside_part = false;
 
