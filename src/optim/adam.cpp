@@ -73,7 +73,7 @@ void Adam<T>::step() {
     T* m = m_buf.data();
     T* v = v_buf.data();
     const bool decoupled = decoupled_;
-    internal::for_elements(n, [&](std::size_t lo, std::size_t hi) {
+    internal::for_elements(n, [=](std::size_t lo, std::size_t hi) {
       for (std::size_t k = lo; k < hi; ++k) {
         T gk = g[k];
         if (decay) {

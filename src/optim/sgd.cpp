@@ -47,7 +47,7 @@ void SGD<T>::step() {
     T* p = params[i].mutable_value().data();
     const std::size_t n = grad->size();
     if (options_.momentum == 0) {
-      for_elements(n, [&](std::size_t lo, std::size_t hi) {
+      for_elements(n, [=](std::size_t lo, std::size_t hi) {
         for (std::size_t k = lo; k < hi; ++k) p[k] -= lr * (decay ? g[k] + wd * p[k] : g[k]);
       });
       continue;
@@ -64,7 +64,7 @@ void SGD<T>::step() {
     // One loop per case, so that each compiles to straight vector code.
     const bool nesterov = options_.nesterov;
     if (!decay && !first && !nesterov) {
-      for_elements(n, [&](std::size_t lo, std::size_t hi) {
+      for_elements(n, [=](std::size_t lo, std::size_t hi) {
         for (std::size_t k = lo; k < hi; ++k) {
           b[k] = momentum * b[k] + damp * g[k];
           p[k] -= lr * b[k];
@@ -72,7 +72,7 @@ void SGD<T>::step() {
       });
       continue;
     }
-    for_elements(n, [&](std::size_t lo, std::size_t hi) {
+    for_elements(n, [=](std::size_t lo, std::size_t hi) {
       for (std::size_t k = lo; k < hi; ++k) {
         const T d = decay ? g[k] + wd * p[k] : g[k];
         b[k] = first ? d : momentum * b[k] + damp * d;
