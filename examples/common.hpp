@@ -16,7 +16,7 @@ struct Flags {
   double lr;
   std::size_t batch_size;
   std::uint64_t seed = 0;
-  int threads = 1;
+  int threads = 0;  // 0: xgrad's default (the environment's BLAS threads, else every core)
   std::string out = "out";
 };
 
@@ -26,13 +26,14 @@ inline void add_common_flags(CLI::App& app, Flags& f) {
   app.add_option("--lr", f.lr, "learning rate")->capture_default_str();
   app.add_option("--batch-size", f.batch_size, "examples per step")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of every random choice")->capture_default_str();
-  app.add_option("--threads", f.threads, "threads to compute on")->capture_default_str();
+  app.add_option("--threads", f.threads, "threads to compute on (0: one per core)")
+      ->capture_default_str();
   app.add_option("--out", f.out, "folder for plots and checkpoints")->capture_default_str();
 }
 
-/// Applies --threads and creates --out; returns the output folder.
+/// Applies --threads (when not 0) and creates --out; returns the output folder.
 inline std::filesystem::path prepare(const Flags& f) {
-  xgrad::set_num_threads(f.threads);
+  if (f.threads > 0) xgrad::set_num_threads(f.threads);
   std::filesystem::create_directories(f.out);
   return std::filesystem::path(f.out);
 }

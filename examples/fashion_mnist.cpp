@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
     world = dist::init(argc, argv);
     rank = world->rank();
     processes = world->size();
+    // Processes share the machine's cores: one thread each unless --threads says otherwise.
+    if (flags.threads == 0) flags.threads = 1;
     if (flags.batch_size % static_cast<std::size_t>(processes) != 0) {
       std::fprintf(stderr, "--batch-size %zu does not divide over %d processes\n", flags.batch_size,
                    processes);
@@ -112,9 +114,9 @@ int main(int argc, char** argv) {
   const auto test = data::load_fashion_mnist<float>(data_dir, false, limit ? limit / 6 : 0);
   if (lead) {
     std::printf(
-        "Fashion-MNIST: %zu training and %zu test images, %d process(es) of %d BLAS "
+        "Fashion-MNIST: %zu training and %zu test images, %d process(es) of %d "
         "thread(s)\n",
-        train.labels.numel(), test.labels.numel(), processes, flags.threads);
+        train.labels.numel(), test.labels.numel(), processes, get_num_threads());
   }
 
   Generator gen(flags.seed);
