@@ -12,6 +12,8 @@
 #include <xgrad/xt.hpp>
 #include <xsimd/xsimd.hpp>
 
+#include "core/parallel.hpp"
+
 namespace xgrad::ops::simd {
 
 template <class T>
@@ -35,7 +37,7 @@ void fill_padding(T (&buffer)[L]) {
 }
 
 template <class T, class F>
-void map(const T* x, T* y, std::size_t n, F f) {
+void map_range(const T* x, T* y, std::size_t n, F f) {
   constexpr std::size_t L = Batch<T>::size;
   std::size_t i = 0;
   for (; i + L <= n; i += L) f(Batch<T>::load_unaligned(x + i)).store_unaligned(y + i);
@@ -51,7 +53,7 @@ void map(const T* x, T* y, std::size_t n, F f) {
 
 // y[i] = f(x[i], z[i]).
 template <class T, class F>
-void map(const T* x, const T* z, T* y, std::size_t n, F f) {
+void map_range(const T* x, const T* z, T* y, std::size_t n, F f) {
   constexpr std::size_t L = Batch<T>::size;
   std::size_t i = 0;
   for (; i + L <= n; i += L) {
@@ -72,7 +74,7 @@ void map(const T* x, const T* z, T* y, std::size_t n, F f) {
 
 // y[i] = f(x[i], z[i], w[i]).
 template <class T, class F>
-void map(const T* x, const T* z, const T* w, T* y, std::size_t n, F f) {
+void map_range(const T* x, const T* z, const T* w, T* y, std::size_t n, F f) {
   constexpr std::size_t L = Batch<T>::size;
   std::size_t i = 0;
   for (; i + L <= n; i += L) {
@@ -95,6 +97,33 @@ void map(const T* x, const T* z, const T* w, T* y, std::size_t n, F f) {
         .store_unaligned(yb);
     std::copy(yb, yb + (n - i), y + i);
   }
+}
+
+// The loops above over xgrad's threads, in pieces of at least 8k elements whose lengths are
+// multiples of 64 (of every batch width), so that only the last piece has a tail and every
+// element sees the arithmetic of the serial loop. y may be x (an in-place derivative).
+constexpr std::size_t kGrain = 8192;
+constexpr std::size_t kAlign = 64;
+
+template <class T, class F>
+void map(const T* x, T* y, std::size_t n, F f) {
+  xgrad::detail::parallel_for(n, kGrain, kAlign, [=](std::size_t lo, std::size_t hi) {
+    map_range(x + lo, y + lo, hi - lo, f);
+  });
+}
+
+template <class T, class F>
+void map(const T* x, const T* z, T* y, std::size_t n, F f) {
+  xgrad::detail::parallel_for(n, kGrain, kAlign, [=](std::size_t lo, std::size_t hi) {
+    map_range(x + lo, z + lo, y + lo, hi - lo, f);
+  });
+}
+
+template <class T, class F>
+void map(const T* x, const T* z, const T* w, T* y, std::size_t n, F f) {
+  xgrad::detail::parallel_for(n, kGrain, kAlign, [=](std::size_t lo, std::size_t hi) {
+    map_range(x + lo, z + lo, w + lo, y + lo, hi - lo, f);
+  });
 }
 
 /// f applied to every element of x, in a new array of x's shape.
