@@ -189,6 +189,34 @@ TEST(Profiler, TableListsTheRowsAndTotals) {
   EXPECT_LT(top.size(), full.size());
 }
 
+TEST(Profiler, RegionsOutlivingTheirProfileAreLeftAlone) {
+  const auto x = F::rand({8}, 1);
+  {
+    std::optional<Profile> prof(std::in_place);
+    const profiler::record_function region("outer");
+    (void)x.exp();
+    prof->stop();  // inside the region: it closes after the stop, uncounted
+    const double wall = prof->wall_time();
+    EXPECT_LE(find(*prof, "exp")->total_time, wall);
+    {
+      const profiler::record_function inner("inner");  // after stop: nothing recorded
+    }
+    EXPECT_FALSE(find(*prof, "inner"));
+    prof.reset();  // destroyed with `region` still open
+  }
+  {
+    std::optional<Profile> prof(std::in_place);
+    {
+      const profiler::record_function region("gone");
+      prof.reset();  // destroyed while recording, the region open
+    }
+    Profile next;  // the thread can be recorded again
+    (void)x.exp();
+    next.stop();
+    EXPECT_EQ(find(next, "exp")->calls, 1u);
+  }
+}
+
 TEST(Profiler, MisuseIsReported) {
   Profile prof;
   expect_error<Error>([] { Profile second; }, {"Profile", "already recording"});

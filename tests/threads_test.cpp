@@ -156,6 +156,19 @@ TEST_F(Pool, NestedAndConcurrentCallsFinish) {
   EXPECT_EQ(total.load(), 4L * 200 * 4096);
 }
 
+TEST_F(Pool, SetNumThreadsFromInsideAPartIsAnError) {
+  std::atomic<int> refused{0};
+  detail::parallel_parts(3, [&](std::size_t) {
+    try {
+      set_num_threads(1);
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("set_num_threads") != std::string::npos) refused.fetch_add(1);
+    }
+  });
+  EXPECT_EQ(refused.load(), 3);
+  EXPECT_EQ(get_num_threads(), 3);
+}
+
 TEST_F(Pool, ResizesAndSplitProductsAgreeWithOneThread) {
   set_num_threads(0);
   EXPECT_EQ(get_num_threads(), 1);

@@ -42,9 +42,9 @@ class record_function {
     if (recorder_ != nullptr) [[unlikely]]
       detail::enter(recorder_, name, backward);
   }
-  /// Closes it.
+  /// Closes it (unless the Profile stopped, or was destroyed, meanwhile).
   ~record_function() {
-    if (recorder_ != nullptr) [[unlikely]]
+    if (recorder_ != nullptr && recorder_ == detail::active) [[unlikely]]
       detail::leave(recorder_);
   }
   record_function(const record_function&) = delete;
@@ -94,7 +94,8 @@ struct ProductShape {
 
 /// Records the ops of the calling thread from construction until stop() or destruction, like
 /// `with torch.profiler.profile() as prof:`. One Profile at a time per thread; create, stop and
-/// destroy it on the same thread.
+/// destroy it on the same thread (destroyed on another, it leaves its recorder behind, and the
+/// thread it recorded stops recording at its next op).
 ///
 ///     xgrad::profiler::Profile prof;
 ///     for (int i = 0; i < 20; ++i) train_step();
@@ -126,8 +127,9 @@ class Profile {
   double total_flops() const;
   /// The GEMM floor of what was recorded: seconds the same products take through the BLAS alone
   /// (cblas_sgemm/dgemm at the current thread count, each shape timed `repeats` times after a
-  /// warm-up, the fastest kept). Runs the products, so call it after stop(). Error while
-  /// recording or when repeats is 0.
+  /// warm-up, the fastest kept). Runs the products, so call it after stop(), while no other
+  /// thread computes (the BLAS's own threading is on for its duration). Error while recording
+  /// or when repeats is 0.
   double gemm_floor(std::size_t repeats = 3) const;
   /// A table of key_averages(): calls, self and total time, mean total per call, self share of
   /// the wall time, GFLOP and GFLOP/s of the products, MiB allocated; the first `row_limit` rows

@@ -89,8 +89,8 @@ struct Dispatch {
   // 1.5 against 3.0 us).
   std::size_t skinny_min_product = 8192;
   // Products of at least 64^3 multiply-adds are split over xgrad's threads (by rows or columns
-  // of C, see dispatch), in pieces of whole cache lines: two single-threaded halves side by side.
-  // Below it a part takes less time than handing it to a waiting thread.
+  // of C, see dispatch; columns in pieces of whole cache lines): single-threaded pieces side by
+  // side. Below it a piece takes less time than handing it to a waiting thread.
   std::size_t parallel_product = 64 * 64 * 64;
   std::size_t parallel_align = 16;
 };
@@ -206,12 +206,11 @@ void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
                                                tb ? b + j0 * ldb : b + j0, ldb, beta, c + j0, ldc);
                                   });
     } else {  // rows [i0, i1) of C: the same rows of op(A)
-      xgrad::detail::parallel_for(m, kDispatch.parallel_align, kDispatch.parallel_align,
-                                  [&](std::size_t i0, std::size_t i1) {
-                                    one_thread(ta, tb, i1 - i0, n, k, alpha,
-                                               ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
-                                               c + i0 * ldc, ldc);
-                                  });
+      xgrad::detail::parallel_for(
+          m, kDispatch.parallel_align, 1, [&](std::size_t i0, std::size_t i1) {
+            one_thread(ta, tb, i1 - i0, n, k, alpha, ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                       c + i0 * ldc, ldc);
+          });
     }
     return;
   }

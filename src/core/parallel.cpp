@@ -4,6 +4,7 @@
 
 #include "parallel.hpp"
 
+#include <xgrad/error.hpp>
 #include <xgrad/threads.hpp>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -59,8 +62,15 @@ class Pool {
     for (auto& w : workers_) w.join();
     workers_.clear();
     stop_.store(false, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < want; ++i) {
-      workers_.emplace_back([this, i, seen = generation_.load()] { loop(i + 1, seen); });
+    try {
+      for (std::size_t i = 0; i < want; ++i) {
+        workers_.emplace_back([this, i, seen = generation_.load()] { loop(i + 1, seen); });
+      }
+    } catch (const std::system_error& e) {  // the system refused a thread: keep those started
+      threads_.store(static_cast<int>(workers_.size()) + 1, std::memory_order_relaxed);
+      throw Error("xgrad::set_num_threads: could start only " +
+                  std::to_string(workers_.size() + 1) + " of " + std::to_string(want + 1) +
+                  " threads: " + e.what());
     }
     threads_.store(static_cast<int>(want) + 1, std::memory_order_relaxed);
   }
@@ -87,6 +97,14 @@ class Pool {
   void claim_blocking() {
     while (!claim()) std::this_thread::yield();
   }
+  // claim_blocking() until the end of the scope.
+  struct Claim {
+    explicit Claim(Pool& p) : pool(p) { pool.claim_blocking(); }
+    ~Claim() { pool.release(); }
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
+    Pool& pool;
+  };
 
   void run(std::size_t parts, void (*call)(void*, std::size_t), void* context) {
     const std::size_t participants = std::min(parts, workers_.size() + 1);
@@ -169,9 +187,11 @@ Pool& pool() {
     const int threads = detail::blas_threads();
     detail::set_blas_threads(1);
     pthread_atfork(nullptr, nullptr, [] { the_pool->abandon_after_fork(); });
-    made.claim_blocking();
-    made.resize(threads);
-    made.release();
+    const Pool::Claim claim(made);
+    try {
+      made.resize(threads);
+    } catch (const Error&) {  // fewer threads than the environment asked for: run on those
+    }
     return made;
   }();
   return p;
@@ -180,10 +200,12 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int threads) {
+  if (inside_part) {
+    throw Error("xgrad::set_num_threads: called from inside xgrad's own parallel work");
+  }
   Pool& p = pool();
-  p.claim_blocking();
+  const Pool::Claim claim(p);
   p.resize(threads);
-  p.release();
 }
 
 int get_num_threads() {

@@ -4,6 +4,7 @@
 // itself runs on one thread per call, so that the threads a user asked for are never exceeded and
 // never oversubscribed: a product split in two is two single-threaded BLAS calls side by side.
 
+#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 
@@ -27,12 +28,14 @@ void parallel_parts(std::size_t parts, F&& fn) {
       const_cast<void*>(static_cast<const void*>(&fn)));
 }
 
-/// Splits [0, n) into at most pool_threads() ranges of at least `grain` items each, each a
-/// multiple of `align` long except the last, and runs fn(begin, end) for each in parallel.
+/// Splits [0, n) into at most pool_threads() ranges of at least `grain` items each (grain 0
+/// counts as 1), each a multiple of `align` long except the last, and runs fn(begin, end) for
+/// each in parallel; fn(0, n) on the caller when that makes one range.
 template <class F>
 void parallel_for(std::size_t n, std::size_t grain, std::size_t align, F&& fn) {
   const std::size_t threads = static_cast<std::size_t>(pool_threads());
-  std::size_t parts = grain == 0 ? threads : std::min(threads, n / grain);
+  std::size_t parts = std::min(threads, n / std::max<std::size_t>(grain, 1));
+  align = std::max<std::size_t>(align, 1);
   if (parts <= 1) {
     fn(std::size_t{0}, n);
     return;

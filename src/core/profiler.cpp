@@ -10,6 +10,7 @@
 #include "parallel.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -72,7 +73,9 @@ struct Recorder {
   using ProductKey = std::tuple<bool, bool, bool, std::size_t, std::size_t, std::size_t>;
 
   std::thread::id owner = std::this_thread::get_id();
-  Recorder** slot = &active;  // the owner thread's pointer, cleared by stop()
+  // Set when the Profile is destroyed on another thread: the owner then drops its pointer to
+  // this recorder (left allocated for it) at its next op instead of recording into it.
+  std::atomic<bool> abandoned{false};
   Clock::time_point start = Clock::now();
   Clock::time_point end{};
   bool recording = true;
@@ -96,7 +99,15 @@ struct Recorder {
   }
 };
 
+// True when r was abandoned: the calling (owner) thread stops recording.
+bool dropped(Recorder* r) noexcept {
+  if (!r->abandoned.load(std::memory_order_acquire)) return false;
+  active = nullptr;
+  return true;
+}
+
 void enter(Recorder* r, std::string_view name, bool backward) {
+  if (dropped(r)) return;
   const std::size_t s = r->stat_of(name, backward);
   ++r->stats[s].event.calls;
   ++r->stats[s].open;
@@ -123,7 +134,7 @@ void leave(Recorder* r) noexcept {
 void product(bool is_double, bool trans_a, bool trans_b, std::size_t m, std::size_t n,
              std::size_t k) noexcept {
   Recorder* r = active;
-  if (r == nullptr || m == 0 || n == 0 || k == 0) return;
+  if (r == nullptr || m == 0 || n == 0 || k == 0 || dropped(r)) return;
   const double flops =
       2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   if (r->stack.empty()) {
@@ -139,7 +150,7 @@ void product(bool is_double, bool trans_a, bool trans_b, std::size_t m, std::siz
 
 void allocation(std::size_t bytes) noexcept {
   Recorder* r = active;
-  if (r == nullptr) return;
+  if (r == nullptr || dropped(r)) return;
   if (r->stack.empty()) {
     r->outside_bytes += bytes;
   } else {
@@ -187,7 +198,7 @@ double time_product(const ProductShape& p, std::size_t repeats) {
 }  // namespace
 
 Profile::Profile() {
-  if (detail::active != nullptr) {
+  if (detail::active != nullptr && !detail::dropped(detail::active)) {
     throw Error("xgrad::profiler::Profile: a Profile is already recording this thread");
   }
   recorder_ = std::make_unique<detail::Recorder>();
@@ -196,9 +207,13 @@ Profile::Profile() {
 
 Profile::~Profile() {
   if (!recorder_->recording) return;
-  // Cleared through the owner's slot even from another thread, so that no pointer to the
-  // destroyed recorder is left behind.
-  *recorder_->slot = nullptr;
+  if (std::this_thread::get_id() == recorder_->owner) {
+    detail::active = nullptr;
+    return;
+  }
+  // Another thread may not touch the owner's pointer: the owner drops it itself.
+  recorder_->abandoned.store(true, std::memory_order_release);
+  (void)recorder_.release();  // NOLINT: left to the owner thread, which may still point at it
 }
 
 void Profile::stop() {
@@ -209,7 +224,7 @@ void Profile::stop() {
   }
   r.end = detail::Recorder::Clock::now();
   r.recording = false;
-  *r.slot = nullptr;
+  detail::active = nullptr;
 }
 
 bool Profile::recording() const {
