@@ -167,6 +167,8 @@ TEST_F(Pool, SetNumThreadsFromInsideAPartIsAnError) {
   });
   EXPECT_EQ(refused.load(), 3);
   EXPECT_EQ(get_num_threads(), 3);
+  EXPECT_THROW(set_num_threads(1 << 20), ValueError);
+  EXPECT_EQ(get_num_threads(), 3);  // refused before anything changed
 }
 
 TEST_F(Pool, ResizesAndSplitProductsAgreeWithOneThread) {

@@ -4,7 +4,8 @@
 
 namespace xgrad {
 
-/// Threads xgrad computes on, the calling one included (values below 1 count as 1). Matrix
+/// Threads xgrad computes on, the calling one included (values below 1 count as 1; above 1024,
+/// ValueError; from inside xgrad's own parallel work, Error). Matrix
 /// products of at least 64^3 multiply-adds are split along the longer side of their result, and
 /// optimiser updates of large parameters along their elements, over a pool of threads - 1
 /// persistent workers; each piece of a product is one single-threaded BLAS call, so the BLAS's

@@ -200,6 +200,13 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int threads) {
+  // More would be a mistake rather than a machine: every worker answers every round of work.
+  constexpr int kMaxThreads = 1024;
+  if (threads > kMaxThreads) {
+    throw ValueError("xgrad::set_num_threads: " + std::to_string(threads) +
+                     " threads is more than the " + std::to_string(kMaxThreads) +
+                     " xgrad computes on");
+  }
   if (inside_part) {
     throw Error("xgrad::set_num_threads: called from inside xgrad's own parallel work");
   }
