@@ -50,9 +50,9 @@ TEST(Errors, MatmulNamesShapes) {
       {"xgrad::matmul", "[2,3,4]", "[3,4,2]", "batch"});
   expect_error<ShapeError>(
       [] {
-        matmul(D::ones({1, 2, 3, 4}), D::ones({4, 2}));
+        matmul(D::ones({2, 2, 3, 4}), D::ones({3, 4, 2}));
       },
-      {"xgrad::matmul", "[1,2,3,4]"});
+      {"xgrad::matmul", "[2,2,3,4]", "[3,4,2]", "batch dims"});
   expect_error<ShapeError>([] { matmul(D::scalar(1.0), D::ones({1})); }, {"xgrad::matmul", "[]"});
   expect_error<ShapeError>([] { matmul(D::ones({3}), D::ones({4})); },
                            {"xgrad::matmul", "[3]", "[4]"});
@@ -318,9 +318,94 @@ std::vector<Case> bad_inputs() {
                       [](World&) {
                         matmul(D::ones({2, 3, 4}), D::ones({3, 4, 2}));
                       }),
-      bad<ShapeError>("matmul 4-D", {"xgrad::matmul", "[1,2,3,4]", "not supported"},
+      bad<ShapeError>("matmul 4-D", {"xgrad::matmul", "[2,2,3,4]", "[3,4,2]", "broadcast"},
                       [](World&) {
-                        matmul(D::ones({1, 2, 3, 4}), D::ones({4, 2}));
+                        matmul(D::ones({2, 2, 3, 4}), D::ones({3, 4, 2}));
+                      }),
+      bad<ShapeError>("matmul 0-D", {"xgrad::matmul", "[]", "0-D"},
+                      [](World&) { matmul(D::scalar(2.0), D::ones({2})); }),
+      // Convolution, pooling, normalisation, embeddings.
+      bad<ShapeError>("conv2d weight", {"xgrad::conv2d", "[2,3,5,5]", "[4,2,3,3]", "groups"},
+                      [](World&) {
+                        conv2d(D::ones({2, 3, 5, 5}), D::ones({4, 2, 3, 3}));
+                      }),
+      bad<ShapeError>("conv2d groups", {"xgrad::conv2d", "groups 2", "divide"},
+                      [](World&) {
+                        conv2d(D::ones({1, 3, 5, 5}), D::ones({4, 1, 3, 3}), D(), 1, 0, 1, 2);
+                      }),
+      bad<ShapeError>("conv2d bias", {"xgrad::conv2d", "bias [3]"},
+                      [](World&) {
+                        conv2d(D::ones({1, 2, 5, 5}), D::ones({4, 2, 3, 3}), D::ones({3}));
+                      }),
+      bad<ShapeError>("conv2d rank", {"xgrad::conv2d", "[5,5]", "[N, C, H, W]"},
+                      [](World&) {
+                        conv2d(D::ones({5, 5}), D::ones({1, 1, 3, 3}));
+                      }),
+      bad<ValueError>("conv2d kernel too large", {"xgrad::conv2d", "[1,1,2,2]", "larger"},
+                      [](World&) {
+                        conv2d(D::ones({1, 1, 2, 2}), D::ones({1, 1, 3, 3}));
+                      }),
+      bad<ValueError>("conv2d stride", {"xgrad::conv2d", "stride (0, 1)"},
+                      [](World&) {
+                        conv2d(D::ones({1, 1, 4, 4}), D::ones({1, 1, 3, 3}), D(), {0, 1});
+                      }),
+      bad<ValueError>("max_pool2d padding", {"xgrad::max_pool2d", "padding (2, 2)", "half"},
+                      [](World&) {
+                        max_pool2d(D::ones({1, 1, 6, 6}), 3, 1, 2);
+                      }),
+      bad<ValueError>("avg_pool2d negative padding", {"xgrad::avg_pool2d", "negative"},
+                      [](World&) {
+                        avg_pool2d(D::ones({1, 1, 6, 6}), 2, 2, {-1, 0});
+                      }),
+      bad<ShapeError>("fold columns", {"xgrad::fold", "[1,4,5]", "window positions"},
+                      [](World&) {
+                        fold(D::ones({1, 4, 5}), {3, 3}, 2);
+                      }),
+      bad<ShapeError>("fold taps", {"xgrad::fold", "[1,5,4]", "multiple"},
+                      [](World&) {
+                        fold(D::ones({1, 5, 4}), {3, 3}, 2);
+                      }),
+      bad<ShapeError>("batch_norm weight", {"xgrad::batch_norm", "[4,3]", "weight [2]"},
+                      [](World&) {
+                        batch_norm(D::ones({4, 3}), D(), D(), D::ones({2}), D(), true);
+                      }),
+      bad<ValueError>("batch_norm one value", {"xgrad::batch_norm", "more than one", "[1,3]"},
+                      [](World&) {
+                        batch_norm(D::ones({1, 3}), D(), D(), D(), D(), true);
+                      }),
+      bad<ShapeError>("batch_norm eval without statistics", {"xgrad::batch_norm", "running_mean"},
+                      [](World&) {
+                        batch_norm(D::ones({4, 3}), D(), D());
+                      }),
+      bad<ShapeError>("layer_norm shape", {"xgrad::layer_norm", "[2,3]", "normalized_shape [2]"},
+                      [](World&) {
+                        layer_norm(D::ones({2, 3}), {2});
+                      }),
+      bad<ValueError>("embedding index", {"xgrad::embedding", "index 3", "[3,2]"},
+                      [](World&) {
+                        embedding(D::from({0.0, 3.0}), D::ones({3, 2}));
+                      }),
+      bad<ValueError>("embedding fraction", {"xgrad::embedding", "0.5", "whole"},
+                      [](World&) {
+                        embedding(D::from({0.5}), D::ones({3, 2}));
+                      }),
+      bad<ValueError>("embedding list", {"xgrad::embedding", "index -1"},
+                      [](World&) {
+                        embedding(std::vector<std::int64_t>{-1}, D::ones({3, 2}));
+                      }),
+      bad<ShapeError>("permute count", {"xgrad::permute", "[2,3,1]", "2 dims"},
+                      [](World&) {
+                        permute(D::ones({2, 3, 1}), {0, 1});
+                      }),
+      bad<ShapeError>("permute repeat", {"xgrad::permute", "twice"},
+                      [](World&) {
+                        permute(D::ones({2, 3}), {1, -1});
+                      }),
+      bad<ShapeError>("tril 1-D", {"xgrad::tril", "[3]", "2 dims"},
+                      [](World&) { tril(D::ones({3})); }),
+      bad<ShapeError>("masked_fill mask", {"xgrad::masked_fill", "[2,1,3]", "[2,3]"},
+                      [](World&) {
+                        masked_fill(D::ones({2, 3}), D::ones({2, 1, 3}), 0.0);
                       }),
       bad<ShapeError>("matmul vectors", {"xgrad::matmul", "[4]", "[3]"},
                       [](World& w) { matmul(w.b, D::ones({3})); }),

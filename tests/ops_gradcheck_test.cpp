@@ -6,6 +6,7 @@
 // and inputs moved off kinks.
 
 #include <functional>
+#include <limits>
 
 #include "test_util.hpp"
 
@@ -201,6 +202,16 @@ std::vector<OpCase> cases() {
            [](auto& in) { return linear(in[0], in[1], in[2]); });
   add_case("transpose_3d", {uniform({2, 3, 4}, 100)},
            [](auto& in) { return transpose(in[0], 0, 2); });
+  add_case("matmul_4d", {uniform({2, 2, 3, 4}, 160), uniform({2, 2, 4, 3}, 161)},
+           [](auto& in) { return matmul(in[0], in[1]); });
+  add_case("matmul_batch_bcast", {uniform({2, 3, 4}, 162), uniform({1, 4, 5}, 163)},
+           [](auto& in) { return matmul(in[0], in[1]); });
+  add_case("matmul_4d_3d_bcast", {uniform({2, 1, 3, 4}, 164), uniform({3, 4, 2}, 165)},
+           [](auto& in) { return matmul(in[0], in[1]); });
+  add_case("matmul_4d_2d", {uniform({2, 2, 3, 4}, 166), uniform({4, 2}, 167)},
+           [](auto& in) { return matmul(in[0], in[1]); });
+  add_case("matmul_vec_4d", {uniform({3}, 168), uniform({2, 1, 3, 2}, 169)},
+           [](auto& in) { return matmul(in[0], in[1]); });
 
   // ---- shape ----
   add_case("reshape_infer", {uniform({2, 3, 2}, 110)}, [](auto& in) {
@@ -231,6 +242,81 @@ std::vector<OpCase> cases() {
   add_case("slice_step", {uniform({5, 3}, 126)}, [](auto& in) { return in[0].slice(0, 1, 5, 2); });
   add_case("slice_negative", {uniform({3, 5}, 127)},
            [](auto& in) { return slice(in[0], 1, -3, 100); });
+  add_case("permute_3d", {uniform({2, 3, 4}, 170)}, [](auto& in) {
+    return permute(in[0], {2, 0, 1});
+  });
+  add_case("permute_negative", {uniform({2, 1, 3, 2}, 171)}, [](auto& in) {
+    return permute(in[0], {0, -2, -1, 1});
+  });
+  add_case("tril", {uniform({4, 3}, 172)}, [](auto& in) { return tril(in[0]); });
+  add_case("tril_batched_above", {uniform({2, 3, 4}, 173)},
+           [](auto& in) { return tril(in[0], 1); });
+  add_case("triu_below", {uniform({3, 4}, 174)}, [](auto& in) { return triu(in[0], -1); });
+  add_case("masked_fill_bcast", {D::from({{1.0}, {0.0}, {1.0}}), req(uniform({3, 4}, 175))},
+           [](auto& in) { return masked_fill(in[1], in[0], -2.0); });
+  add_case("causal_softmax", {req(uniform({2, 3, 3}, 176))}, [](auto& in) {
+    const D upper = triu(D::ones({3, 3}), 1);
+    return softmax(masked_fill(in[0], upper, -std::numeric_limits<double>::infinity()), -1);
+  });
+  add_case("embedding_tensor",
+           {D::from({{2.0, 0.0, 2.0}, {1.0, 1.0, 3.0}}), req(uniform({4, 3}, 177))},
+           [](auto& in) { return embedding(in[0], in[1]); });
+  add_case("embedding_list", {uniform({3, 2}, 178)}, [](auto& in) {
+    return embedding(std::vector<std::int64_t>{1, 1, 0, 2}, in[0]);
+  });
+
+  // ---- convolution and pooling ----
+  add_case("unfold", {uniform({2, 2, 4, 5}, 180)}, [](auto& in) { return unfold(in[0], {2, 3}); });
+  add_case("unfold_pad_stride_dilation", {uniform({1, 2, 5, 6}, 181)}, [](auto& in) {
+    return unfold(in[0], 2, {2, 1}, {1, 2}, {2, 3});
+  });
+  add_case("fold_overlap", {uniform({2, 2 * 4, 6}, 182)}, [](auto& in) {
+    return fold(in[0], {3, 4}, 2);
+  });
+  add_case("fold_pad_stride", {uniform({1, 3 * 4, 4}, 183)}, [](auto& in) {
+    return fold(in[0], {3, 3}, 2, 1, 1, 2);
+  });
+  add_case("conv2d", {uniform({2, 2, 5, 5}, 184), uniform({3, 2, 3, 3}, 185), uniform({3}, 186)},
+           [](auto& in) { return conv2d(in[0], in[1], in[2]); });
+  add_case("conv2d_stride_pad_dilation",
+           {uniform({1, 2, 6, 5}, 187), uniform({2, 2, 2, 3}, 188), uniform({2}, 189)},
+           [](auto& in) {
+             return conv2d(in[0], in[1], in[2], {2, 1}, {1, 2}, {2, 1});
+           });
+  add_case("conv2d_groups_no_bias", {uniform({2, 4, 4, 4}, 190), uniform({6, 2, 2, 2}, 191)},
+           [](auto& in) { return conv2d(in[0], in[1], D(), 1, 1, 1, 2); });
+  add_case("conv2d_depthwise", {uniform({1, 3, 4, 4}, 192), uniform({3, 1, 3, 3}, 193)},
+           [](auto& in) { return conv2d(in[0], in[1], D(), 1, 1, 1, 3); });
+  add_case("conv2d_unbatched_1x1", {uniform({3, 3, 2}, 194), uniform({2, 3, 1, 1}, 195)},
+           [](auto& in) { return conv2d(in[0], in[1]); });
+  add_case("max_pool2d", {uniform({2, 2, 4, 6}, 196)},
+           [](auto& in) { return max_pool2d(in[0], 2); });
+  add_case("max_pool2d_overlap_pad", {uniform({1, 2, 5, 5}, 197)},
+           [](auto& in) { return max_pool2d(in[0], 3, 2, 1); });
+  add_case("max_pool2d_dilation_unbatched", {uniform({2, 5, 6}, 198)},
+           [](auto& in) { return max_pool2d(in[0], 2, 1, 0, 2); });
+  add_case("avg_pool2d", {uniform({2, 2, 4, 6}, 199)}, [](auto& in) {
+    return avg_pool2d(in[0], {2, 3});
+  });
+  add_case("avg_pool2d_pad", {uniform({1, 2, 5, 5}, 200)},
+           [](auto& in) { return avg_pool2d(in[0], 3, 2, 1); });
+  add_case("avg_pool2d_pad_exclude", {uniform({1, 2, 5, 5}, 201)},
+           [](auto& in) { return avg_pool2d(in[0], 3, 2, 1, false); });
+
+  // ---- normalisation ----
+  add_case("batch_norm_train", {uniform({3, 2, 2, 2}, 202), uniform({2}, 203), uniform({2}, 204)},
+           [](auto& in) { return batch_norm(in[0], D(), D(), in[1], in[2], true); });
+  add_case("batch_norm_train_2d", {uniform({4, 3}, 205)},
+           [](auto& in) { return batch_norm(in[0], D(), D(), D(), D(), true, 0.1, 1e-3); });
+  add_case("batch_norm_eval", {uniform({2, 2, 3}, 206), uniform({2}, 207), uniform({2}, 208)},
+           [](auto& in) {
+             return batch_norm(in[0], D::from({0.3, -0.2}), D::from({0.8, 1.7}), in[1], in[2]);
+           });
+  add_case("layer_norm", {uniform({3, 4}, 209), uniform({4}, 210), uniform({4}, 211)},
+           [](auto& in) { return layer_norm(in[0], {4}, in[1], in[2]); });
+  add_case("layer_norm_two_dims", {uniform({2, 2, 3}, 212)}, [](auto& in) {
+    return layer_norm(in[0], {2, 3});
+  });
 
   // ---- losses (targets are checked too where they have a gradient) ----
   for (auto [tag, red] : {std::pair{"mean", Reduction::Mean}, std::pair{"sum", Reduction::Sum},
@@ -296,7 +382,8 @@ bool zero_second_derivative(const std::string& name) {
       "clamp",        "where",      "relu",       "leaky",     "step",      "heaviside",
       "sum",          "mean",       "max",        "min",       "transpose", "reshape",
       "flatten",      "unsqueeze",  "squeeze",    "broadcast", "concat",    "stack",
-      "index_select", "slice",      "nll"};
+      "index_select", "slice",      "nll",        "permute",   "tril",      "triu",
+      "masked_fill",  "embedding",  "unfold",     "fold",      "max_pool",  "avg_pool"};
   for (const auto& p : prefixes) {
     if (name.rfind(p, 0) == 0) return true;
   }

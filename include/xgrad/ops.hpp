@@ -163,8 +163,11 @@ template <class T>
 Tensor<T> argmin(const Tensor<T>& a, int dim, bool keepdim = false);
 
 // ---- linear algebra ----
-/// Matrix product through BLAS gemm: [M,K] x [K,N] -> [M,N]; [B,M,K] x [B,K,N] -> [B,M,N];
-/// a 2-D operand is shared across the batch of a 3-D one; a 1-D operand is a vector as in NumPy.
+/// Matrix product through BLAS gemm, as torch.matmul: [M,K] x [K,N] -> [M,N]; operands of any
+/// rank are stacks of matrices whose leading (batch) dims broadcast like NumPy's:
+/// [B,H,T,D] x [B,H,D,T] -> [B,H,T,T], [2,3,4] x [1,4,5] -> [2,3,5], [B,M,K] x [K,N] -> [B,M,N]
+/// (an operand without batch dims is shared by every batch, never copied); a 1-D operand is a
+/// vector as in NumPy.
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc = Location::current());
 /// Fully connected layer in one op: x W^T + b, x [..., in], W [out, in], b [out] (optional:
@@ -214,6 +217,97 @@ Tensor<T> index_select(const Tensor<T>& a, int dim, const std::vector<std::size_
 template <class T>
 Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t end,
                 std::int64_t step = 1, Location loc = Location::current());
+/// Reorders the dims: result dim i is a's dim dims[i] (a permutation of 0..dim()-1; negative
+/// entries count from the end), as torch.permute.
+template <class T>
+Tensor<T> permute(const Tensor<T>& a, const std::vector<int>& dims,
+                  Location loc = Location::current());
+/// The lower triangle of the last two dims: elements (i, j) with j - i <= diagonal kept, the
+/// rest 0 (diagonal 0: the main diagonal, > 0 above it, < 0 below), as torch.tril.
+template <class T>
+Tensor<T> tril(const Tensor<T>& a, std::int64_t diagonal = 0, Location loc = Location::current());
+/// The upper triangle of the last two dims: elements with j - i >= diagonal kept, as torch.triu.
+template <class T>
+Tensor<T> triu(const Tensor<T>& a, std::int64_t diagonal = 0, Location loc = Location::current());
+/// a with `value` where mask != 0; mask broadcasts to a's shape (as Tensor.masked_fill). No
+/// gradient flows to the filled elements, and -inf is a valid value (attention masks).
+template <class T>
+Tensor<T> masked_fill(const Tensor<T>& a, const Tensor<T>& mask, Scalar<T> value,
+                      Location loc = Location::current());
+/// Rows of `weight` [num_embeddings, dim] picked by `indices` (whole numbers in [0,
+/// num_embeddings), any shape S) -> S + [dim], as F::embedding. Repeated indices add their
+/// gradients.
+template <class T>
+Tensor<T> embedding(const Tensor<T>& indices, const Tensor<T>& weight,
+                    Location loc = Location::current());
+/// embedding with the indices as a list: [indices.size(), dim].
+template <class T>
+Tensor<T> embedding(const std::vector<std::int64_t>& indices, const Tensor<T>& weight,
+                    Location loc = Location::current());
+
+// ---- convolution and pooling (images are [N, C, H, W], or [C, H, W] unbatched) ----
+/// A height and a width: one number for both (`2`) or a pair (`{2, 1}`), as PyTorch's int or
+/// tuple arguments.
+struct Size2 {
+  /// The same extent for height and width.
+  Size2(std::int64_t both) : h(both), w(both) {}  // NOLINT: implicit by design
+  /// Height and width.
+  Size2(std::int64_t height, std::int64_t width) : h(height), w(width) {}
+  /// Height.
+  std::int64_t h;
+  /// Width.
+  std::int64_t w;
+};
+/// Every kernel_size window of x [N, C, H, W] as a column: [N, C*kh*kw, L], L the number of
+/// window positions, rows ordered (channel, kernel row, kernel column), as F::unfold (im2col).
+/// Zero padding.
+template <class T>
+Tensor<T> unfold(const Tensor<T>& x, Size2 kernel_size, Size2 dilation = 1, Size2 padding = 0,
+                 Size2 stride = 1, Location loc = Location::current());
+/// The inverse arrangement of unfold, overlapping windows summed: columns [N, C*kh*kw, L] ->
+/// [N, C, output_size.h, output_size.w], as F::fold (col2im).
+template <class T>
+Tensor<T> fold(const Tensor<T>& cols, Size2 output_size, Size2 kernel_size, Size2 dilation = 1,
+               Size2 padding = 0, Size2 stride = 1, Location loc = Location::current());
+/// 2-D cross-correlation, as F::conv2d: x [N, C, H, W], weight [O, C / groups, kh, kw], bias [O]
+/// (optional: an undefined tensor) -> [N, O, OH, OW], OH = (H + 2 padding.h - dilation.h (kh -
+/// 1) - 1) / stride.h + 1. Lowered onto unfold and one matrix product per image and group: the
+/// unfolded input, N * C * kh * kw * OH * OW elements, is kept for the backward.
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
+                 Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1,
+                 Location loc = Location::current());
+/// Maximum over each kernel_size window, as F::max_pool2d; stride 0 means kernel_size (the
+/// default), padding (at most half the kernel) never wins. Ties in a window share its gradient
+/// equally (PyTorch sends it to the first).
+template <class T>
+Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0,
+                     Size2 dilation = 1, Location loc = Location::current());
+/// Mean over each kernel_size window, as F::avg_pool2d; stride 0 means kernel_size. With
+/// count_include_pad the zero padding counts in the mean (PyTorch's default), else only the
+/// window's elements inside the image.
+template <class T>
+Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0,
+                     bool count_include_pad = true, Location loc = Location::current());
+
+// ---- normalisation ----
+/// Batch normalisation over every dim but 1 (the channels) of x [N, C, ...], as F::batch_norm.
+/// Training: normalised by the batch's mean and biased variance, and running_mean / running_var
+/// (if defined, [C], updated in place without gradient) move `momentum` of the way to the
+/// batch's mean and unbiased variance. Evaluation: normalised by the running statistics. weight
+/// and bias ([C], optional) scale and shift.
+template <class T>
+Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& running_mean,
+                     const Tensor<T>& running_var, const Tensor<T>& weight = Tensor<T>(),
+                     const Tensor<T>& bias = Tensor<T>(), bool training = false,
+                     double momentum = 0.1, double eps = 1e-5, Location loc = Location::current());
+/// Normalises over the trailing dims given by normalized_shape (the mean and biased variance of
+/// each leading index), then scales by weight and shifts by bias (both of normalized_shape,
+/// optional), as F::layer_norm.
+template <class T>
+Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape,
+                     const Tensor<T>& weight = Tensor<T>(), const Tensor<T>& bias = Tensor<T>(),
+                     double eps = 1e-5, Location loc = Location::current());
 
 // ---- losses (prediction first, target second; a target that requires grad gets one too) ----
 /// (input - target)^2, shapes must match.

@@ -131,9 +131,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
   const ops::Entry op{"matmul", loc};
   const std::size_t ra = a.dim();
   const std::size_t rb = b.dim();
-  if (ra == 0 || rb == 0 || ra > 3 || rb > 3) {
-    bad_shapes("are not supported (1-D, 2-D or 3-D operands)", a.shape(), b.shape());
-  }
+  if (ra == 0 || rb == 0) bad_shapes("are not supported (0-D operands)", a.shape(), b.shape());
   // A vector operand becomes a one-row (left) or one-column (right) matrix, as in NumPy, and the
   // added dim is removed from the result.
   if (ra == 1 || rb == 1) {
@@ -149,12 +147,45 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
     return squeeze(out, rb == 1 ? -1 : -2, loc);
   }
   // [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
-  const auto& sa = a.value().shape();
-  const auto& sb = b.value().shape();
-  if (ra == 3 && rb == 3 && sa[0] != sb[0])
-    bad_shapes("have different batch sizes", a.shape(), b.shape());
-  if (sb[rb - 2] != sa[ra - 1]) bad_shapes("do not chain", a.shape(), b.shape());
-  return product(a, b, false, false, false, op);
+  const Shape sa = a.shape();
+  const Shape sb = b.shape();
+  if (sb[rb - 2] != sa[ra - 1]) bad_shapes("do not chain", sa, sb);
+  if (ra <= 3 && rb <= 3 && !(ra == 3 && rb == 3 && sa[0] != sb[0])) {
+    return product(a, b, false, false, false, op);
+  }
+  // Batch dims of any rank broadcast, then fold into the one batch dim that product() takes. An
+  // operand whose batch holds one matrix stays 2-D, shared by every batch without a copy.
+  const Shape batch_a(sa.begin(), sa.end() - 2);
+  const Shape batch_b(sb.begin(), sb.end() - 2);
+  const std::size_t nb = std::max(batch_a.size(), batch_b.size());
+  Shape batch(nb);
+  std::int64_t batches = 1;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const std::size_t da = i < nb - batch_a.size() ? 1 : batch_a[i - (nb - batch_a.size())];
+    const std::size_t db = i < nb - batch_b.size() ? 1 : batch_b[i - (nb - batch_b.size())];
+    if (da != db && da != 1 && db != 1) bad_shapes("have batch dims that do not broadcast", sa, sb);
+    batch[i] = da == 1 ? db : da;
+    batches *= static_cast<std::int64_t>(batch[i]);
+  }
+  const auto stacked = [&](const Tensor<T>& t, const Shape& own, std::size_t rows,
+                           std::size_t cols) {
+    const auto r = static_cast<std::int64_t>(rows);
+    const auto c = static_cast<std::int64_t>(cols);
+    std::size_t own_count = 1;
+    for (std::size_t e : own) own_count *= e;
+    if (own_count == 1) return reshape(t, Dims{r, c}, loc);
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    const Tensor<T> spread = full == t.shape() ? t : broadcast_to(t, full, loc);
+    return reshape(spread, Dims{batches, r, c}, loc);
+  };
+  const Tensor<T> a3 = stacked(a, batch_a, sa[ra - 2], sa[ra - 1]);
+  const Tensor<T> b3 = stacked(b, batch_b, sb[rb - 2], sb[rb - 1]);
+  Dims out_shape(batch.begin(), batch.end());
+  out_shape.push_back(static_cast<std::int64_t>(sa[ra - 2]));
+  out_shape.push_back(static_cast<std::int64_t>(sb[rb - 1]));
+  return reshape(product(a3, b3, false, false, false, op), out_shape, loc);
 }
 
 template <class T>

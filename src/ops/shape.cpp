@@ -1,4 +1,5 @@
-// Shape ops: reshape and its relatives, broadcast_to, concat/stack, index_select and slice.
+// Shape ops: reshape and its relatives, broadcast_to, concat/stack, index_select and slice,
+// permute, the triangles (tril/triu), masked_fill and embedding (a row gather).
 // Forward and backward side by side. No backward here reads a saved value: each one only moves
 // gradient entries back to where they came from, so the lambdas capture shapes and indices only.
 // Those moves are themselves recorded ops (regrid, the piece cut from a join and its padding,
@@ -10,8 +11,10 @@
 // index_select and slice to move whole runs with std::copy.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -501,6 +504,141 @@ Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t en
   return select_rows(op, "slice_backward", a, d, std::move(index));
 }
 
+template <class T>
+Tensor<T> permute(const Tensor<T>& a, const std::vector<int>& dims, Location loc) {
+  const ops::Entry op{"permute", loc};
+  const Shape s = a.shape();
+  if (dims.size() != s.size()) {
+    throw ShapeError("xgrad::permute: " + std::to_string(dims.size()) +
+                     " dims given for a tensor of shape " + shape_str(s) + " (one per dim needed)");
+  }
+  std::vector<std::size_t> perm(s.size());
+  std::vector<int> inverse(s.size(), -1);
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    perm[i] = ops::normalize_dim("permute", dims[i], s.size(), s);
+    if (inverse[perm[i]] != -1) {
+      throw ShapeError("xgrad::permute: dim " + std::to_string(dims[i]) +
+                       " appears twice for a tensor of shape " + shape_str(s));
+    }
+    inverse[perm[i]] = static_cast<int>(i);
+  }
+  return record<T>(
+      op, Array<T>(xt::transpose(a.value(), perm)), {a},
+      [inverse, loc](const Tensor<T>& grad, Grads<T>& g) {
+        if (g.needs(0)) g.to(0, permute(grad, inverse, loc));  // permute: grad permuted back
+      },
+      Saves::none());
+}
+
+namespace {
+// Keeps the elements (i, j) of every matrix in the last two dims with lo <= j - i <= hi, zeroing
+// the rest. Linear and self-adjoint: its derivative is the same mask on the gradient.
+template <class T>
+Tensor<T> band(OpName op, const Tensor<T>& a, std::int64_t lo, std::int64_t hi) {
+  const Shape s = a.shape();
+  if (s.size() < 2) {
+    throw ShapeError(std::string("xgrad::") + op.name + ": needs at least 2 dims, got shape " +
+                     shape_str(s));
+  }
+  const std::size_t rows = s[s.size() - 2];
+  const std::size_t cols = s.back();
+  Array<T> out(a.value());
+  T* p = out.data();
+  const std::size_t count = rows * cols == 0 ? 0 : out.size() / (rows * cols);
+  for (std::size_t m = 0; m < count; ++m) {
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (std::size_t j = 0; j < cols; ++j) {
+        const auto d = static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i);
+        if (d < lo || d > hi) p[j] = T(0);
+      }
+      p += cols;
+    }
+  }
+  return record<T>(
+      op, std::move(out), {a},
+      [op, lo, hi](const Tensor<T>& grad, Grads<T>& g) {
+        if (g.needs(0)) g.to(0, band(op, grad, lo, hi));  // tril/triu: the same mask on grad
+      },
+      Saves::none());
+}
+constexpr std::int64_t kNoBound = std::numeric_limits<std::int64_t>::max();
+}  // namespace
+
+template <class T>
+Tensor<T> tril(const Tensor<T>& a, std::int64_t diagonal, Location loc) {
+  const ops::Entry op{"tril", loc};
+  return band(op, a, -kNoBound, diagonal);
+}
+
+template <class T>
+Tensor<T> triu(const Tensor<T>& a, std::int64_t diagonal, Location loc) {
+  const ops::Entry op{"triu", loc};
+  return band(op, a, diagonal, kNoBound);
+}
+
+template <class T>
+Tensor<T> masked_fill(const Tensor<T>& a, const Tensor<T>& mask, Scalar<T> value, Location loc) {
+  const ops::Entry op{"masked_fill", loc};
+  const Shape s = a.shape();
+  const Shape m = mask.shape();
+  bool fits = m.size() <= s.size();
+  for (std::size_t i = 0; fits && i < m.size(); ++i) {
+    const std::size_t e = m[m.size() - 1 - i];
+    fits = e == 1 || e == s[s.size() - 1 - i];
+  }
+  if (!fits) {
+    throw ShapeError("xgrad::masked_fill: mask of shape " + shape_str(m) +
+                     " does not broadcast to the tensor's shape " + shape_str(s));
+  }
+  // where() keeps the value of the branch not taken out of the result and its gradient at 0.
+  return where(mask.detach(), Tensor<T>::scalar(value), a, loc);
+}
+
+template <class T>
+Tensor<T> embedding(const Tensor<T>& indices, const Tensor<T>& weight, Location loc) {
+  const ops::Entry op{"embedding", loc};
+  const Shape ws = weight.shape();
+  if (ws.size() != 2) {
+    throw ShapeError("xgrad::embedding: weight must be 2-D [num_embeddings, dim], got " +
+                     shape_str(ws));
+  }
+  std::vector<std::size_t> rows(indices.numel());
+  const T* p = indices.value().data();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!(p[i] >= T(0) && p[i] < static_cast<T>(ws[0]) && p[i] == std::floor(p[i]))) {
+      throw ValueError("xgrad::embedding: index " + std::to_string(p[i]) + " (at position " +
+                       std::to_string(i) + ") is not a whole number in [0, " +
+                       std::to_string(ws[0]) + ") for a weight of shape " + shape_str(ws));
+    }
+    rows[i] = static_cast<std::size_t>(p[i]);
+  }
+  Dims out;
+  for (std::size_t e : indices.shape()) out.push_back(static_cast<std::int64_t>(e));
+  out.push_back(static_cast<std::int64_t>(ws[1]));
+  return reshape(select_rows(op, "embedding_backward", weight, 0, rows), out, loc);
+}
+
+template <class T>
+Tensor<T> embedding(const std::vector<std::int64_t>& indices, const Tensor<T>& weight,
+                    Location loc) {
+  const ops::Entry op{"embedding", loc};
+  const Shape ws = weight.shape();
+  if (ws.size() != 2) {
+    throw ShapeError("xgrad::embedding: weight must be 2-D [num_embeddings, dim], got " +
+                     shape_str(ws));
+  }
+  std::vector<std::size_t> rows(indices.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (indices[i] < 0 || static_cast<std::size_t>(indices[i]) >= ws[0]) {
+      throw ValueError("xgrad::embedding: index " + std::to_string(indices[i]) + " (at position " +
+                       std::to_string(i) + ") is out of range [0, " + std::to_string(ws[0]) +
+                       ") for a weight of shape " + shape_str(ws));
+    }
+    rows[i] = static_cast<std::size_t>(indices[i]);
+  }
+  return select_rows(op, "embedding_backward", weight, 0, rows);
+}
+
 #define XGRAD_INSTANTIATE_SHAPE(T)                                                             \
   template Tensor<T> reshape<T>(const Tensor<T>&, const Dims&, Location);                      \
   template Tensor<T> flatten<T>(const Tensor<T>&, int, int, Location);                         \
@@ -513,7 +651,13 @@ Tensor<T> slice(const Tensor<T>& a, int dim, std::int64_t start, std::int64_t en
   template Tensor<T> index_select<T>(const Tensor<T>&, int, const std::vector<std::size_t>&,   \
                                      Location);                                                \
   template Tensor<T> slice<T>(const Tensor<T>&, int, std::int64_t, std::int64_t, std::int64_t, \
-                              Location);
+                              Location);                                                       \
+  template Tensor<T> permute<T>(const Tensor<T>&, const std::vector<int>&, Location);          \
+  template Tensor<T> tril<T>(const Tensor<T>&, std::int64_t, Location);                        \
+  template Tensor<T> triu<T>(const Tensor<T>&, std::int64_t, Location);                        \
+  template Tensor<T> masked_fill<T>(const Tensor<T>&, const Tensor<T>&, Scalar<T>, Location);  \
+  template Tensor<T> embedding<T>(const Tensor<T>&, const Tensor<T>&, Location);               \
+  template Tensor<T> embedding<T>(const std::vector<std::int64_t>&, const Tensor<T>&, Location);
 
 XGRAD_INSTANTIATE_SHAPE(float)
 XGRAD_INSTANTIATE_SHAPE(double)

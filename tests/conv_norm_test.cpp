@@ -1,0 +1,194 @@
+// Values of the convolution, pooling, normalisation, embedding and batched-matmul ops against
+// direct loops written from their definitions (the gradcheck table proves their derivatives).
+
+#include <cmath>
+#include <limits>
+
+#include "test_util.hpp"
+
+namespace xgrad {
+namespace {
+
+using D = Tensor<double>;
+using F = Tensor<float>;
+using test::uniform;
+
+// out[n, o, y, x] = b[o] + sum_{c, i, j} in[n, g c, y s - p + i d, x s - p + j d] w[o, c, i, j]
+// for the group g of o, straight from the definition.
+Array<double> naive_conv(const Array<double>& in, const Array<double>& w, const Array<double>* b,
+                         Size2 s, Size2 p, Size2 d, std::size_t groups) {
+  const std::size_t n = in.shape()[0], c = in.shape()[1], h = in.shape()[2], wd = in.shape()[3];
+  const std::size_t o = w.shape()[0], cg = w.shape()[1], kh = w.shape()[2], kw = w.shape()[3];
+  const auto oh =
+      static_cast<std::size_t>((std::int64_t(h) + 2 * p.h - d.h * (kh - 1) - 1) / s.h + 1);
+  const auto ow =
+      static_cast<std::size_t>((std::int64_t(wd) + 2 * p.w - d.w * (kw - 1) - 1) / s.w + 1);
+  Array<double> out = Array<double>::from_shape({n, o, oh, ow});
+  const std::size_t og = o / groups;
+  for (std::size_t a = 0; a < n; ++a)
+    for (std::size_t q = 0; q < o; ++q)
+      for (std::size_t y = 0; y < oh; ++y)
+        for (std::size_t x = 0; x < ow; ++x) {
+          double acc = b ? (*b)(q) : 0.0;
+          for (std::size_t ch = 0; ch < cg; ++ch)
+            for (std::size_t i = 0; i < kh; ++i)
+              for (std::size_t j = 0; j < kw; ++j) {
+                const std::int64_t iy = std::int64_t(y) * s.h - p.h + std::int64_t(i) * d.h;
+                const std::int64_t ix = std::int64_t(x) * s.w - p.w + std::int64_t(j) * d.w;
+                if (iy < 0 || ix < 0 || iy >= std::int64_t(h) || ix >= std::int64_t(wd)) continue;
+                acc += in(a, (q / og) * cg + ch, iy, ix) * w(q, ch, i, j);
+              }
+          out(a, q, y, x) = acc;
+        }
+  (void)c;
+  return out;
+}
+
+TEST(Conv2d, MatchesTheDefinition) {
+  struct Case {
+    Shape x, w;
+    Size2 s, p, d;
+    std::int64_t groups;
+    bool bias;
+  };
+  const Case cases[] = {
+      {{2, 3, 7, 6}, {4, 3, 3, 3}, 1, 0, 1, 1, true},
+      {{1, 2, 8, 9}, {3, 2, 3, 2}, {2, 3}, {1, 2}, {2, 1}, 1, true},
+      {{2, 4, 5, 5}, {6, 2, 3, 3}, 1, 1, 1, 2, false},
+      {{1, 3, 6, 6}, {3, 1, 5, 5}, 2, 2, 1, 3, true},
+      {{3, 1, 4, 4}, {2, 1, 1, 1}, 1, 0, 1, 1, true},
+  };
+  std::uint64_t seed = 1;
+  for (const auto& c : cases) {
+    const D x = uniform(c.x, seed++);
+    const D w = uniform(c.w, seed++);
+    const D b = uniform({c.w[0]}, seed++);
+    const D y = conv2d(x, w, c.bias ? b : D(), c.s, c.p, c.d, c.groups);
+    const Array<double> want = naive_conv(x.value(), w.value(), c.bias ? &b.value() : nullptr, c.s,
+                                          c.p, c.d, static_cast<std::size_t>(c.groups));
+    ASSERT_EQ(y.shape(), Shape(want.shape().begin(), want.shape().end()));
+    EXPECT_TRUE(xt::allclose(y.value(), want, 1e-12, 1e-12)) << shape_str(c.x);
+  }
+}
+
+TEST(Conv2d, FloatAgreesWithDoubleAndTakesUnbatchedImages) {
+  const D x = uniform({3, 9, 8}, 7);
+  const D w = uniform({5, 3, 3, 3}, 8);
+  const D y = conv2d(x, w, D(), 1, 1);
+  EXPECT_EQ(y.shape(), (Shape{5, 9, 8}));
+  const F yf = conv2d(F(Array<float>(xt::cast<float>(x.value()))),
+                      F(Array<float>(xt::cast<float>(w.value()))), F(), 1, 1);
+  EXPECT_TRUE(xt::allclose(xt::cast<double>(yf.value()), y.value(), 1e-5, 1e-5));
+}
+
+TEST(Unfold, FoldOfUnfoldCountsEachPixelsWindows) {
+  // fold(unfold(x)) multiplies every pixel by the number of windows that cover it.
+  const D x = D::ones({1, 1, 4, 4});
+  const D back = fold(unfold(x, 3, 1, 1), {4, 4}, 3, 1, 1);
+  const Array<double> want = {{{{4, 6, 6, 4}, {6, 9, 9, 6}, {6, 9, 9, 6}, {4, 6, 6, 4}}}};
+  EXPECT_TRUE(xt::allclose(back.value(), want));
+  EXPECT_EQ(unfold(D::ones({2, 3, 5, 6}), {2, 3}).shape(), (Shape{2, 18, 16}));
+}
+
+TEST(Pooling, MaxAndAverageMatchTheDefinition) {
+  const D x = D::from({{{{1.0, 5.0, 2.0, 0.0}, {3.0, -1.0, 4.0, 8.0}, {0.5, 0.25, -2.0, -3.0}}}});
+  EXPECT_TRUE(xt::allclose(max_pool2d(x, 2).value(), Array<double>{{{{5.0, 8.0}}}}));
+  // Padding never wins, even where every real value is negative.
+  const D neg = D::from({{{{-1.0, -2.0}, {-3.0, -4.0}}}});
+  EXPECT_TRUE(
+      xt::allclose(max_pool2d(neg, 2, 1, 1).value(),
+                   Array<double>{{{{-1.0, -1.0, -2.0}, {-1.0, -1.0, -2.0}, {-3.0, -3.0, -4.0}}}}));
+  EXPECT_TRUE(xt::allclose(avg_pool2d(x, 2).value(), Array<double>{{{{2.0, 3.5}}}}));
+  // 3x3 windows with padding 1 at the corner (0, 0): 4 of 9 taps inside the image.
+  const D ones = D::ones({1, 1, 3, 3});
+  EXPECT_NEAR(avg_pool2d(ones, 3, 1, 1).value()(0, 0, 0, 0), 4.0 / 9.0, 1e-15);
+  EXPECT_NEAR(avg_pool2d(ones, 3, 1, 1, false).value()(0, 0, 0, 0), 1.0, 1e-15);
+}
+
+TEST(Pooling, MaxPoolTiesShareTheGradient) {
+  D x = D::zeros({1, 1, 2, 2}).requires_grad_();
+  max_pool2d(x, 2).sum().backward();
+  EXPECT_TRUE(xt::allclose(x.grad().value(), Array<double>{{{{0.25, 0.25}, {0.25, 0.25}}}}));
+}
+
+TEST(BatchNorm, NormalisesPerChannelAndTracksRunningStatistics) {
+  const D x = uniform({8, 3, 4, 4}, 11, -2, 5);
+  D rm = D::zeros({3});
+  D rv = D::ones({3});
+  const D w = D::from({1.0, 2.0, 0.5});
+  const D b = D::from({0.0, -1.0, 3.0});
+  const D y = batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5);
+  const std::size_t count = 8 * 16;
+  for (std::size_t c = 0; c < 3; ++c) {
+    const auto xc = xt::view(x.value(), xt::all(), c);
+    const auto yc = xt::view(y.value(), xt::all(), c);
+    const double mu = xt::mean(xc)();
+    const double var = xt::mean(xt::square(xc - mu))();
+    EXPECT_NEAR(xt::mean(yc)(), b.value()(c), 1e-10);
+    EXPECT_NEAR(xt::mean(xt::square(yc - b.value()(c)))(),
+                w.value()(c) * w.value()(c) * var / (var + 1e-5), 1e-9);
+    EXPECT_NEAR(rm.value()(c), 0.1 * mu, 1e-12);
+    EXPECT_NEAR(rv.value()(c), 0.9 + 0.1 * var * count / (count - 1), 1e-12);
+  }
+  EXPECT_EQ(rm.version(), 1u);
+  // Evaluation uses the running statistics and leaves them alone.
+  const D e = batch_norm(x, rm, rv);
+  const double want = (x.value()(0, 1, 0, 0) - rm.value()(1)) / std::sqrt(rv.value()(1) + 1e-5);
+  EXPECT_NEAR(e.value()(0, 1, 0, 0), want, 1e-12);
+  EXPECT_EQ(rm.version(), 1u);
+}
+
+TEST(LayerNorm, NormalisesTrailingDims) {
+  const D x = uniform({2, 3, 4}, 12, -3, 3);
+  const D y = layer_norm(x, {3, 4}, D(), D(), 0.0);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto yi = xt::view(y.value(), i);
+    EXPECT_NEAR(xt::mean(yi)(), 0.0, 1e-12);
+    EXPECT_NEAR(xt::mean(xt::square(yi))(), 1.0, 1e-12);
+  }
+}
+
+TEST(Embedding, PicksRowsInTheIndicesShape) {
+  const D w = D::from({{0.0, 1.0}, {2.0, 3.0}, {4.0, 5.0}});
+  const D e = embedding(D::from({{2.0, 0.0}, {1.0, 2.0}}), w);
+  EXPECT_EQ(e.shape(), (Shape{2, 2, 2}));
+  EXPECT_EQ(e.value()(1, 1, 1), 5.0);
+  D wg = D(Array<double>(w.value())).requires_grad_();
+  embedding(std::vector<std::int64_t>{2, 2, 0}, wg).sum().backward();
+  EXPECT_TRUE(xt::allclose(wg.grad().value(), Array<double>{{1, 1}, {0, 0}, {2, 2}}));
+}
+
+TEST(Matmul, BatchDimsBroadcastAsInNumPy) {
+  const D a = uniform({2, 1, 3, 4}, 13);
+  const D b = uniform({3, 4, 5}, 14);
+  const D c = matmul(a, b);
+  ASSERT_EQ(c.shape(), (Shape{2, 3, 3, 5}));
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t j = 0; j < 3; ++j)
+      for (std::size_t r = 0; r < 3; ++r)
+        for (std::size_t q = 0; q < 5; ++q) {
+          double want = 0;
+          for (std::size_t k = 0; k < 4; ++k) want += a.value()(i, 0, r, k) * b.value()(j, k, q);
+          EXPECT_NEAR(c.value()(i, j, r, q), want, 1e-12);
+        }
+}
+
+TEST(ShapeOps, PermuteTrianglesAndMaskedFill) {
+  const D a = uniform({2, 3, 4}, 15);
+  const D p = permute(a, {2, 0, 1});
+  EXPECT_EQ(p.shape(), (Shape{4, 2, 3}));
+  EXPECT_EQ(p.value()(3, 1, 2), a.value()(1, 2, 3));
+  const D m = D::ones({3, 3});
+  EXPECT_TRUE(xt::allclose(tril(m).value(), Array<double>{{1, 0, 0}, {1, 1, 0}, {1, 1, 1}}));
+  EXPECT_TRUE(xt::allclose(triu(m, 1).value(), Array<double>{{0, 1, 1}, {0, 0, 1}, {0, 0, 0}}));
+  EXPECT_TRUE(xt::allclose(tril(m, -1).value(), Array<double>{{0, 0, 0}, {1, 0, 0}, {1, 1, 0}}));
+  const double inf = std::numeric_limits<double>::infinity();
+  const D f = masked_fill(m, triu(m, 1), -inf);
+  EXPECT_EQ(f.value()(0, 1), -inf);
+  EXPECT_EQ(f.value()(1, 0), 1.0);
+  const D s = softmax(f, -1);
+  EXPECT_TRUE(xt::allclose(xt::view(s.value(), 0), Array<double>{1, 0, 0}));
+}
+
+}  // namespace
+}  // namespace xgrad
