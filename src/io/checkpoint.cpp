@@ -79,7 +79,7 @@ void save_checkpoint(const Checkpoint<T>& ckpt, const std::string& path) {
   meta["xgrad.epoch"] = std::to_string(ckpt.epoch);
   meta["xgrad.step"] = std::to_string(ckpt.step);
 
-  const auto params = ckpt.model->named_parameters();
+  const auto params = ckpt.model->state_dict();
   for (const auto& [name, t] : params) {
     if (!t.defined()) {
       throw ValueError(std::string(op) + ": parameter '" + name + "' is undefined");
@@ -187,7 +187,7 @@ void load_checkpoint(Checkpoint<T>& ckpt, const std::string& path) {
   const std::int64_t step = integer("xgrad.step", std::numeric_limits<std::int64_t>::min());
 
   // The model: names and shapes exactly, values in T.
-  const auto params = ckpt.model->named_parameters();
+  const auto params = ckpt.model->state_dict();
   std::map<std::string, const detail::LoadedTensor*> model_entries;
   std::map<std::string, const detail::LoadedTensor*> opt_entries, sched_entries;
   for (const auto& t : file.tensors) {

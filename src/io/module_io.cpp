@@ -70,7 +70,7 @@ std::uint32_t data_section_crc(const char* op, const std::string& path) {
 
 template <class T>
 void save(const nn::Module<T>& module, const std::string& path) {
-  const auto params = module.named_parameters();
+  const auto params = module.state_dict();
   // The data section is the parameters' bytes in this order (save_named writes them so).
   std::uint32_t crc = static_cast<std::uint32_t>(::crc32(0, Z_NULL, 0));
   for (const auto& [name, t] : params) {
@@ -82,7 +82,7 @@ void save(const nn::Module<T>& module, const std::string& path) {
 template <class T>
 void load(nn::Module<T>& module, const std::string& path) {
   const char* op = "xgrad::io::load";
-  const auto params = module.named_parameters();
+  const auto params = module.state_dict();
   // Read into stand-ins of the same names and shapes, so that the module is written only once
   // the file has passed every check, the checksum included.
   std::vector<std::pair<std::string, Tensor<T>>> staged;

@@ -9,16 +9,34 @@
 namespace xgrad::nn {
 
 template <class T>
-Tensor<T>& Module<T>::register_parameter(std::string name, Tensor<T> parameter) {
-  for (const auto& [existing, _] : parameters_) {
-    if (existing == name) {
-      throw ValueError("xgrad::nn::Module::register_parameter: '" + name +
-                       "' is already registered in " + describe());
+void Module<T>::check_name(const char* op, const std::string& name) const {
+  for (const auto* list : {&parameters_, &buffers_}) {
+    for (const auto& [existing, _] : *list) {
+      if (existing == name) {
+        throw ValueError(std::string("xgrad::nn::Module::") + op + ": '" + name +
+                         "' is already registered in " + describe());
+      }
     }
   }
+}
+
+template <class T>
+Tensor<T>& Module<T>::register_parameter(std::string name, Tensor<T> parameter) {
+  check_name("register_parameter", name);
   parameter.requires_grad_();
   parameters_.emplace_back(std::move(name), std::move(parameter));
   return parameters_.back().second;
+}
+
+template <class T>
+Tensor<T>& Module<T>::register_buffer(std::string name, Tensor<T> buffer) {
+  check_name("register_buffer", name);
+  if (!buffer.defined()) {
+    throw ValueError("xgrad::nn::Module::register_buffer: '" + name + "' is undefined in " +
+                     describe());
+  }
+  buffers_.emplace_back(std::move(name), buffer.detach());
+  return buffers_.back().second;
 }
 
 template <class T>
@@ -56,15 +74,36 @@ std::string Module<T>::describe() const {
 
 template <class T>
 void Module<T>::collect(const std::string& prefix,
-                        std::vector<std::pair<std::string, Tensor<T>>>& out) const {
-  for (const auto& [name, p] : parameters_) out.emplace_back(prefix + name, p);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+                        std::vector<std::pair<std::string, Tensor<T>>>& out, bool buffers) const {
+  for (const auto& [name, p] : buffers ? buffers_ : parameters_) out.emplace_back(prefix + name, p);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out, buffers);
 }
 
 template <class T>
 std::vector<std::pair<std::string, Tensor<T>>> Module<T>::named_parameters() const {
   std::vector<std::pair<std::string, Tensor<T>>> out;
-  collect("", out);
+  collect("", out, false);
+  return out;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>>> Module<T>::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor<T>>> out;
+  collect("", out, true);
+  return out;
+}
+
+template <class T>
+std::vector<Tensor<T>> Module<T>::buffers() const {
+  std::vector<Tensor<T>> out;
+  for (auto& [_, b] : named_buffers()) out.push_back(b);
+  return out;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>>> Module<T>::state_dict() const {
+  auto out = named_parameters();
+  for (auto& named : named_buffers()) out.push_back(std::move(named));
   return out;
 }
 

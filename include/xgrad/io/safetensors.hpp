@@ -52,13 +52,14 @@ template <class T>
 void load_into(const std::vector<std::pair<std::string, Tensor<T>>>& tensors,
                const std::string& path);
 
-/// Saves every parameter of `module` under its dotted name (named_parameters()), with a CRC-32
-/// of the data section as __metadata__ "xgrad.crc32".
+/// Saves every parameter and buffer of `module` under its dotted name (state_dict()), with a
+/// CRC-32 of the data section as __metadata__ "xgrad.crc32".
 template <class T>
 void save(const nn::Module<T>& module, const std::string& path);
 
-/// Loads a checkpoint into `module`'s parameters, all or nothing (see load_into). A file that
-/// records "xgrad.crc32" must match it (IoError otherwise): a flipped bit in the data is refused.
+/// Loads a checkpoint into `module`'s parameters and buffers, all or nothing (see load_into). A
+/// file that records "xgrad.crc32" must match it (IoError otherwise): a flipped bit in the data is
+/// refused.
 template <class T>
 void load(nn::Module<T>& module, const std::string& path);
 

@@ -80,6 +80,14 @@ class Module {
   std::vector<Tensor<T>> parameters() const;
   /// The same, with dotted names.
   std::vector<std::pair<std::string, Tensor<T>>> named_parameters() const;
+  /// Every buffer (state that is saved with the module but not trained: BatchNorm's running
+  /// statistics) of this module and its children, depth first in registration order.
+  std::vector<Tensor<T>> buffers() const;
+  /// The same, with dotted names ("1.running_mean").
+  std::vector<std::pair<std::string, Tensor<T>>> named_buffers() const;
+  /// What a checkpoint of the module holds, as torch's state_dict(): the named parameters, then
+  /// the named buffers. io::save and io::load read and write exactly these.
+  std::vector<std::pair<std::string, Tensor<T>>> state_dict() const;
   /// Direct children with their names.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
     return children_;
@@ -101,6 +109,9 @@ class Module {
  protected:
   /// Adds a parameter (marked requires_grad) under `name`; returns the stored handle.
   Tensor<T>& register_parameter(std::string name, Tensor<T> parameter);
+  /// Adds a buffer under `name` (no gradient; saved and loaded with the parameters); returns the
+  /// stored handle, whose value the module updates in place.
+  Tensor<T>& register_buffer(std::string name, Tensor<T> buffer);
   /// A module is moved when it is registered by value (register_module("fc", Linear(...))).
   Module(Module&&) = default;
 
@@ -128,12 +139,14 @@ class Module {
   }
 
  private:
-  void collect(const std::string& prefix,
-               std::vector<std::pair<std::string, Tensor<T>>>& out) const;
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor<T>>>& out,
+               bool buffers) const;
+  void check_name(const char* op, const std::string& name) const;
   void print(std::string& out, const std::string& name, int depth) const;
   void check_child(const std::string& name, bool non_null) const;
 
   std::vector<std::pair<std::string, Tensor<T>>> parameters_;
+  std::vector<std::pair<std::string, Tensor<T>>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };
