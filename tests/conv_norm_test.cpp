@@ -105,10 +105,15 @@ TEST(Pooling, MaxAndAverageMatchTheDefinition) {
   EXPECT_NEAR(avg_pool2d(ones, 3, 1, 1, false).value()(0, 0, 0, 0), 1.0, 1e-15);
 }
 
-TEST(Pooling, MaxPoolTiesShareTheGradient) {
-  D x = D::zeros({1, 1, 2, 2}).requires_grad_();
-  max_pool2d(x, 2).sum().backward();
-  EXPECT_TRUE(xt::allclose(x.grad().value(), Array<double>{{{{0.25, 0.25}, {0.25, 0.25}}}}));
+TEST(Pooling, MaxPoolSendsTheGradientToTheFirstLargest) {
+  // Ties (the zeros ReLU leaves) go to the first, overlapping windows add up, NaN wins.
+  D x = D::from({{{{0.0, 0.0, 0.0}, {0.0, 0.0, 2.0}, {0.0, std::nan(""), 0.0}}}}).requires_grad_();
+  const D y = max_pool2d(x, 2, 1);
+  EXPECT_EQ(y.value()(0, 0, 0, 0), 0.0);
+  EXPECT_TRUE(std::isnan(y.value()(0, 0, 1, 0)));
+  y.sum().backward();
+  EXPECT_TRUE(xt::allclose(x.grad().value(),
+                           Array<double>{{{{1.0, 0.0, 0.0}, {0.0, 0.0, 1.0}, {0.0, 2.0, 0.0}}}}));
 }
 
 TEST(BatchNorm, NormalisesPerChannelAndTracksRunningStatistics) {

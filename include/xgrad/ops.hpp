@@ -278,8 +278,8 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                  Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1,
                  Location loc = Location::current());
 /// Maximum over each kernel_size window, as F::max_pool2d; stride 0 means kernel_size (the
-/// default), padding (at most half the kernel) never wins. Ties in a window share its gradient
-/// equally (PyTorch sends it to the first).
+/// default), padding (at most half the kernel) never wins. Each window's gradient goes to its
+/// first largest element (a NaN counts as the largest), as in PyTorch.
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0,
                      Size2 dilation = 1, Location loc = Location::current());

@@ -6,13 +6,17 @@
 // made of ops, so convolutions are differentiable to any order.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <xgrad/autograd.hpp>
 
 #include "common.hpp"
+#include "core/parallel.hpp"
 
 namespace xgrad {
 
@@ -182,6 +186,15 @@ Tensor<T> unbatched_like(const Tensor<T>& y, const Tensor<T>& x, Location loc) {
   return x.dim() == 3 ? squeeze(y, 0, loc) : y;
 }
 
+// fn(lo, hi) over ranges of `count` independent planes of `work` element visits each, split over
+// xgrad's threads when there is enough work to pay for it.
+template <class F>
+void for_planes(std::size_t count, std::size_t work, F&& fn) {
+  const std::size_t grain =
+      std::max<std::size_t>(1, (std::size_t{1} << 15) / std::max<std::size_t>(work, 1));
+  detail::parallel_for(count, grain, 1, fn);
+}
+
 Dims dims_of(std::initializer_list<std::size_t> e) {
   Dims d;
   for (std::size_t v : e) d.push_back(static_cast<std::int64_t>(v));
@@ -288,6 +301,65 @@ std::pair<Tensor<T>, Windows> pool_windows(const char* op, const Tensor<T>& x, S
 }
 }  // namespace
 
+namespace {
+// Where each max-pool output took its value from: an element of its image plane (h * w), the
+// same for every derivative of the pool.
+using Picks = std::shared_ptr<const std::vector<std::uint32_t>>;
+
+template <class T>
+Tensor<T> gather_picks(const Tensor<T>& x, const Picks& picks, const Shape& out_shape,
+                       Location loc);
+
+// dx[plane, pick] += grad[plane, k]: the derivative of max_pool2d, linear in grad. Its own
+// derivative is the gather of the same picks.
+template <class T>
+Tensor<T> scatter_picks(const Tensor<T>& grad, const Picks& picks, const Shape& in_shape,
+                        Location loc) {
+  Array<T> out = Array<T>::from_shape(in_shape);
+  out.fill(T(0));
+  const std::size_t plane = in_shape[2] * in_shape[3];
+  const std::size_t per = grad.numel() / std::max<std::size_t>(in_shape[0] * in_shape[1], 1);
+  const T* g = grad.value().data();
+  T* o = out.data();
+  const std::uint32_t* p = picks->data();
+  const std::size_t planes = in_shape[0] * in_shape[1];
+  for (std::size_t i = 0; i < planes; ++i) {
+    for (std::size_t k = 0; k < per; ++k) o[i * plane + p[i * per + k]] += g[i * per + k];
+  }
+  const Shape grad_shape = grad.shape();
+  return record<T>(
+      {"max_pool2d_backward", loc}, std::move(out), {grad},
+      [picks, grad_shape, loc](const Tensor<T>& gg, Grads<T>& gr) {
+        if (gr.needs(0)) gr.to(0, gather_picks(gg, picks, grad_shape, loc));
+      },
+      Saves::none());
+}
+
+// y[plane, k] = x[plane, pick]: max_pool2d's forward once the picks are known.
+template <class T>
+Tensor<T> gather_picks(const Tensor<T>& x, const Picks& picks, const Shape& out_shape,
+                       Location loc) {
+  Array<T> out = Array<T>::from_shape(out_shape);
+  const Shape in_shape = x.shape();
+  const std::size_t plane = in_shape[2] * in_shape[3];
+  const std::size_t planes = in_shape[0] * in_shape[1];
+  const std::size_t per = out_shape[2] * out_shape[3];
+  const T* src = x.value().data();
+  T* o = out.data();
+  const std::uint32_t* p = picks->data();
+  for (std::size_t i = 0; i < planes; ++i) {
+    for (std::size_t k = 0; k < per; ++k) o[i * per + k] = src[i * plane + p[i * per + k]];
+  }
+  return record<T>(
+      {"max_pool2d", loc}, std::move(out), {x},
+      [picks, in_shape, loc](const Tensor<T>& grad, Grads<T>& gr) {
+        // max_pool2d: grad scattered to the element each window picked
+        if (gr.needs(0)) gr.to(0, scatter_picks(grad, picks, in_shape, loc));
+      },
+      Saves::none());
+}
+}  // namespace
+
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Size2 padding,
                      Size2 dilation, Location loc) {
@@ -295,10 +367,58 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
   const Tensor<T> x = batched("max_pool2d", input, loc);
   const auto [planes, g] =
       pool_windows("max_pool2d", x, kernel_size, stride, padding, dilation, loc);
-  // Padding taps hold -inf, so that they never win a window.
-  const Tensor<T> cols = unfold_windows(planes, g, -std::numeric_limits<T>::infinity(), loc);
-  const Tensor<T> y = max(cols, {1}, false, loc);  // [N C, L]
   const Shape s = x.shape();
+  if (g.h * g.w > std::numeric_limits<std::uint32_t>::max()) {
+    throw ValueError("xgrad::max_pool2d: image planes of " + std::to_string(g.h * g.w) +
+                     " elements are too large (input " + shape_str(s) + ")");
+  }
+  // Each window's first largest element (NaN wins, as in PyTorch); padding never does.
+  auto picks = std::make_shared<std::vector<std::uint32_t>>(g.n * g.positions());
+  const T* src = x.value().data();
+  std::uint32_t* pick = picks->data();
+  const std::size_t plane = g.h * g.w;
+  // The kernel taps inside the image, per output row and column: [lo, hi) of ki and kj.
+  const auto tap_range = [](std::size_t o, std::size_t step, std::size_t pad, std::size_t dil,
+                            std::size_t k, std::size_t extent) {
+    std::size_t lo = 0, hi = k;
+    while (lo < k && o * step + lo * dil < pad) ++lo;
+    while (hi > lo && o * step + (hi - 1) * dil >= pad + extent) --hi;
+    return Span{lo, hi};
+  };
+  std::vector<Span> rows(g.oh), cols(g.ow);
+  for (std::size_t oy = 0; oy < g.oh; ++oy) rows[oy] = tap_range(oy, g.sh, g.ph, g.dh, g.kh, g.h);
+  for (std::size_t ox = 0; ox < g.ow; ++ox) cols[ox] = tap_range(ox, g.sw, g.pw, g.dw, g.kw, g.w);
+  for_planes(g.n, g.positions() * g.kh * g.kw, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) {
+      const T* image = src + i * plane;
+      std::uint32_t* out = pick + i * g.positions();
+      for (std::size_t oy = 0; oy < g.oh; ++oy) {
+        const Span r = rows[oy];
+        for (std::size_t ox = 0; ox < g.ow; ++ox) {
+          const Span c = cols[ox];
+          // Every window holds at least one element of the image (padding <= kernel / 2).
+          std::size_t best =
+              (oy * g.sh + r.lo * g.dh - g.ph) * g.w + (ox * g.sw + c.lo * g.dw - g.pw);
+          T best_v = image[best];
+          for (std::size_t ki = r.lo; ki < r.hi; ++ki) {
+            const std::size_t row = (oy * g.sh + ki * g.dh - g.ph) * g.w;
+            for (std::size_t kj = c.lo; kj < c.hi; ++kj) {
+              const std::size_t at = row + ox * g.sw + kj * g.dw - g.pw;
+              const T v = image[at];
+              // v > best_v, or v is the first NaN (NaN wins, as in PyTorch)
+              // Selects rather than branches: which tap wins is data, not a pattern the branch
+              // predictor can learn.
+              const bool take = v > best_v || (v != v && best_v == best_v);
+              best = take ? at : best;
+              best_v = take ? v : best_v;
+            }
+          }
+          *out++ = static_cast<std::uint32_t>(best);
+        }
+      }
+    }
+  });
+  const Tensor<T> y = gather_picks(planes, Picks(std::move(picks)), {g.n, 1, g.oh, g.ow}, loc);
   return unbatched_like(reshape(y, dims_of({s[0], s[1], g.oh, g.ow}), loc), input, loc);
 }
 
