@@ -97,6 +97,17 @@ TEST(Errors, ReductionDims) {
   expect_error<ShapeError>([&] { log_softmax(a, -3); }, {"xgrad::log_softmax", "dim -3"});
 }
 
+TEST(Errors, ActivationArguments) {
+  auto a = D::ones({2, 3});
+  expect_error<ValueError>([&] { gelu(a, "exact"); },
+                           {"xgrad::gelu", "\"none\" or \"tanh\"", "\"exact\""});
+  expect_error<ValueError>([&] { a.gelu("Tanh"); }, {"xgrad::gelu", "\"Tanh\""});
+  expect_error<ValueError>([&] { softplus(a, 0.0); }, {"xgrad::softplus", "beta", "nonzero"});
+  expect_error<ValueError>([&] { a.softplus(std::nan("")); }, {"xgrad::softplus", "beta is NaN"});
+  expect_error<ValueError>([&] { softplus(a, 1.0, std::nan("")); },
+                           {"xgrad::softplus", "threshold is NaN"});
+}
+
 TEST(Errors, ShapeOps) {
   auto a = D::ones({2, 3});
   expect_error<ShapeError>([&] { a.reshape({4, -1}); }, {"xgrad::reshape", "[2,3]"});
@@ -405,6 +416,10 @@ std::vector<Case> bad_inputs() {
                       [](World&) {
                         D::zeros({0, 3}).mean();
                       }),
+      bad<ValueError>("softplus beta 0", {"xgrad::softplus", "beta must be nonzero"},
+                      [](World& w) { softplus(w.a, 0.0); }),
+      bad<ValueError>("gelu approximate", {"xgrad::gelu", "\"sigmoid\""},
+                      [](World& w) { gelu(w.a, "sigmoid"); }),
       bad<ValueError>("max of nothing", {"xgrad::max", "[2,0]"},
                       [](World&) {
                         D::zeros({2, 0}).max(1);

@@ -6,6 +6,7 @@
 // and inputs moved off kinks.
 
 #include <functional>
+#include <limits>
 
 #include "test_util.hpp"
 
@@ -136,6 +137,35 @@ std::vector<OpCase> cases() {
            [](auto& in) { return log_softmax(in[0], 0); });
   add_case("log_softmax_large", {D::from({{1000.0, 999.0, -1000.0}, {-1000.0, -999.5, -998.0}})},
            [](auto& in) { return log_softmax(in[0], 1); });
+  add_case("erf", {uniform({3, 4}, 155, -2.5, 2.5)}, [](auto& in) { return erf(in[0]); });
+  add_case("erf_tail_large", {D::from({-6.0, -1.5, 0.0, 0.4, 2.0, 6.0, 30.0})},
+           [](auto& in) { return in[0].erf(); });
+  add_case("gelu", {uniform({3, 4}, 156, -4, 4)}, [](auto& in) { return gelu(in[0]); });
+  add_case("gelu_tail", {uniform({2, 5}, 157, -3, 3)}, [](auto& in) { return in[0].gelu(); });
+  add_case("gelu_large", {D::from({-40.0, -9.0, -0.2, 0.0, 9.0, 40.0})},
+           [](auto& in) { return gelu(in[0]); });
+  add_case("gelu_0d", {uniform({}, 158)}, [](auto& in) { return gelu(in[0]); });
+  add_case("gelu_tanh", {uniform({3, 4}, 159, -4, 4)}, [](auto& in) { return gelu(in[0], true); });
+  add_case("gelu_tanh_large", {D::from({-40.0, -9.0, -0.2, 0.0, 9.0, 40.0})},
+           [](auto& in) { return in[0].gelu("tanh"); });
+  add_case("silu", {uniform({3, 4}, 160, -6, 6)}, [](auto& in) { return silu(in[0]); });
+  add_case("silu_tail", {uniform({7}, 161, -6, 6)}, [](auto& in) { return in[0].silu(); });
+  add_case("silu_large", {D::from({-800.0, -40.0, -0.5, 0.0, 40.0, 800.0})},
+           [](auto& in) { return silu(in[0]); });
+  add_case("silu_0d", {uniform({}, 162)}, [](auto& in) { return silu(in[0]); });
+  add_case("softplus", {uniform({3, 4}, 163, -5, 5)}, [](auto& in) { return softplus(in[0]); });
+  // Both sides of the threshold (beta x = 20 at x = 20), and far below it.
+  add_case("softplus_edges", {D::from({-800.0, -50.0, -0.3, 0.0, 19.0, 21.0, 100.0, 1e4})},
+           [](auto& in) { return in[0].softplus(); });
+  // beta 2, threshold 5: beta x = -6, -1, 0.4, 4, 4.8, 5.2, 8, 60, -60.
+  add_case("softplus_beta", {D::from({{-3.0, -0.5, 0.2}, {2.0, 2.4, 2.6}, {4.0, 30.0, -30.0}})},
+           [](auto& in) { return softplus(in[0], 2.0, 5.0); });
+  add_case("softplus_negative_beta", {D::from({-20.0, -2.0, 0.5, 3.0})},
+           [](auto& in) { return softplus(in[0], -1.5, 20.0); });
+  add_case("softplus_0d", {uniform({}, 164, -3, 3)}, [](auto& in) { return softplus(in[0]); });
+  add_case("activations_new_empty", {uniform({0, 3}, 165)}, [](auto& in) {
+    return gelu(in[0]) + gelu(in[0], true) + silu(in[0]) + softplus(in[0]) + erf(in[0]);
+  });
   add_case("step", {off_zero({3, 4}, 50)}, [](auto& in) { return step(in[0]); });
   add_case("heaviside", {off_zero({3, 4}, 51)}, [](auto& in) { return heaviside(in[0], 0.5); });
 

@@ -323,6 +323,8 @@ class Tensor {
   Tensor sin(Location loc = Location::current()) const;
   /// Cosine.
   Tensor cos(Location loc = Location::current()) const;
+  /// Error function.
+  Tensor erf(Location loc = Location::current()) const;
   /// |x|.
   Tensor abs(Location loc = Location::current()) const;
   /// x^exponent.
@@ -343,6 +345,14 @@ class Tensor {
   Tensor softmax(int dim, Location loc = Location::current()) const;
   /// log_softmax(*this, dim).
   Tensor log_softmax(int dim, Location loc = Location::current()) const;
+  /// gelu(*this, approximate): exact, or the tanh form when approximate.
+  Tensor gelu(bool approximate = false, Location loc = Location::current()) const;
+  /// gelu(*this, approximate) with PyTorch's "none" or "tanh".
+  Tensor gelu(const char* approximate, Location loc = Location::current()) const;
+  /// x * sigmoid(x).
+  Tensor silu(Location loc = Location::current()) const;
+  /// softplus(*this, beta, threshold).
+  Tensor softplus(V beta = V(1), V threshold = V(20), Location loc = Location::current()) const;
 
   // ---- the rest of torch::Tensor's method forms: if PyTorch writes t.f(...), so can you ----
   /// The single element converted to U, as t.item<U>(); an integer U truncates toward zero and

@@ -123,6 +123,10 @@ Tensor<V> Tensor<V>::sqrt(Location loc) const {
   return xgrad::sqrt(*this, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::erf(Location loc) const {
+  return xgrad::erf(*this, loc);
+}
+template <class V>
 Tensor<V> Tensor<V>::abs(Location loc) const {
   return xgrad::abs(*this, loc);
 }
@@ -161,6 +165,22 @@ Tensor<V> Tensor<V>::softmax(int d, Location loc) const {
 template <class V>
 Tensor<V> Tensor<V>::log_softmax(int d, Location loc) const {
   return xgrad::log_softmax(*this, d, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::gelu(bool approximate, Location loc) const {
+  return xgrad::gelu(*this, approximate, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::gelu(const char* approximate, Location loc) const {
+  return xgrad::gelu(*this, approximate, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::silu(Location loc) const {
+  return xgrad::silu(*this, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::softplus(V beta, V threshold, Location loc) const {
+  return xgrad::softplus(*this, beta, threshold, loc);
 }
 
 // ---- the rest of torch::Tensor's method forms ----
@@ -342,6 +362,7 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
   template Tensor<V> Tensor<V>::sqrt(Location) const;                                          \
   template Tensor<V> Tensor<V>::sin(Location) const;                                           \
   template Tensor<V> Tensor<V>::cos(Location) const;                                           \
+  template Tensor<V> Tensor<V>::erf(Location) const;                                           \
   template Tensor<V> Tensor<V>::abs(Location) const;                                           \
   template Tensor<V> Tensor<V>::pow(V, Location) const;                                        \
   template Tensor<V> Tensor<V>::pow(const Tensor&, Location) const;                            \
@@ -351,7 +372,11 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
   template Tensor<V> Tensor<V>::relu(Location) const;                                          \
   template Tensor<V> Tensor<V>::leaky_relu(V, Location) const;                                 \
   template Tensor<V> Tensor<V>::softmax(int, Location) const;                                  \
-  template Tensor<V> Tensor<V>::log_softmax(int, Location) const;
+  template Tensor<V> Tensor<V>::log_softmax(int, Location) const;                              \
+  template Tensor<V> Tensor<V>::gelu(bool, Location) const;                                    \
+  template Tensor<V> Tensor<V>::gelu(const char*, Location) const;                             \
+  template Tensor<V> Tensor<V>::silu(Location) const;                                          \
+  template Tensor<V> Tensor<V>::softplus(V, V, Location) const;
 
 XGRAD_INSTANTIATE_METHODS(float)
 XGRAD_INSTANTIATE_METHODS(double)
