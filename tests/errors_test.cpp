@@ -95,6 +95,31 @@ TEST(Errors, ReductionDims) {
       },
       {"xgrad::argmin", "[2,0]", "empty"});
   expect_error<ShapeError>([&] { log_softmax(a, -3); }, {"xgrad::log_softmax", "dim -3"});
+  expect_error<ShapeError>([&] { logsumexp(a, {2}); }, {"xgrad::logsumexp", "dim 2", "[2,3]"});
+  expect_error<ShapeError>([&] { a.logsumexp({0, -2}); }, {"xgrad::logsumexp", "twice"});
+  expect_error<ShapeError>([&] { var(a, {-3}); }, {"xgrad::var", "dim -3", "[2,3]"});
+  expect_error<ShapeError>([&] { a.std({1, 1}); }, {"xgrad::std", "dim 1", "twice", "[2,3]"});
+  expect_error<ValueError>(
+      [] {
+        D::zeros({0, 3}).var();
+      },
+      {"xgrad::var", "all dims", "[0,3]", "no elements"});
+  expect_error<ValueError>(
+      [] {
+        D::zeros({2, 0}).std(1);
+      },
+      {"xgrad::std", "dims {1}", "[2,0]", "no elements"});
+  // N - correction <= 0 would be a silent inf or NaN.
+  expect_error<ValueError>(
+      [] {
+        D::ones({3, 1}).var(1);
+      },
+      {"xgrad::var: correction 1 leaves no degrees of freedom", "dims {1}", "[3,1]", "N = 1",
+       "N - correction <= 0"});
+  expect_error<ValueError>([] { std(D::scalar(2.0)); }, {"xgrad::std", "correction 1", "[]"});
+  expect_error<ValueError>([&] { a.var(0, 2.5); }, {"xgrad::var", "correction 2.5", "N = 2"});
+  expect_error<ValueError>([&] { a.std({0, 1}, 6.0); }, {"xgrad::std", "correction 6", "N = 6"});
+  expect_error<ValueError>([&] { var(a, {}, std::nan("")); }, {"xgrad::var", "correction is NaN"});
 }
 
 TEST(Errors, ActivationArguments) {
@@ -415,6 +440,20 @@ std::vector<Case> bad_inputs() {
       bad<ValueError>("mean of nothing", {"xgrad::mean", "[0,3]", "no elements"},
                       [](World&) {
                         D::zeros({0, 3}).mean();
+                      }),
+      bad<ValueError>("var of nothing", {"xgrad::var", "[0,3]", "no elements"},
+                      [](World&) {
+                        D::zeros({0, 3}).var(0);
+                      }),
+      bad<ValueError>("var with correction >= N", {"xgrad::var", "correction 2", "[2,3]", "N = 2"},
+                      [](World& w) { w.a.var(0, 2.0); }),
+      bad<ValueError>("std with correction >= N", {"xgrad::std", "correction 1", "[2,1]", "N = 1"},
+                      [](World& w) { w.a.index_select(1, {0}).std(1); }),
+      bad<ShapeError>("logsumexp dim", {"xgrad::logsumexp", "dim 2", "[2,3]"},
+                      [](World& w) { w.a.logsumexp(2); }),
+      bad<ShapeError>("var repeated dim", {"xgrad::var", "twice"},
+                      [](World& w) {
+                        var(w.a, {0, -2});
                       }),
       bad<ValueError>("softplus beta 0", {"xgrad::softplus", "beta must be nonzero"},
                       [](World& w) { softplus(w.a, 0.0); }),

@@ -525,11 +525,12 @@ TYPED_TEST(FlatLoops, EmptyTensors) {
 namespace xgrad {
 namespace {
 
-// GELU, SiLU and softplus against formulas evaluated here with <cmath>, and
+// GELU, SiLU, softplus, logsumexp, var and std against formulas evaluated here with <cmath>, and
 // against values PyTorch prints (torch.nn.functional.gelu(torch.tensor(1.0)) = 0.8413447...).
 
 using D2 = Tensor<double>;
 using F2 = Tensor<float>;
+constexpr double kInf2 = std::numeric_limits<double>::infinity();
 
 double phi_cdf(double x) {
   return 0.5 * std::erfc(-x / std::sqrt(2.0));
@@ -684,6 +685,113 @@ TEST(NewActivations, FiniteAtExtremes) {
   EXPECT_EQ(gelu(F2::from({-1e30f, 1e30f})).value(), (Array<float>{0.0f, 1e30f}));
   EXPECT_TRUE(std::isnan(gelu(D2::from({std::nan("")})).item()));
   EXPECT_TRUE(std::isnan(softplus(D2::from({std::nan("")})).item()));
+}
+
+TEST(NewReductions, LogsumexpValues) {
+  auto a = D2::from({{1.0, 2.0, 3.0}, {-1.0, 0.5, 0.0}});
+  EXPECT_NEAR(logsumexp(D2::from({1.0, 2.0, 3.0}), {0}).item(), 3.4076059644443806, 1e-15);
+  auto r = logsumexp(a, {1});
+  EXPECT_EQ(r.shape(), (Shape{2}));
+  for (std::size_t i = 0; i < 2; ++i) {
+    double s = 0;
+    for (std::size_t j = 0; j < 3; ++j) s += std::exp(a.value()(i, j));
+    EXPECT_NEAR(r.value()(i), std::log(s), 1e-14);
+  }
+  EXPECT_EQ(a.logsumexp(0, true).shape(), (Shape{1, 3}));
+  EXPECT_EQ(logsumexp(a, {0, 1}).dim(), 0u);
+  EXPECT_NEAR(logsumexp(a, {}).item(), logsumexp(a.reshape({-1}), {0}).item(), 1e-15);
+  // Over several dims: equal to reducing one dim after the other.
+  auto b = test::uniform({2, 3, 4}, 5, -3, 3);
+  auto two = logsumexp(b, {0, 2});
+  auto chained = logsumexp(logsumexp(b, {2}), {0});
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_NEAR(two.value()(i), chained.value()(i), 1e-13);
+  // Shifted by the max: no overflow at 1000, no underflow to -inf at -1000.
+  auto big = logsumexp(D2::from({{1000.0, 1000.0}, {-1000.0, -1000.0}}), {1});
+  EXPECT_NEAR(big.value()(0), 1000.0 + std::log(2.0), 1e-12);
+  EXPECT_NEAR(big.value()(1), -1000.0 + std::log(2.0), 1e-12);
+  auto fbig = logsumexp(F2::from({100.0f, 100.0f, -200.0f}), {0});
+  EXPECT_NEAR(fbig.item(), 100.0f + std::log(2.0f), 1e-4f);
+  auto f = logsumexp(F2::from({{1.0f, 2.0f, 3.0f}}), {-1});
+  EXPECT_NEAR(f.item(), 3.4076059644443806, 1e-6);
+}
+
+TEST(NewReductions, LogsumexpInfinitiesNaNAndEmpty) {
+  auto x =
+      D2::from({{-kInf2, -kInf2, -kInf2}, {1.0, -kInf2, 2.0}, {kInf2, 0.0, 1.0}}).requires_grad_();
+  auto r = logsumexp(x, {1});
+  EXPECT_EQ(r.value()(0), -kInf2);  // log of a sum of zeros, not NaN
+  EXPECT_NEAR(r.value()(1), std::log(std::exp(1.0) + std::exp(2.0)), 1e-14);
+  EXPECT_EQ(r.value()(2), kInf2);
+  r.index_select(0, {0, 1}).sum().backward();
+  const auto& g = x.grad().value();
+  // The all -inf row has gradient 0; the others the softmax of their row.
+  EXPECT_EQ(g(0, 0), 0.0);
+  EXPECT_EQ(g(0, 1), 0.0);
+  EXPECT_EQ(g(0, 2), 0.0);
+  EXPECT_NEAR(g(1, 0), 1.0 / (1.0 + std::exp(1.0)), 1e-15);
+  EXPECT_EQ(g(1, 1), 0.0);
+  EXPECT_NEAR(g(1, 2), 1.0 / (1.0 + std::exp(-1.0)), 1e-15);
+  EXPECT_TRUE(std::isnan(logsumexp(D2::from({1.0, std::nan(""), 2.0}), {0}).item()));
+  // Its second derivative is finite there too.
+  auto y = D2::from({{-kInf2, -kInf2}, {0.5, 1.5}}).requires_grad_();
+  auto gy = grad({logsumexp(y, {1}).sum()}, {y}, {.create_graph = true})[0];
+  EXPECT_EQ(gy.value()(0, 0), 0.0);
+  auto h = grad({(gy * D2::from({{1.0, 2.0}, {3.0, -1.0}})).sum()}, {y})[0];
+  EXPECT_EQ(h.value()(0, 0), 0.0);
+  EXPECT_EQ(h.value()(0, 1), 0.0);
+  const double p = 1.0 / (1.0 + std::exp(-1.0));  // softmax of 1.5 against 0.5
+  // The Hessian of a row's logsumexp is diag(p) - p p^T, here times (3, -1).
+  EXPECT_NEAR(h.value()(1, 0), 4.0 * p * (1 - p), 1e-15);
+  EXPECT_NEAR(h.value()(1, 1), -4.0 * p * (1 - p), 1e-15);
+  // An empty reduction is a sum of nothing: -inf, as torch.logsumexp.
+  auto e = D2::zeros({2, 0}).requires_grad_();
+  auto re = logsumexp(e, {1});
+  EXPECT_EQ(re.value(), (Array<double>{-kInf2, -kInf2}));
+  re.sum().backward();
+  EXPECT_EQ(e.grad().value().shape(), (Array<double>::shape_type{2, 0}));
+}
+
+TEST(NewReductions, VarAndStdValues) {
+  auto a = D2::from({{1.0, 2.0, 3.0, 4.0}, {2.0, 2.0, 2.0, 2.0}});
+  EXPECT_EQ(var(D2::from({1.0, 2.0, 3.0, 4.0})).item(), 5.0 / 3.0);
+  EXPECT_EQ(var(D2::from({1.0, 2.0, 3.0, 4.0}), {}, 0.0).item(), 1.25);
+  EXPECT_NEAR(D2::from({1.0, 2.0, 3.0, 4.0}).std().item(), 1.2909944487358056, 1e-15);
+  EXPECT_EQ(a.var(1).value(), (Array<double>{5.0 / 3.0, 0.0}));
+  EXPECT_EQ(a.var(1, 0.0, true).value(), D2::from({{1.25}, {0.0}}).value());
+  EXPECT_EQ(a.var(0).value(), (Array<double>{0.5, 0.0, 0.5, 2.0}));
+  EXPECT_NEAR(std(a, {0, 1}).item(), std::sqrt(0.7857142857142857), 1e-15);  // torch.std(a)
+  EXPECT_EQ(std(a, {-1}, 1.0, true).shape(), (Shape{2, 1}));
+  EXPECT_EQ(var(a, {0, 1}, 0.0, true).shape(), (Shape{1, 1}));
+  EXPECT_EQ(var(D2::scalar(3.0), {}, 0.0).item(), 0.0);
+  // A fractional correction divides by N - correction.
+  EXPECT_DOUBLE_EQ(var(D2::from({1.0, 2.0, 3.0, 4.0}), {}, 1.5).item(), 5.0 / 2.5);
+  // Two passes: exact for a spread far smaller than the mean (one pass loses it all in float).
+  auto f = F2::from({10001.0f, 10002.0f, 10003.0f, 10004.0f});
+  EXPECT_FLOAT_EQ(f.var().item(), 5.0f / 3.0f);
+  EXPECT_FLOAT_EQ(f.std(0, 0.0f).item(), std::sqrt(1.25f));
+  auto big = D2::from({1e9 + 1, 1e9 + 2, 1e9 + 3, 1e9 + 4});
+  EXPECT_DOUBLE_EQ(big.var().item(), 5.0 / 3.0);
+}
+
+TEST(NewReductions, VarAndStdGradients) {
+  auto x = D2::from({{1.0, 2.0, 4.0}, {3.0, 3.0, 3.0}}).requires_grad_();
+  var(x, {1}).sum().backward();
+  // d var / d x_i = 2 (x_i - mean) / (N - 1)
+  const double m = 7.0 / 3.0;
+  EXPECT_NEAR(x.grad().value()(0, 0), (1.0 - m), 1e-15);
+  EXPECT_NEAR(x.grad().value()(0, 2), (4.0 - m), 1e-15);
+  EXPECT_EQ(x.grad().value()(1, 1), 0.0);
+  x.zero_grad();
+  std(x, {1}, 0.0).sum().backward();
+  const double s = std::sqrt(((1 - m) * (1 - m) + (2 - m) * (2 - m) + (4 - m) * (4 - m)) / 3.0);
+  EXPECT_NEAR(x.grad().value()(0, 1), (2.0 - m) / (3.0 * s), 1e-15);
+  // A constant row: std 0, gradient 0 (not NaN), as PyTorch.
+  EXPECT_EQ(x.grad().value()(1, 0), 0.0);
+  EXPECT_EQ(x.grad().value()(1, 2), 0.0);
+  auto f = F2::from({1.0f, 2.0f, 4.0f}).requires_grad_();
+  f.std().backward();
+  const double sf = std::sqrt(((1 - m) * (1 - m) + (2 - m) * (2 - m) + (4 - m) * (4 - m)) / 2.0);
+  EXPECT_NEAR(f.grad().value()(2), (4.0 - m) / (2.0 * sf), 1e-6);
 }
 
 }  // namespace

@@ -173,6 +173,23 @@ template <class T>
 Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false,
               Location loc = Location::current());
 
+/// log(sum(e^a)) over dims, shifted by the max so that it never overflows; an all -inf row (or an
+/// empty one) gives -inf. The gradient is softmax(a) over dims.
+template <class T>
+Tensor<T> logsumexp(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim = false,
+                    Location loc = Location::current());
+/// Variance over dims: sum((a - mean)^2) / (N - correction), N the elements per result (1:
+/// unbiased, 0: biased), as torch.var. Raises on an empty reduction or N - correction <= 0.
+template <class T>
+Tensor<T> var(const Tensor<T>& a, const std::vector<int>& dims = {},
+              Scalar<T> correction = Scalar<T>(1), bool keepdim = false,
+              Location loc = Location::current());
+/// sqrt(var(a, dims, correction)), as torch.std; the gradient is 0 where the result is 0.
+template <class T>
+Tensor<T> std(const Tensor<T>& a, const std::vector<int>& dims = {},
+              Scalar<T> correction = Scalar<T>(1), bool keepdim = false,
+              Location loc = Location::current());
+
 /// Index of the largest element along dim (the first one on ties), as whole numbers in T; no
 /// gradient. Raises on an empty dim.
 template <class T>

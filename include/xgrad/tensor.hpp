@@ -302,6 +302,27 @@ class Tensor {
   /// Mean over `dims`.
   Tensor mean(const std::vector<int>& dims, bool keepdim = false,
               Location loc = Location::current()) const;
+  /// logsumexp over `dim`.
+  Tensor logsumexp(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  /// logsumexp over `dims` (an empty list: all of them).
+  Tensor logsumexp(const std::vector<int>& dims, bool keepdim = false,
+                   Location loc = Location::current()) const;
+  /// Unbiased variance of all elements -> [].
+  Tensor var(Location loc = Location::current()) const;
+  /// Variance over `dim`, divided by N - correction.
+  Tensor var(int dim, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
+  /// Variance over `dims`, divided by N - correction.
+  Tensor var(const std::vector<int>& dims, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
+  /// Unbiased standard deviation of all elements -> [].
+  Tensor std(Location loc = Location::current()) const;
+  /// Standard deviation over `dim`, from the variance divided by N - correction.
+  Tensor std(int dim, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
+  /// Standard deviation over `dims`, from the variance divided by N - correction.
+  Tensor std(const std::vector<int>& dims, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
   /// Largest element -> [].
   Tensor max(Location loc = Location::current()) const;
   /// Maximum over `dim`.

@@ -82,6 +82,40 @@ Tensor<V> Tensor<V>::mean(const std::vector<int>& dims, bool keepdim, Location l
   return xgrad::mean(*this, dims, keepdim, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::logsumexp(int d, bool keepdim, Location loc) const {
+  return xgrad::logsumexp(*this, {d}, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::logsumexp(const std::vector<int>& dims, bool keepdim, Location loc) const {
+  return xgrad::logsumexp(*this, dims, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::var(Location loc) const {
+  return xgrad::var(*this, {}, V(1), false, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::var(int d, V correction, bool keepdim, Location loc) const {
+  return xgrad::var(*this, {d}, correction, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::var(const std::vector<int>& dims, V correction, bool keepdim,
+                         Location loc) const {
+  return xgrad::var(*this, dims, correction, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::std(Location loc) const {
+  return xgrad::std(*this, {}, V(1), false, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::std(int d, V correction, bool keepdim, Location loc) const {
+  return xgrad::std(*this, {d}, correction, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::std(const std::vector<int>& dims, V correction, bool keepdim,
+                         Location loc) const {
+  return xgrad::std(*this, dims, correction, keepdim, loc);
+}
+template <class V>
 Tensor<V> Tensor<V>::max(Location loc) const {
   return xgrad::max(*this, {}, false, loc);
 }
@@ -352,6 +386,14 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
   template Tensor<V> Tensor<V>::mean(Location) const;                                          \
   template Tensor<V> Tensor<V>::mean(int, bool, Location) const;                               \
   template Tensor<V> Tensor<V>::mean(const std::vector<int>&, bool, Location) const;           \
+  template Tensor<V> Tensor<V>::logsumexp(int, bool, Location) const;                          \
+  template Tensor<V> Tensor<V>::logsumexp(const std::vector<int>&, bool, Location) const;      \
+  template Tensor<V> Tensor<V>::var(Location) const;                                           \
+  template Tensor<V> Tensor<V>::var(int, V, bool, Location) const;                             \
+  template Tensor<V> Tensor<V>::var(const std::vector<int>&, V, bool, Location) const;         \
+  template Tensor<V> Tensor<V>::std(Location) const;                                           \
+  template Tensor<V> Tensor<V>::std(int, V, bool, Location) const;                             \
+  template Tensor<V> Tensor<V>::std(const std::vector<int>&, V, bool, Location) const;         \
   template Tensor<V> Tensor<V>::max(Location) const;                                           \
   template Tensor<V> Tensor<V>::max(int, bool, Location) const;                                \
   template Tensor<V> Tensor<V>::min(Location) const;                                           \
