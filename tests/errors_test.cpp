@@ -127,6 +127,8 @@ TEST(Errors, ActivationArguments) {
   expect_error<ValueError>([&] { gelu(a, "exact"); },
                            {"xgrad::gelu", "\"none\" or \"tanh\"", "\"exact\""});
   expect_error<ValueError>([&] { a.gelu("Tanh"); }, {"xgrad::gelu", "\"Tanh\""});
+  expect_error<ValueError>([] { nn::GELU<double>("tanh_approx"); },
+                           {"xgrad::nn::GELU", "\"tanh_approx\""});
   expect_error<ValueError>([&] { softplus(a, 0.0); }, {"xgrad::softplus", "beta", "nonzero"});
   expect_error<ValueError>([&] { a.softplus(std::nan("")); }, {"xgrad::softplus", "beta is NaN"});
   expect_error<ValueError>([&] { softplus(a, 1.0, std::nan("")); },
