@@ -95,6 +95,44 @@ TEST(Errors, ReductionDims) {
       },
       {"xgrad::argmin", "[2,0]", "empty"});
   expect_error<ShapeError>([&] { log_softmax(a, -3); }, {"xgrad::log_softmax", "dim -3"});
+  expect_error<ShapeError>([&] { logsumexp(a, {2}); }, {"xgrad::logsumexp", "dim 2", "[2,3]"});
+  expect_error<ShapeError>([&] { a.logsumexp({0, -2}); }, {"xgrad::logsumexp", "twice"});
+  expect_error<ShapeError>([&] { var(a, {-3}); }, {"xgrad::var", "dim -3", "[2,3]"});
+  expect_error<ShapeError>([&] { a.std({1, 1}); }, {"xgrad::std", "dim 1", "twice", "[2,3]"});
+  expect_error<ValueError>(
+      [] {
+        D::zeros({0, 3}).var();
+      },
+      {"xgrad::var", "all dims", "[0,3]", "no elements"});
+  expect_error<ValueError>(
+      [] {
+        D::zeros({2, 0}).std(1);
+      },
+      {"xgrad::std", "dims {1}", "[2,0]", "no elements"});
+  // N - correction <= 0 would be a silent inf or NaN.
+  expect_error<ValueError>(
+      [] {
+        D::ones({3, 1}).var(1);
+      },
+      {"xgrad::var: correction 1 leaves no degrees of freedom", "dims {1}", "[3,1]", "N = 1",
+       "N - correction <= 0"});
+  expect_error<ValueError>([] { std(D::scalar(2.0)); }, {"xgrad::std", "correction 1", "[]"});
+  expect_error<ValueError>([&] { a.var(0, 2.5); }, {"xgrad::var", "correction 2.5", "N = 2"});
+  expect_error<ValueError>([&] { a.std({0, 1}, 6.0); }, {"xgrad::std", "correction 6", "N = 6"});
+  expect_error<ValueError>([&] { var(a, {}, std::nan("")); }, {"xgrad::var", "correction is NaN"});
+}
+
+TEST(Errors, ActivationArguments) {
+  auto a = D::ones({2, 3});
+  expect_error<ValueError>([&] { gelu(a, "exact"); },
+                           {"xgrad::gelu", "\"none\" or \"tanh\"", "\"exact\""});
+  expect_error<ValueError>([&] { a.gelu("Tanh"); }, {"xgrad::gelu", "\"Tanh\""});
+  expect_error<ValueError>([] { nn::GELU<double>("tanh_approx"); },
+                           {"xgrad::nn::GELU", "\"tanh_approx\""});
+  expect_error<ValueError>([&] { softplus(a, 0.0); }, {"xgrad::softplus", "beta", "nonzero"});
+  expect_error<ValueError>([&] { a.softplus(std::nan("")); }, {"xgrad::softplus", "beta is NaN"});
+  expect_error<ValueError>([&] { softplus(a, 1.0, std::nan("")); },
+                           {"xgrad::softplus", "threshold is NaN"});
 }
 
 TEST(Errors, ShapeOps) {
@@ -490,6 +528,24 @@ std::vector<Case> bad_inputs() {
                       [](World&) {
                         D::zeros({0, 3}).mean();
                       }),
+      bad<ValueError>("var of nothing", {"xgrad::var", "[0,3]", "no elements"},
+                      [](World&) {
+                        D::zeros({0, 3}).var(0);
+                      }),
+      bad<ValueError>("var with correction >= N", {"xgrad::var", "correction 2", "[2,3]", "N = 2"},
+                      [](World& w) { w.a.var(0, 2.0); }),
+      bad<ValueError>("std with correction >= N", {"xgrad::std", "correction 1", "[2,1]", "N = 1"},
+                      [](World& w) { w.a.index_select(1, {0}).std(1); }),
+      bad<ShapeError>("logsumexp dim", {"xgrad::logsumexp", "dim 2", "[2,3]"},
+                      [](World& w) { w.a.logsumexp(2); }),
+      bad<ShapeError>("var repeated dim", {"xgrad::var", "twice"},
+                      [](World& w) {
+                        var(w.a, {0, -2});
+                      }),
+      bad<ValueError>("softplus beta 0", {"xgrad::softplus", "beta must be nonzero"},
+                      [](World& w) { softplus(w.a, 0.0); }),
+      bad<ValueError>("gelu approximate", {"xgrad::gelu", "\"sigmoid\""},
+                      [](World& w) { gelu(w.a, "sigmoid"); }),
       bad<ValueError>("max of nothing", {"xgrad::max", "[2,0]"},
                       [](World&) {
                         D::zeros({2, 0}).max(1);

@@ -137,6 +137,35 @@ std::vector<OpCase> cases() {
            [](auto& in) { return log_softmax(in[0], 0); });
   add_case("log_softmax_large", {D::from({{1000.0, 999.0, -1000.0}, {-1000.0, -999.5, -998.0}})},
            [](auto& in) { return log_softmax(in[0], 1); });
+  add_case("erf", {uniform({3, 4}, 155, -2.5, 2.5)}, [](auto& in) { return erf(in[0]); });
+  add_case("erf_tail_large", {D::from({-6.0, -1.5, 0.0, 0.4, 2.0, 6.0, 30.0})},
+           [](auto& in) { return in[0].erf(); });
+  add_case("gelu", {uniform({3, 4}, 156, -4, 4)}, [](auto& in) { return gelu(in[0]); });
+  add_case("gelu_tail", {uniform({2, 5}, 157, -3, 3)}, [](auto& in) { return in[0].gelu(); });
+  add_case("gelu_large", {D::from({-40.0, -9.0, -0.2, 0.0, 9.0, 40.0})},
+           [](auto& in) { return gelu(in[0]); });
+  add_case("gelu_0d", {uniform({}, 158)}, [](auto& in) { return gelu(in[0]); });
+  add_case("gelu_tanh", {uniform({3, 4}, 159, -4, 4)}, [](auto& in) { return gelu(in[0], true); });
+  add_case("gelu_tanh_large", {D::from({-40.0, -9.0, -0.2, 0.0, 9.0, 40.0})},
+           [](auto& in) { return in[0].gelu("tanh"); });
+  add_case("silu", {uniform({3, 4}, 160, -6, 6)}, [](auto& in) { return silu(in[0]); });
+  add_case("silu_tail", {uniform({7}, 161, -6, 6)}, [](auto& in) { return in[0].silu(); });
+  add_case("silu_large", {D::from({-800.0, -40.0, -0.5, 0.0, 40.0, 800.0})},
+           [](auto& in) { return silu(in[0]); });
+  add_case("silu_0d", {uniform({}, 162)}, [](auto& in) { return silu(in[0]); });
+  add_case("softplus", {uniform({3, 4}, 163, -5, 5)}, [](auto& in) { return softplus(in[0]); });
+  // Both sides of the threshold (beta x = 20 at x = 20), and far below it.
+  add_case("softplus_edges", {D::from({-800.0, -50.0, -0.3, 0.0, 19.0, 21.0, 100.0, 1e4})},
+           [](auto& in) { return in[0].softplus(); });
+  // beta 2, threshold 5: beta x = -6, -1, 0.4, 4, 4.8, 5.2, 8, 60, -60.
+  add_case("softplus_beta", {D::from({{-3.0, -0.5, 0.2}, {2.0, 2.4, 2.6}, {4.0, 30.0, -30.0}})},
+           [](auto& in) { return softplus(in[0], 2.0, 5.0); });
+  add_case("softplus_negative_beta", {D::from({-20.0, -2.0, 0.5, 3.0})},
+           [](auto& in) { return softplus(in[0], -1.5, 20.0); });
+  add_case("softplus_0d", {uniform({}, 164, -3, 3)}, [](auto& in) { return softplus(in[0]); });
+  add_case("activations_new_empty", {uniform({0, 3}, 165)}, [](auto& in) {
+    return gelu(in[0]) + gelu(in[0], true) + silu(in[0]) + softplus(in[0]) + erf(in[0]);
+  });
   add_case("step", {off_zero({3, 4}, 50)}, [](auto& in) { return step(in[0]); });
   add_case("heaviside", {off_zero({3, 4}, 51)}, [](auto& in) { return heaviside(in[0], 0.5); });
 
@@ -168,6 +197,56 @@ std::vector<OpCase> cases() {
   add_case("max_dim1_keep", {uniform({3, 4}, 71)}, [](auto& in) { return in[0].max(1, true); });
   add_case("min_dim0", {uniform({3, 4}, 72)}, [](auto& in) { return in[0].min(0); });
   add_case("min_all", {uniform({2, 2, 3}, 73)}, [](auto& in) { return in[0].min(); });
+
+  add_case("logsumexp_dim1", {uniform({3, 4}, 170, -2, 2)},
+           [](auto& in) { return logsumexp(in[0], {1}); });
+  add_case("logsumexp_dim0_keep", {uniform({3, 4}, 171, -2, 2)},
+           [](auto& in) { return in[0].logsumexp(0, true); });
+  add_case("logsumexp_dims02", {uniform({2, 3, 4}, 172, -2, 2)}, [](auto& in) {
+    return logsumexp(in[0], {0, 2});
+  });
+  add_case("logsumexp_neg_dims_keep", {uniform({2, 3, 4}, 173, -2, 2)}, [](auto& in) {
+    return in[0].logsumexp({-1, -3}, true);
+  });
+  add_case("logsumexp_all", {uniform({3, 4}, 174, -2, 2)},
+           [](auto& in) { return logsumexp(in[0], {}); });
+  add_case("logsumexp_size1", {uniform({3, 1}, 175)},
+           [](auto& in) { return logsumexp(in[0], {1}); });
+  add_case("logsumexp_0d", {uniform({}, 176)}, [](auto& in) { return logsumexp(in[0], {}); });
+  add_case("logsumexp_large",
+           {D::from({{1000.0, 999.0, -1000.0}, {-1000.0, -999.5, -998.0}, {0.5, 1000.0, 0.0}})},
+           [](auto& in) { return logsumexp(in[0], {1}); });
+  // A -inf entry gets gradient 0 and leaves the rest of its row as it would be without it.
+  add_case("logsumexp_neg_inf_entries",
+           {D::from({{0.5, -std::numeric_limits<double>::infinity(), 1.0},
+                     {-std::numeric_limits<double>::infinity(), 2.0, -1.0}})},
+           [](auto& in) { return logsumexp(in[0], {-1}); });
+  add_case("logsumexp_empty_rows", {uniform({0, 3}, 177)},
+           [](auto& in) { return logsumexp(in[0], {1}); });
+  add_case("var_all", {uniform({3, 4}, 180)}, [](auto& in) { return var(in[0]); });
+  add_case("var_dim1_biased", {uniform({3, 4}, 181)}, [](auto& in) { return in[0].var(1, 0.0); });
+  add_case("var_dims02_keep", {uniform({2, 3, 4}, 182)}, [](auto& in) {
+    return var(in[0], {0, 2}, 1.0, true);
+  });
+  add_case("var_neg_dim", {uniform({2, 3, 4}, 183)},
+           [](auto& in) { return in[0].var(-2, 1.0, true); });
+  add_case("var_size1_biased", {uniform({3, 1}, 184)},
+           [](auto& in) { return var(in[0], {1}, 0.0); });
+  add_case("var_0d_biased", {uniform({}, 185)}, [](auto& in) { return var(in[0], {}, 0.0); });
+  add_case("var_offset_mean", {uniform({2, 5}, 186, 999.0, 1001.0)},
+           [](auto& in) { return var(in[0], {1}); });
+  add_case("var_correction_half", {uniform({4, 3}, 187)},
+           [](auto& in) { return var(in[0], {0}, 0.5); });
+  add_case("std_all", {uniform({3, 4}, 190)}, [](auto& in) { return in[0].std(); });
+  add_case("std_dim1_biased", {uniform({3, 4}, 191)},
+           [](auto& in) { return std(in[0], {1}, 0.0); });
+  add_case("std_dims01_keep", {uniform({2, 3, 4}, 192)}, [](auto& in) {
+    return in[0].std({0, 1}, 1.0, true);
+  });
+  add_case("std_neg_dim", {uniform({2, 3, 4}, 193)}, [](auto& in) { return in[0].std(-1); });
+  // One element per result: std 0, where the gradient is taken as 0.
+  add_case("std_size1_biased", {uniform({3, 1, 2}, 194)},
+           [](auto& in) { return std(in[0], {1}, 0.0); });
 
   // ---- linear algebra ----
   add_case("matmul_2d", {uniform({3, 4}, 80), uniform({4, 2}, 81)},

@@ -3,6 +3,9 @@
 
 #include <cmath>
 #include <limits>
+#include <numbers>
+#include <string>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -514,6 +517,281 @@ TYPED_TEST(FlatLoops, EmptyTensors) {
   out.sum().backward();
   EXPECT_EQ(a.grad().value().shape(), (typename Array<T>::shape_type{0, 3}));
   EXPECT_EQ(b.grad().value().shape(), (typename Array<T>::shape_type{0, 3}));
+}
+
+}  // namespace
+}  // namespace xgrad
+
+namespace xgrad {
+namespace {
+
+// GELU, SiLU, softplus, logsumexp, var and std against formulas evaluated here with <cmath>, and
+// against values PyTorch prints (torch.nn.functional.gelu(torch.tensor(1.0)) = 0.8413447...).
+
+using D2 = Tensor<double>;
+using F2 = Tensor<float>;
+constexpr double kInf2 = std::numeric_limits<double>::infinity();
+
+double phi_cdf(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0));
+}
+double gelu_ref(double x) {
+  return x * phi_cdf(x);
+}
+double gelu_grad_ref(double x) {
+  return phi_cdf(x) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * std::numbers::pi);
+}
+double gelu_tanh_ref(double x) {
+  const double k = std::sqrt(2.0 / std::numbers::pi);
+  return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
+}
+double sigmoid_ref(double x) {
+  return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+double softplus_ref(double x, double beta, double threshold) {
+  return beta * x > threshold ? x : std::log1p(std::exp(beta * x)) / beta;
+}
+
+const std::vector<double> kActInputs = {-40.0, -9.0, -6.0, -1.5, -1.0, -0.3, 0.0,
+                                        0.25,  1.0,  2.0,  7.5,  19.0, 21.0, 60.0};
+
+template <class T>
+Tensor<T> act_inputs() {
+  auto a = Array<T>::from_shape({kActInputs.size()});
+  std::transform(kActInputs.begin(), kActInputs.end(), a.begin(),
+                 [](double v) { return static_cast<T>(v); });
+  return Tensor<T>(std::move(a)).requires_grad_();
+}
+
+// |got - want| within rel of |want|, or within abs for values near 0.
+void expect_close(double got, double want, double rel, double abs, const std::string& what) {
+  EXPECT_NEAR(got, want, std::max(abs, rel * std::abs(want))) << what;
+}
+
+TEST(NewActivations, PyTorchReferenceValues) {
+  auto x = D2::from({1.0, -1.0, 0.0});
+  auto g = gelu(x).value();
+  EXPECT_NEAR(g(0), 0.8413447460685429, 1e-15);
+  EXPECT_NEAR(g(1), -0.15865525393145707, 1e-15);
+  EXPECT_EQ(g(2), 0.0);
+  EXPECT_NEAR(gelu(x, true).value()(0), 0.8411919906082768, 1e-15);
+  EXPECT_EQ(gelu(x, "tanh").value(), gelu(x, true).value());
+  EXPECT_EQ(gelu(x, "none").value(), gelu(x).value());
+  EXPECT_NEAR(silu(x).value()(0), 0.7310585786300049, 1e-15);
+  EXPECT_NEAR(silu(x).value()(1), -0.2689414213699951, 1e-15);
+  EXPECT_NEAR(softplus(x).value()(0), 1.3132616875182228, 1e-15);
+  EXPECT_NEAR(softplus(x).value()(2), 0.6931471805599453, 1e-15);
+  EXPECT_NEAR(erf(x).value()(0), 0.8427007929497149, 1e-15);
+}
+
+TEST(NewActivations, ValuesAndGradientsMatchFormulasInDouble) {
+  auto x = act_inputs<double>();
+  const auto n = kActInputs.size();
+  auto ge = gelu(x);
+  auto gt = gelu(x, true);
+  auto si = silu(x);
+  auto sp = softplus(x);
+  auto sb = softplus(x, 2.0, 5.0);
+  auto er = erf(x);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = kActInputs[i];
+    const std::string at = "x = " + std::to_string(v);
+    // xsimd's erfc is good to about 1e-12 relative in the left tail (1 + erf, as PyTorch
+    // computes it, has no correct digit left at x = -9).
+    expect_close(ge.value()(i), gelu_ref(v), 1e-12, 1e-300, "gelu " + at);
+    // 1 + tanh(u) cancels for u << 0 in any implementation: an absolute bound there.
+    expect_close(gt.value()(i), gelu_tanh_ref(v), 1e-14, 1e-15 * (1 + std::abs(v)),
+                 "gelu tanh " + at);
+    expect_close(si.value()(i), v * sigmoid_ref(v), 1e-14, 1e-300, "silu " + at);
+    expect_close(sp.value()(i), softplus_ref(v, 1.0, 20.0), 1e-14, 1e-300, "softplus " + at);
+    expect_close(sb.value()(i), softplus_ref(v, 2.0, 5.0), 1e-14, 1e-300, "softplus beta " + at);
+    expect_close(er.value()(i), std::erf(v), 1e-14, 1e-300, "erf " + at);
+  }
+  // Each op's gradient, one at a time.
+  auto grad_of = [&](const D2& y) {
+    x.zero_grad();
+    y.sum().backward();
+    return Array<double>(x.grad().value());
+  };
+  const auto dge = grad_of(ge);
+  const auto dsi = grad_of(si);
+  const auto dsp = grad_of(sp);
+  const auto dsb = grad_of(sb);
+  const auto der = grad_of(er);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = kActInputs[i];
+    const std::string at = "x = " + std::to_string(v);
+    const double s = sigmoid_ref(v);
+    expect_close(dge(i), gelu_grad_ref(v), 1e-13, 1e-300, "gelu' " + at);
+    expect_close(dsi(i), s * (1 + v * (1 - s)), 1e-13, 1e-300, "silu' " + at);
+    expect_close(dsp(i), v > 20 ? 1.0 : s, 1e-13, 1e-300, "softplus' " + at);
+    expect_close(dsb(i), 2 * v > 5 ? 1.0 : sigmoid_ref(2 * v), 1e-13, 1e-300,
+                 "softplus beta' " + at);
+    expect_close(der(i), 2 / std::sqrt(std::numbers::pi) * std::exp(-v * v), 1e-13, 1e-300,
+                 "erf' " + at);
+  }
+  // Above the threshold softplus is x itself, bit for bit.
+  EXPECT_EQ(sp.value()(n - 1), 60.0);
+  EXPECT_EQ(sp.value()(n - 2), 21.0);
+}
+
+TEST(NewActivations, FloatMatchesTheDoubleFormulas) {
+  auto x = act_inputs<float>();
+  auto ge = gelu(x);
+  auto gt = gelu(x, true);
+  auto si = silu(x);
+  auto sp = softplus(x);
+  (ge + gt + si + sp).sum().backward();
+  for (std::size_t i = 0; i < kActInputs.size(); ++i) {
+    const double v = static_cast<float>(kActInputs[i]);
+    const std::string at = "x = " + std::to_string(v);
+    const double s = sigmoid_ref(v);
+    const double k = std::sqrt(2.0 / std::numbers::pi);
+    const double t = std::tanh(k * (v + 0.044715 * v * v * v));
+    const double dgt = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v);
+    expect_close(ge.value()(i), gelu_ref(v), 1e-5, 1e-30, "gelu " + at);
+    expect_close(gt.value()(i), gelu_tanh_ref(v), 1e-6, 1e-6, "gelu tanh " + at);
+    expect_close(si.value()(i), v * s, 1e-6, 1e-30, "silu " + at);
+    expect_close(sp.value()(i), softplus_ref(v, 1.0, 20.0), 1e-6, 1e-30, "softplus " + at);
+    const double dsum = gelu_grad_ref(v) + dgt + s * (1 + v * (1 - s)) + (v > 20 ? 1.0 : s);
+    expect_close(x.grad().value()(i), dsum, 1e-5, 1e-6, "sum of derivatives " + at);
+  }
+}
+
+TEST(NewActivations, FiniteAtExtremes) {
+  auto x = D2::from({-1e300, -1e10, -745.0, 745.0, 1e10, 1e300}).requires_grad_();
+  auto y = gelu(x) + silu(x) + softplus(x) + softplus(x, 50.0, 1e6);
+  EXPECT_TRUE(all_finite(y.value()));
+  y.sum().backward();
+  EXPECT_TRUE(all_finite(x.grad().value()));
+  // softplus never overflows, even when the threshold lets beta x far past exp's range.
+  EXPECT_DOUBLE_EQ(softplus(D2::from({800.0}), 1.0, 1e9).item(), 800.0);
+  EXPECT_DOUBLE_EQ(softplus(D2::from({-800.0})).item(), 0.0);
+  auto f = F2::from({-200.0f, 200.0f}).requires_grad_();
+  auto fy = softplus(f, 1.0f, 1e6f) + silu(f) + gelu(f);
+  EXPECT_TRUE(std::isfinite(fy.value()(0)) && std::isfinite(fy.value()(1)));
+  EXPECT_FLOAT_EQ(fy.value()(1), 600.0f);
+  fy.sum().backward();
+  EXPECT_TRUE(std::isfinite(f.grad().value()(0)) && std::isfinite(f.grad().value()(1)));
+  auto t = D2::from({-1e10, -30.0, 30.0, 1e10}).requires_grad_();
+  auto gt = gelu(t, true);
+  EXPECT_EQ(gt.value(), (Array<double>{0.0, 0.0, 30.0, 1e10}));
+  gt.sum().backward();
+  EXPECT_EQ(t.grad().value(), (Array<double>{0.0, 0.0, 1.0, 1.0}));
+  // erf squares its argument inside: no NaN once the square overflows.
+  EXPECT_EQ(erf(D2::from({-1e300, -1e160, 1e160, 1e300})).value(),
+            (Array<double>{-1.0, -1.0, 1.0, 1.0}));
+  EXPECT_EQ(erf(F2::from({-1e30f, 1e30f})).value(), (Array<float>{-1.0f, 1.0f}));
+  EXPECT_EQ(gelu(F2::from({-1e30f, 1e30f})).value(), (Array<float>{0.0f, 1e30f}));
+  EXPECT_TRUE(std::isnan(gelu(D2::from({std::nan("")})).item()));
+  EXPECT_TRUE(std::isnan(softplus(D2::from({std::nan("")})).item()));
+}
+
+TEST(NewReductions, LogsumexpValues) {
+  auto a = D2::from({{1.0, 2.0, 3.0}, {-1.0, 0.5, 0.0}});
+  EXPECT_NEAR(logsumexp(D2::from({1.0, 2.0, 3.0}), {0}).item(), 3.4076059644443806, 1e-15);
+  auto r = logsumexp(a, {1});
+  EXPECT_EQ(r.shape(), (Shape{2}));
+  for (std::size_t i = 0; i < 2; ++i) {
+    double s = 0;
+    for (std::size_t j = 0; j < 3; ++j) s += std::exp(a.value()(i, j));
+    EXPECT_NEAR(r.value()(i), std::log(s), 1e-14);
+  }
+  EXPECT_EQ(a.logsumexp(0, true).shape(), (Shape{1, 3}));
+  EXPECT_EQ(logsumexp(a, {0, 1}).dim(), 0u);
+  EXPECT_NEAR(logsumexp(a, {}).item(), logsumexp(a.reshape({-1}), {0}).item(), 1e-15);
+  // Over several dims: equal to reducing one dim after the other.
+  auto b = test::uniform({2, 3, 4}, 5, -3, 3);
+  auto two = logsumexp(b, {0, 2});
+  auto chained = logsumexp(logsumexp(b, {2}), {0});
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_NEAR(two.value()(i), chained.value()(i), 1e-13);
+  // Shifted by the max: no overflow at 1000, no underflow to -inf at -1000.
+  auto big = logsumexp(D2::from({{1000.0, 1000.0}, {-1000.0, -1000.0}}), {1});
+  EXPECT_NEAR(big.value()(0), 1000.0 + std::log(2.0), 1e-12);
+  EXPECT_NEAR(big.value()(1), -1000.0 + std::log(2.0), 1e-12);
+  auto fbig = logsumexp(F2::from({100.0f, 100.0f, -200.0f}), {0});
+  EXPECT_NEAR(fbig.item(), 100.0f + std::log(2.0f), 1e-4f);
+  auto f = logsumexp(F2::from({{1.0f, 2.0f, 3.0f}}), {-1});
+  EXPECT_NEAR(f.item(), 3.4076059644443806, 1e-6);
+}
+
+TEST(NewReductions, LogsumexpInfinitiesNaNAndEmpty) {
+  auto x =
+      D2::from({{-kInf2, -kInf2, -kInf2}, {1.0, -kInf2, 2.0}, {kInf2, 0.0, 1.0}}).requires_grad_();
+  auto r = logsumexp(x, {1});
+  EXPECT_EQ(r.value()(0), -kInf2);  // log of a sum of zeros, not NaN
+  EXPECT_NEAR(r.value()(1), std::log(std::exp(1.0) + std::exp(2.0)), 1e-14);
+  EXPECT_EQ(r.value()(2), kInf2);
+  r.index_select(0, {0, 1}).sum().backward();
+  const auto& g = x.grad().value();
+  // The all -inf row has gradient 0; the others the softmax of their row.
+  EXPECT_EQ(g(0, 0), 0.0);
+  EXPECT_EQ(g(0, 1), 0.0);
+  EXPECT_EQ(g(0, 2), 0.0);
+  EXPECT_NEAR(g(1, 0), 1.0 / (1.0 + std::exp(1.0)), 1e-15);
+  EXPECT_EQ(g(1, 1), 0.0);
+  EXPECT_NEAR(g(1, 2), 1.0 / (1.0 + std::exp(-1.0)), 1e-15);
+  EXPECT_TRUE(std::isnan(logsumexp(D2::from({1.0, std::nan(""), 2.0}), {0}).item()));
+  // Its second derivative is finite there too.
+  auto y = D2::from({{-kInf2, -kInf2}, {0.5, 1.5}}).requires_grad_();
+  auto gy = grad({logsumexp(y, {1}).sum()}, {y}, {.create_graph = true})[0];
+  EXPECT_EQ(gy.value()(0, 0), 0.0);
+  auto h = grad({(gy * D2::from({{1.0, 2.0}, {3.0, -1.0}})).sum()}, {y})[0];
+  EXPECT_EQ(h.value()(0, 0), 0.0);
+  EXPECT_EQ(h.value()(0, 1), 0.0);
+  const double p = 1.0 / (1.0 + std::exp(-1.0));  // softmax of 1.5 against 0.5
+  // The Hessian of a row's logsumexp is diag(p) - p p^T, here times (3, -1).
+  EXPECT_NEAR(h.value()(1, 0), 4.0 * p * (1 - p), 1e-15);
+  EXPECT_NEAR(h.value()(1, 1), -4.0 * p * (1 - p), 1e-15);
+  // An empty reduction is a sum of nothing: -inf, as torch.logsumexp.
+  auto e = D2::zeros({2, 0}).requires_grad_();
+  auto re = logsumexp(e, {1});
+  EXPECT_EQ(re.value(), (Array<double>{-kInf2, -kInf2}));
+  re.sum().backward();
+  EXPECT_EQ(e.grad().value().shape(), (Array<double>::shape_type{2, 0}));
+}
+
+TEST(NewReductions, VarAndStdValues) {
+  auto a = D2::from({{1.0, 2.0, 3.0, 4.0}, {2.0, 2.0, 2.0, 2.0}});
+  EXPECT_EQ(var(D2::from({1.0, 2.0, 3.0, 4.0})).item(), 5.0 / 3.0);
+  EXPECT_EQ(var(D2::from({1.0, 2.0, 3.0, 4.0}), {}, 0.0).item(), 1.25);
+  EXPECT_NEAR(D2::from({1.0, 2.0, 3.0, 4.0}).std().item(), 1.2909944487358056, 1e-15);
+  EXPECT_EQ(a.var(1).value(), (Array<double>{5.0 / 3.0, 0.0}));
+  EXPECT_EQ(a.var(1, 0.0, true).value(), D2::from({{1.25}, {0.0}}).value());
+  EXPECT_EQ(a.var(0).value(), (Array<double>{0.5, 0.0, 0.5, 2.0}));
+  EXPECT_NEAR(std(a, {0, 1}).item(), std::sqrt(0.7857142857142857), 1e-15);  // torch.std(a)
+  EXPECT_EQ(std(a, {-1}, 1.0, true).shape(), (Shape{2, 1}));
+  EXPECT_EQ(var(a, {0, 1}, 0.0, true).shape(), (Shape{1, 1}));
+  EXPECT_EQ(var(D2::scalar(3.0), {}, 0.0).item(), 0.0);
+  // A fractional correction divides by N - correction.
+  EXPECT_DOUBLE_EQ(var(D2::from({1.0, 2.0, 3.0, 4.0}), {}, 1.5).item(), 5.0 / 2.5);
+  // Two passes: exact for a spread far smaller than the mean (one pass loses it all in float).
+  auto f = F2::from({10001.0f, 10002.0f, 10003.0f, 10004.0f});
+  EXPECT_FLOAT_EQ(f.var().item(), 5.0f / 3.0f);
+  EXPECT_FLOAT_EQ(f.std(0, 0.0f).item(), std::sqrt(1.25f));
+  auto big = D2::from({1e9 + 1, 1e9 + 2, 1e9 + 3, 1e9 + 4});
+  EXPECT_DOUBLE_EQ(big.var().item(), 5.0 / 3.0);
+}
+
+TEST(NewReductions, VarAndStdGradients) {
+  auto x = D2::from({{1.0, 2.0, 4.0}, {3.0, 3.0, 3.0}}).requires_grad_();
+  var(x, {1}).sum().backward();
+  // d var / d x_i = 2 (x_i - mean) / (N - 1)
+  const double m = 7.0 / 3.0;
+  EXPECT_NEAR(x.grad().value()(0, 0), (1.0 - m), 1e-15);
+  EXPECT_NEAR(x.grad().value()(0, 2), (4.0 - m), 1e-15);
+  EXPECT_EQ(x.grad().value()(1, 1), 0.0);
+  x.zero_grad();
+  std(x, {1}, 0.0).sum().backward();
+  const double s = std::sqrt(((1 - m) * (1 - m) + (2 - m) * (2 - m) + (4 - m) * (4 - m)) / 3.0);
+  EXPECT_NEAR(x.grad().value()(0, 1), (2.0 - m) / (3.0 * s), 1e-15);
+  // A constant row: std 0, gradient 0 (not NaN), as PyTorch.
+  EXPECT_EQ(x.grad().value()(1, 0), 0.0);
+  EXPECT_EQ(x.grad().value()(1, 2), 0.0);
+  auto f = F2::from({1.0f, 2.0f, 4.0f}).requires_grad_();
+  f.std().backward();
+  const double sf = std::sqrt(((1 - m) * (1 - m) + (2 - m) * (2 - m) + (4 - m) * (4 - m)) / 2.0);
+  EXPECT_NEAR(f.grad().value()(2), (4.0 - m) / (2.0 * sf), 1e-6);
 }
 
 }  // namespace

@@ -72,6 +72,9 @@ Tensor<T> sin(const Tensor<T>& a, Location loc = Location::current());
 /// cos(a)
 template <class T>
 Tensor<T> cos(const Tensor<T>& a, Location loc = Location::current());
+/// Error function, 2/sqrt(pi) * integral of e^(-t^2) from 0 to a.
+template <class T>
+Tensor<T> erf(const Tensor<T>& a, Location loc = Location::current());
 /// |a|; gradient sign(a), 0 at 0.
 template <class T>
 Tensor<T> abs(const Tensor<T>& a, Location loc = Location::current());
@@ -127,6 +130,22 @@ Tensor<T> softmax(const Tensor<T>& a, int dim, Location loc = Location::current(
 /// a - logsumexp(a) along dim; finite for logits of any finite magnitude.
 template <class T>
 Tensor<T> log_softmax(const Tensor<T>& a, int dim, Location loc = Location::current());
+/// a * Phi(a), Phi the standard normal CDF: a / 2 * (1 + erf(a / sqrt(2))). With approximate,
+/// PyTorch's approximate='tanh' form a / 2 * (1 + tanh(sqrt(2 / pi) * (a + 0.044715 a^3))).
+template <class T>
+Tensor<T> gelu(const Tensor<T>& a, bool approximate = false, Location loc = Location::current());
+/// gelu with PyTorch's spelling of the form: approximate "none" (exact) or "tanh"; any other
+/// string is a ValueError.
+template <class T>
+Tensor<T> gelu(const Tensor<T>& a, const char* approximate, Location loc = Location::current());
+/// a * sigmoid(a) (swish), finite for any finite a.
+template <class T>
+Tensor<T> silu(const Tensor<T>& a, Location loc = Location::current());
+/// log(1 + e^(beta a)) / beta, and a itself where beta a > threshold (as PyTorch); computed
+/// without overflow for any finite a. beta must be nonzero.
+template <class T>
+Tensor<T> softplus(const Tensor<T>& a, Scalar<T> beta = Scalar<T>(1),
+                   Scalar<T> threshold = Scalar<T>(20), Location loc = Location::current());
 /// a > threshold ? 1 : 0. Piecewise constant: its gradient is zero everywhere.
 template <class T>
 Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold = Scalar<T>(0),
@@ -152,6 +171,23 @@ Tensor<T> max(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdi
 /// Minimum over dims; ties share the gradient equally. Raises on an empty reduction.
 template <class T>
 Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims = {}, bool keepdim = false,
+              Location loc = Location::current());
+
+/// log(sum(e^a)) over dims, shifted by the max so that it never overflows; an all -inf row (or an
+/// empty one) gives -inf. The gradient is softmax(a) over dims.
+template <class T>
+Tensor<T> logsumexp(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim = false,
+                    Location loc = Location::current());
+/// Variance over dims: sum((a - mean)^2) / (N - correction), N the elements per result (1:
+/// unbiased, 0: biased), as torch.var. Raises on an empty reduction or N - correction <= 0.
+template <class T>
+Tensor<T> var(const Tensor<T>& a, const std::vector<int>& dims = {},
+              Scalar<T> correction = Scalar<T>(1), bool keepdim = false,
+              Location loc = Location::current());
+/// sqrt(var(a, dims, correction)), as torch.std; the gradient is 0 where the result is 0.
+template <class T>
+Tensor<T> std(const Tensor<T>& a, const std::vector<int>& dims = {},
+              Scalar<T> correction = Scalar<T>(1), bool keepdim = false,
               Location loc = Location::current());
 
 /// Index of the largest element along dim (the first one on ties), as whole numbers in T; no

@@ -302,6 +302,27 @@ class Tensor {
   /// Mean over `dims`.
   Tensor mean(const std::vector<int>& dims, bool keepdim = false,
               Location loc = Location::current()) const;
+  /// logsumexp over `dim`.
+  Tensor logsumexp(int dim, bool keepdim = false, Location loc = Location::current()) const;
+  /// logsumexp over `dims` (an empty list: all of them).
+  Tensor logsumexp(const std::vector<int>& dims, bool keepdim = false,
+                   Location loc = Location::current()) const;
+  /// Unbiased variance of all elements -> [].
+  Tensor var(Location loc = Location::current()) const;
+  /// Variance over `dim`, divided by N - correction.
+  Tensor var(int dim, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
+  /// Variance over `dims`, divided by N - correction.
+  Tensor var(const std::vector<int>& dims, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
+  /// Unbiased standard deviation of all elements -> [].
+  Tensor std(Location loc = Location::current()) const;
+  /// Standard deviation over `dim`, from the variance divided by N - correction.
+  Tensor std(int dim, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
+  /// Standard deviation over `dims`, from the variance divided by N - correction.
+  Tensor std(const std::vector<int>& dims, V correction = V(1), bool keepdim = false,
+             Location loc = Location::current()) const;
   /// Largest element -> [].
   Tensor max(Location loc = Location::current()) const;
   /// Maximum over `dim`.
@@ -323,6 +344,8 @@ class Tensor {
   Tensor sin(Location loc = Location::current()) const;
   /// Cosine.
   Tensor cos(Location loc = Location::current()) const;
+  /// Error function.
+  Tensor erf(Location loc = Location::current()) const;
   /// |x|.
   Tensor abs(Location loc = Location::current()) const;
   /// x^exponent.
@@ -343,6 +366,14 @@ class Tensor {
   Tensor softmax(int dim, Location loc = Location::current()) const;
   /// log_softmax(*this, dim).
   Tensor log_softmax(int dim, Location loc = Location::current()) const;
+  /// gelu(*this, approximate): exact, or the tanh form when approximate.
+  Tensor gelu(bool approximate = false, Location loc = Location::current()) const;
+  /// gelu(*this, approximate) with PyTorch's "none" or "tanh".
+  Tensor gelu(const char* approximate, Location loc = Location::current()) const;
+  /// x * sigmoid(x).
+  Tensor silu(Location loc = Location::current()) const;
+  /// softplus(*this, beta, threshold).
+  Tensor softplus(V beta = V(1), V threshold = V(20), Location loc = Location::current()) const;
 
   // ---- the rest of torch::Tensor's method forms: if PyTorch writes t.f(...), so can you ----
   /// The single element converted to U, as t.item<U>(); an integer U truncates toward zero and

@@ -79,6 +79,12 @@ Tensor<T> Activation<T>::forward(const Tensor<T>& x) {
       return log_softmax(x, -1);
     case Act::Step:
       return step(x);
+    case Act::GELU:
+      return gelu(x);
+    case Act::SiLU:
+      return silu(x);
+    case Act::Softplus:
+      return softplus(x);
   }
   throw ValueError("xgrad::nn::Activation: unknown activation");
 }
@@ -102,6 +108,12 @@ std::string Activation<T>::describe() const {
       return "LogSoftmax(dim=-1)";
     case Act::Step:
       return "Step()";
+    case Act::GELU:
+      return "GELU(approximate='none')";
+    case Act::SiLU:
+      return "SiLU()";
+    case Act::Softplus:
+      return "Softplus(beta=1.000000, threshold=20.000000)";
   }
   return "Activation()";
 }

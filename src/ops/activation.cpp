@@ -1,7 +1,9 @@
-// Activations: sigmoid, tanh, the ReLU family, softmax and log_softmax, and the zero-gradient
-// step functions used by perceptrons.
+// Activations: sigmoid, tanh, the ReLU family, GELU, SiLU, softplus, softmax and log_softmax, and
+// the zero-gradient step functions used by perceptrons.
 
 #include <cmath>
+#include <numbers>
+#include <string>
 
 #include "common.hpp"
 #include "elementwise.hpp"
@@ -34,6 +36,33 @@ Tensor<T> empty_like_op(OpName name, const Tensor<T>& a) {
 template <class T, class E>
 Array<T> sum_keep(E&& e, std::size_t dim) {
   return xt::sum(std::forward<E>(e), {dim}, xt::keep_dims);
+}
+
+// The logistic function in a formula: the op on tensors (so that a recorded derivative is
+// differentiable again), the overflow-free form on batches.
+template <class X>
+X logistic(const X& x) {
+  if constexpr (ops::is_tensor_v<X>) {
+    return sigmoid(x);
+  } else {
+    return ops::simd::sigmoid(x);
+  }
+}
+
+// GELU's constants: sqrt(2 / pi) and the cubic coefficient of the tanh form, 1 / sqrt(2) and
+// 1 / sqrt(2 pi) of the normal distribution.
+template <class T>
+constexpr T gelu_k = std::numbers::sqrt2_v<T>* std::numbers::inv_sqrtpi_v<T>;
+template <class T>
+constexpr T gelu_c = T(0.044715);
+template <class T>
+constexpr T inv_sqrt2 = std::numbers::sqrt2_v<T> / T(2);
+template <class T>
+constexpr T inv_sqrt_2pi = inv_sqrt2<T>* std::numbers::inv_sqrtpi_v<T>;
+
+template <class T>
+void check_not_nan(const char* op, const char* what, T value) {
+  if (std::isnan(value)) throw ValueError(std::string("xgrad::") + op + ": " + what + " is NaN");
 }
 }  // namespace
 
@@ -86,6 +115,90 @@ Tensor<T> leaky_relu(const Tensor<T>& a, Scalar<T> negative_slope, Location loc)
       // leaky_relu: grad where self > 0, else grad * negative_slope
       [negative_slope](const auto& d, const auto& x) {
         return where_pos(x, d, d * negative_slope);
+      },
+      Reads::input);
+}
+
+template <class T>
+Tensor<T> gelu(const Tensor<T>& a, bool approximate, Location loc) {
+  const ops::Entry op{"gelu", loc};
+  if (approximate) {
+    return unary<T>(
+        op, a,
+        [](const auto& x) {
+          const auto u = (x + x * x * x * gelu_c<T>)*gelu_k<T>;
+          return x * ((T(1) + tanh(u)) * T(0.5));
+        },
+        // gelu (tanh): grad * (0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2)),
+        // t = tanh(k (x + c x^3)), k = sqrt(2 / pi), c = 0.044715
+        [](const auto& d, const auto& x) {
+          const auto x2 = x * x;
+          const auto t = tanh((x + x2 * x * gelu_c<T>)*gelu_k<T>);
+          const auto du = (T(1) + x2 * (T(3) * gelu_c<T>)) * (T(0.5) * gelu_k<T>);
+          return d * ((T(1) + t) * T(0.5) + x * (T(1) - t * t) * du);
+        },
+        Reads::input);
+  }
+  return unary<T>(
+      op, a,
+      // Phi(x) as erfc(-x / sqrt(2)) / 2 rather than (1 + erf(x / sqrt(2))) / 2: the sum
+      // cancels to a few correct digits in the left tail, erfc stays accurate there.
+      [](const auto& x) { return x * (T(0.5) * ops::simd::erfc(x * -inv_sqrt2<T>)); },
+      // gelu: grad * (Phi(x) + x phi(x)), phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
+      [](const auto& d, const auto& x) {
+        const auto x_phi = x * exp(x * x * T(-0.5)) * inv_sqrt_2pi<T>;
+        if constexpr (ops::is_tensor_v<std::decay_t<decltype(x)>>) {
+          // erfc is no op: Phi through erf keeps the recorded derivative differentiable.
+          return d * (erf(x * inv_sqrt2<T>) * T(0.5) + T(0.5) + x_phi);
+        } else {
+          return d * (ops::simd::erfc(x * -inv_sqrt2<T>) * T(0.5) + x_phi);
+        }
+      },
+      Reads::input);
+}
+
+template <class T>
+Tensor<T> gelu(const Tensor<T>& a, const char* approximate, Location loc) {
+  const std::string form = approximate ? approximate : "(null)";
+  if (form != "none" && form != "tanh") {
+    throw ValueError("xgrad::gelu: approximate must be \"none\" or \"tanh\", got \"" + form + "\"");
+  }
+  return gelu(a, form == "tanh", loc);
+}
+
+template <class T>
+Tensor<T> silu(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"silu", loc};
+  return unary<T>(
+      op, a, [](const auto& x) { return x * ops::simd::sigmoid(x); },
+      // silu: grad * s (1 + x (1 - s)), s = sigmoid(x)
+      [](const auto& d, const auto& x) {
+        const auto s = logistic(x);
+        return d * (s * (T(1) + x * (T(1) - s)));
+      },
+      Reads::input);
+}
+
+template <class T>
+Tensor<T> softplus(const Tensor<T>& a, Scalar<T> beta, Scalar<T> threshold, Location loc) {
+  const ops::Entry op{"softplus", loc};
+  check_not_nan("softplus", "beta", beta);
+  check_not_nan("softplus", "threshold", threshold);
+  if (beta == T(0)) throw ValueError("xgrad::softplus: beta must be nonzero, got 0");
+  return unary<T>(
+      op, a,
+      [beta, threshold](const auto& x) {
+        using B = std::decay_t<decltype(x)>;
+        const B z = x * beta;
+        // log(1 + e^z) = max(z, 0) + log1p(e^-|z|): no exponent is positive, so nothing
+        // overflows whatever beta and threshold are.
+        const B soft = (xsimd::max(z, B(T(0))) + xsimd::log1p(xsimd::exp(-xsimd::abs(z)))) / beta;
+        return xsimd::select(z > B(threshold), x, soft);
+      },
+      // softplus: grad where beta x > threshold, else grad * sigmoid(beta x)
+      [beta, threshold](const auto& d, const auto& x) {
+        const auto z = x * beta;
+        return where_pos(z - threshold, d, d * logistic(z));
       },
       Reads::input);
 }
@@ -158,14 +271,18 @@ Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero, Location loc) {
   return record<T>(op, std::move(out), {a}, zero_derivative<T>, Saves::none());
 }
 
-#define XGRAD_INSTANTIATE_ACTIVATION(T)                                    \
-  template Tensor<T> sigmoid<T>(const Tensor<T>&, Location);               \
-  template Tensor<T> tanh<T>(const Tensor<T>&, Location);                  \
-  template Tensor<T> relu<T>(const Tensor<T>&, Location);                  \
-  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>, Location); \
-  template Tensor<T> softmax<T>(const Tensor<T>&, int, Location);          \
-  template Tensor<T> log_softmax<T>(const Tensor<T>&, int, Location);      \
-  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>, Location);       \
+#define XGRAD_INSTANTIATE_ACTIVATION(T)                                             \
+  template Tensor<T> sigmoid<T>(const Tensor<T>&, Location);                        \
+  template Tensor<T> tanh<T>(const Tensor<T>&, Location);                           \
+  template Tensor<T> relu<T>(const Tensor<T>&, Location);                           \
+  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>, Location);          \
+  template Tensor<T> softmax<T>(const Tensor<T>&, int, Location);                   \
+  template Tensor<T> log_softmax<T>(const Tensor<T>&, int, Location);               \
+  template Tensor<T> gelu<T>(const Tensor<T>&, bool, Location);                     \
+  template Tensor<T> gelu<T>(const Tensor<T>&, const char*, Location);              \
+  template Tensor<T> silu<T>(const Tensor<T>&, Location);                           \
+  template Tensor<T> softplus<T>(const Tensor<T>&, Scalar<T>, Scalar<T>, Location); \
+  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>, Location);                \
   template Tensor<T> heaviside<T>(const Tensor<T>&, Scalar<T>, Location);
 
 XGRAD_INSTANTIATE_ACTIVATION(float)

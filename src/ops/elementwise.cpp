@@ -4,6 +4,7 @@
 // forwards take the flat loop when shapes agree and xtensor's broadcasting otherwise.
 
 #include <cmath>
+#include <numbers>
 
 #include "common.hpp"
 #include "elementwise.hpp"
@@ -303,6 +304,18 @@ Tensor<T> cos(const Tensor<T>& a, Location loc) {
 }
 
 template <class T>
+Tensor<T> erf(const Tensor<T>& a, Location loc) {
+  const ops::Entry op{"erf", loc};
+  return unary<T>(
+      op, a, [](const auto& x) { return ops::simd::erf(x); },
+      // erf: grad * 2 / sqrt(pi) * exp(-self^2)
+      [](const auto& d, const auto& x) {
+        return d * (exp(-(x * x)) * (T(2) * std::numbers::inv_sqrtpi_v<T>));
+      },
+      Reads::input);
+}
+
+template <class T>
 Tensor<T> abs(const Tensor<T>& a, Location loc) {
   const ops::Entry op{"abs", loc};
   return unary<T>(
@@ -449,6 +462,7 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
   template Tensor<T> sqrt<T>(const Tensor<T>&, Location);                                      \
   template Tensor<T> sin<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> cos<T>(const Tensor<T>&, Location);                                       \
+  template Tensor<T> erf<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> abs<T>(const Tensor<T>&, Location);                                       \
   template Tensor<T> clamp<T>(const Tensor<T>&, Scalar<T>, Scalar<T>, Location);               \
   template Tensor<T> maximum<T>(const Tensor<T>&, const Tensor<T>&, Location);                 \

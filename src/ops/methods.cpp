@@ -82,6 +82,40 @@ Tensor<V> Tensor<V>::mean(const std::vector<int>& dims, bool keepdim, Location l
   return xgrad::mean(*this, dims, keepdim, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::logsumexp(int d, bool keepdim, Location loc) const {
+  return xgrad::logsumexp(*this, {d}, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::logsumexp(const std::vector<int>& dims, bool keepdim, Location loc) const {
+  return xgrad::logsumexp(*this, dims, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::var(Location loc) const {
+  return xgrad::var(*this, {}, V(1), false, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::var(int d, V correction, bool keepdim, Location loc) const {
+  return xgrad::var(*this, {d}, correction, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::var(const std::vector<int>& dims, V correction, bool keepdim,
+                         Location loc) const {
+  return xgrad::var(*this, dims, correction, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::std(Location loc) const {
+  return xgrad::std(*this, {}, V(1), false, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::std(int d, V correction, bool keepdim, Location loc) const {
+  return xgrad::std(*this, {d}, correction, keepdim, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::std(const std::vector<int>& dims, V correction, bool keepdim,
+                         Location loc) const {
+  return xgrad::std(*this, dims, correction, keepdim, loc);
+}
+template <class V>
 Tensor<V> Tensor<V>::max(Location loc) const {
   return xgrad::max(*this, {}, false, loc);
 }
@@ -123,6 +157,10 @@ Tensor<V> Tensor<V>::sqrt(Location loc) const {
   return xgrad::sqrt(*this, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::erf(Location loc) const {
+  return xgrad::erf(*this, loc);
+}
+template <class V>
 Tensor<V> Tensor<V>::abs(Location loc) const {
   return xgrad::abs(*this, loc);
 }
@@ -161,6 +199,22 @@ Tensor<V> Tensor<V>::softmax(int d, Location loc) const {
 template <class V>
 Tensor<V> Tensor<V>::log_softmax(int d, Location loc) const {
   return xgrad::log_softmax(*this, d, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::gelu(bool approximate, Location loc) const {
+  return xgrad::gelu(*this, approximate, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::gelu(const char* approximate, Location loc) const {
+  return xgrad::gelu(*this, approximate, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::silu(Location loc) const {
+  return xgrad::silu(*this, loc);
+}
+template <class V>
+Tensor<V> Tensor<V>::softplus(V beta, V threshold, Location loc) const {
+  return xgrad::softplus(*this, beta, threshold, loc);
 }
 
 // ---- the rest of torch::Tensor's method forms ----
@@ -332,6 +386,14 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
   template Tensor<V> Tensor<V>::mean(Location) const;                                          \
   template Tensor<V> Tensor<V>::mean(int, bool, Location) const;                               \
   template Tensor<V> Tensor<V>::mean(const std::vector<int>&, bool, Location) const;           \
+  template Tensor<V> Tensor<V>::logsumexp(int, bool, Location) const;                          \
+  template Tensor<V> Tensor<V>::logsumexp(const std::vector<int>&, bool, Location) const;      \
+  template Tensor<V> Tensor<V>::var(Location) const;                                           \
+  template Tensor<V> Tensor<V>::var(int, V, bool, Location) const;                             \
+  template Tensor<V> Tensor<V>::var(const std::vector<int>&, V, bool, Location) const;         \
+  template Tensor<V> Tensor<V>::std(Location) const;                                           \
+  template Tensor<V> Tensor<V>::std(int, V, bool, Location) const;                             \
+  template Tensor<V> Tensor<V>::std(const std::vector<int>&, V, bool, Location) const;         \
   template Tensor<V> Tensor<V>::max(Location) const;                                           \
   template Tensor<V> Tensor<V>::max(int, bool, Location) const;                                \
   template Tensor<V> Tensor<V>::min(Location) const;                                           \
@@ -342,6 +404,7 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
   template Tensor<V> Tensor<V>::sqrt(Location) const;                                          \
   template Tensor<V> Tensor<V>::sin(Location) const;                                           \
   template Tensor<V> Tensor<V>::cos(Location) const;                                           \
+  template Tensor<V> Tensor<V>::erf(Location) const;                                           \
   template Tensor<V> Tensor<V>::abs(Location) const;                                           \
   template Tensor<V> Tensor<V>::pow(V, Location) const;                                        \
   template Tensor<V> Tensor<V>::pow(const Tensor&, Location) const;                            \
@@ -351,7 +414,11 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
   template Tensor<V> Tensor<V>::relu(Location) const;                                          \
   template Tensor<V> Tensor<V>::leaky_relu(V, Location) const;                                 \
   template Tensor<V> Tensor<V>::softmax(int, Location) const;                                  \
-  template Tensor<V> Tensor<V>::log_softmax(int, Location) const;
+  template Tensor<V> Tensor<V>::log_softmax(int, Location) const;                              \
+  template Tensor<V> Tensor<V>::gelu(bool, Location) const;                                    \
+  template Tensor<V> Tensor<V>::gelu(const char*, Location) const;                             \
+  template Tensor<V> Tensor<V>::silu(Location) const;                                          \
+  template Tensor<V> Tensor<V>::softplus(V, V, Location) const;
 
 XGRAD_INSTANTIATE_METHODS(float)
 XGRAD_INSTANTIATE_METHODS(double)

@@ -1,7 +1,11 @@
-// Reductions: sum, mean, max, min over all dims or a list of dims, with keepdim.
+// Reductions: sum, mean, max, min, logsumexp, var and std over all dims or a list of dims, with
+// keepdim.
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
 
 #include "common.hpp"
 #include "simd.hpp"
@@ -132,16 +136,18 @@ Tensor<T> spread_op(OpName op, const Tensor<T>& grad, const Plan& p, T scale) {
       Saves::none());
 }
 
+// "dims {0,-1}" as the caller wrote them, or "all dims".
+inline std::string dims_text(const std::vector<int>& dims) {
+  if (dims.empty()) return "all dims";
+  std::string d = "dims {";
+  for (std::size_t i = 0; i < dims.size(); ++i) d += (i ? "," : "") + std::to_string(dims[i]);
+  return d + "}";
+}
+
 template <class T>
 void check_not_empty(const char* op, const Plan& p, const std::vector<int>& dims) {
   if (p.count != 0) return;
-  std::string d = "all dims";
-  if (!dims.empty()) {
-    d = "dims {";
-    for (std::size_t i = 0; i < dims.size(); ++i) d += (i ? "," : "") + std::to_string(dims[i]);
-    d += "}";
-  }
-  throw ValueError(std::string("xgrad::") + op + ": reduction over " + d +
+  throw ValueError(std::string("xgrad::") + op + ": reduction over " + dims_text(dims) +
                    " of a tensor of shape " + shape_str(p.in) + " has no elements");
 }
 
@@ -239,6 +245,169 @@ Tensor<T> min(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Lo
 }
 
 namespace {
+
+// x with the dims of p.dims moved last, so that each output element folds one contiguous run of
+// p.count elements; no copy when they already are last (a row or a full reduction).
+template <class T>
+struct Runs {
+  Array<T> moved;         // the copy with the dims moved, when one was needed
+  const T* in = nullptr;  // else the input's own buffer
+  const T* data() const { return in ? in : moved.data(); }
+};
+
+template <class T>
+Runs<T> runs_of(const Array<T>& x, const Plan& p) {
+  std::vector<std::size_t> perm;
+  for (std::size_t i = 0; i < p.in.size(); ++i) {
+    if (std::find(p.dims.begin(), p.dims.end(), i) == p.dims.end()) perm.push_back(i);
+  }
+  perm.insert(perm.end(), p.dims.begin(), p.dims.end());
+  if (std::is_sorted(perm.begin(), perm.end())) return {Array<T>(), x.data()};
+  return {Array<T>(xt::transpose(x, perm)), nullptr};
+}
+
+// A tensor of the reduction's output shape p.out seen in the keepdim shape p.keep, so that it
+// broadcasts against the input.
+template <class T>
+Tensor<T> kept(const Tensor<T>& t, const Plan& p, Location at) {
+  if (p.keepdim) return t;
+  return reshape<T>(t, Dims(p.keep.begin(), p.keep.end()), at);
+}
+
+// 1 where `value` (of shape p.out) equals `target`, else 0, in the keepdim shape: a constant
+// mask for where().
+template <class T>
+Tensor<T> mask_where(const Array<T>& value, T target, const Plan& p) {
+  Array<T> m = xt::cast<T>(xt::equal(value, target));
+  m.reshape(p.keep);
+  return Tensor<T>(std::move(m));
+}
+
+// N - correction, or a ValueError naming the op when it is not positive (a variance from no
+// degrees of freedom would be a silent NaN or inf).
+template <class T>
+T degrees_of_freedom(const char* op, const Plan& p, T correction, const std::vector<int>& dims) {
+  if (std::isnan(correction)) {
+    throw ValueError(std::string("xgrad::") + op + ": correction is NaN");
+  }
+  const T dof = static_cast<T>(p.count) - correction;
+  if (!(dof > T(0))) {
+    std::ostringstream c;
+    c << correction;
+    throw ValueError(std::string("xgrad::") + op + ": correction " + c.str() +
+                     " leaves no degrees of freedom: the reduction over " + dims_text(dims) +
+                     " of a tensor of shape " + shape_str(p.in) + " has N = " +
+                     std::to_string(p.count) + " elements per result, and N - correction <= 0");
+  }
+  return dof;
+}
+
+// Mean over p.dims in the keepdim shape, and sum((x - mean)^2) / dof in the output shape. Two
+// passes: the one-pass sum of squares minus the squared sum cancels catastrophically when the
+// mean is large against the spread.
+template <class T>
+Array<T> variance(const Array<T>& x, const Plan& p, T dof) {
+  Array<T> mu = reduce_sum<T>(x, p) * (T(1) / static_cast<T>(p.count));
+  mu.reshape(p.keep);
+  const Array<T> dev = x - mu;
+  return reduce_sum<T>(Array<T>(dev * dev), p) / dof;
+}
+
+// (self - mean(self)) over the reduced dims, as ops so that a recorded derivative that holds it
+// is differentiable again.
+template <class T>
+Tensor<T> deviation(const Tensor<T>& x, const Plan& p, Location at) {
+  return sub<T>(x, mean<T>(x, int_dims(p), true, at), at);
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> logsumexp(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
+  const ops::Entry op{"logsumexp", loc};
+  Plan p = plan("logsumexp", a, dims, keepdim);
+  static constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  // A sum over no elements is 0, and its log -inf (as torch.logsumexp).
+  Array<T> out(p.out, neg_inf);
+  if (a.numel() != 0) {
+    const Runs<T> runs = runs_of(a.value(), p);
+    std::vector<T> shifted(p.count);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const T* r = runs.data() + i * p.count;
+      T m = neg_inf;
+      for (std::size_t k = 0; k < p.count; ++k) m = r[k] > m ? r[k] : m;
+      // NOTE: shifting by the max keeps every exponent <= 0. An infinite max is replaced by 0:
+      // -inf - (-inf) for a row of -inf (and inf - inf) would be NaN; unshifted, such a row sums
+      // to 0 (log: -inf) or to inf, which are the right results. A NaN makes the sum NaN.
+      if (!std::isfinite(m)) m = T(0);
+      ops::simd::map(r, shifted.data(), p.count, [m](const auto& v) { return exp(v - m); });
+      out.data()[i] = m + std::log(ops::simd::sum(shifted.data(), p.count));
+    }
+  }
+  return record<T>(
+      op, std::move(out), {a},
+      [p, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+        // logsumexp: grad * exp(self - result), i.e. grad times softmax(self) over dims
+        if (!g.needs(0)) return;
+        Tensor<T> r = kept<T>(g.out(), p, at);
+        if (xt::any(xt::equal(g.out_value(), neg_inf))) {
+          // A row of -inf (or an empty one) has no softmax; its gradient is taken as 0 rather
+          // than the NaN of -inf - (-inf).
+          const Tensor<T> zero = Tensor<T>::scalar(T(0));
+          r = where<T>(mask_where<T>(g.out_value(), neg_inf, p), zero, r, at);
+        }
+        g.to(0, mul<T>(kept<T>(grad, p, at), exp<T>(sub<T>(g.in(0), r, at), at), at));
+      },
+      Saves::in({0}, true));
+}
+
+template <class T>
+Tensor<T> var(const Tensor<T>& a, const std::vector<int>& dims, Scalar<T> correction, bool keepdim,
+              Location loc) {
+  const ops::Entry op{"var", loc};
+  Plan p = plan("var", a, dims, keepdim);
+  check_not_empty<T>("var", p, dims);
+  const T dof = degrees_of_freedom("var", p, correction, dims);
+  return record<T>(
+      op, variance<T>(a.value(), p, dof), {a},
+      [p, dof, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+        // var: grad * 2 (self - mean(self)) / (N - correction)
+        if (!g.needs(0)) return;
+        const Tensor<T> dev = deviation<T>(g.in(0), p, at);
+        g.to(0, mul<T>(mul<T>(kept<T>(grad, p, at), dev, at), T(2) / dof, at));
+      },
+      Saves::in({0}));
+}
+
+template <class T>
+Tensor<T> std(const Tensor<T>& a, const std::vector<int>& dims, Scalar<T> correction, bool keepdim,
+              Location loc) {
+  const ops::Entry op{"std", loc};
+  Plan p = plan("std", a, dims, keepdim);
+  check_not_empty<T>("std", p, dims);
+  const T dof = degrees_of_freedom("std", p, correction, dims);
+  Array<T> out = variance<T>(a.value(), p, dof);
+  ops::simd::map(out.data(), out.data(), out.size(), [](const auto& v) { return sqrt(v); });
+  return record<T>(
+      op, std::move(out), {a},
+      [p, dof, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+        // std: grad * (self - mean(self)) / ((N - correction) result)
+        if (!g.needs(0)) return;
+        const Tensor<T> r = kept<T>(g.out(), p, at);
+        Tensor<T> scale = div<T>(kept<T>(grad, p, at), r, at);
+        if (xt::any(xt::equal(g.out_value(), T(0)))) {
+          // NOTE: a constant row has std 0, where std is not differentiable; its gradient is
+          // taken as 0 (as PyTorch does) instead of 0 / 0.
+          const Tensor<T> zero = Tensor<T>::scalar(T(0));
+          scale = where<T>(mask_where<T>(g.out_value(), T(0), p), zero, scale, at);
+        }
+        const Tensor<T> dev = deviation<T>(g.in(0), p, at);
+        g.to(0, mul<T>(mul<T>(scale, dev, at), T(1) / dof, at));
+      },
+      Saves::in({0}, true));
+}
+
+namespace {
 // Index of the winner of `better` along one dim, walking the row-major buffer as
 // [outer, extent, inner] (xtensor's argmax trips GCC 12's array-bounds analysis).
 template <class T, class Better>
@@ -282,12 +451,15 @@ Tensor<T> argmin(const Tensor<T>& a, int dim, bool keepdim) {
   return arg_extremum("argmin", a, dim, keepdim, [](T x, T best) { return x < best; });
 }
 
-#define XGRAD_INSTANTIATE_REDUCE(T)                                                      \
-  template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);  \
-  template Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int>&, bool, Location); \
-  template Tensor<T> max<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);  \
-  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);  \
-  template Tensor<T> argmax<T>(const Tensor<T>&, int, bool);                             \
+#define XGRAD_INSTANTIATE_REDUCE(T)                                                                \
+  template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);            \
+  template Tensor<T> mean<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);           \
+  template Tensor<T> max<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);            \
+  template Tensor<T> min<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);            \
+  template Tensor<T> logsumexp<T>(const Tensor<T>&, const std::vector<int>&, bool, Location);      \
+  template Tensor<T> var<T>(const Tensor<T>&, const std::vector<int>&, Scalar<T>, bool, Location); \
+  template Tensor<T> std<T>(const Tensor<T>&, const std::vector<int>&, Scalar<T>, bool, Location); \
+  template Tensor<T> argmax<T>(const Tensor<T>&, int, bool);                                       \
   template Tensor<T> argmin<T>(const Tensor<T>&, int, bool);
 
 XGRAD_INSTANTIATE_REDUCE(float)

@@ -195,6 +195,27 @@ Batch<T> sigmoid(const Batch<T>& x) {
   return xsimd::select(x >= Batch<T>(T(0)), r, e * r);
 }
 
+/// xsimd's erf and erfc square their argument and return NaN once the square overflows (|x|
+/// beyond 1e154 in double, 1e19 in float). Both are constant long before 30 (erf is +-1, erfc 0
+/// or 2 there, in either precision), so a larger argument is brought back to +-30. NaN stays NaN.
+template <class T>
+Batch<T> erf_argument(const Batch<T>& x) {
+  const Batch<T> limit(T(30));
+  return xsimd::select(xsimd::abs(x) > limit, xsimd::copysign(limit, x), x);
+}
+
+/// erf(x) for any x.
+template <class T>
+Batch<T> erf(const Batch<T>& x) {
+  return xsimd::erf(erf_argument(x));
+}
+
+/// erfc(x) = 1 - erf(x) for any x, accurate where erf is close to 1.
+template <class T>
+Batch<T> erfc(const Batch<T>& x) {
+  return xsimd::erfc(erf_argument(x));
+}
+
 /// grad * local, except an exact 0 where grad is exactly 0 (see masked() in elementwise.cpp).
 template <class T>
 Batch<T> masked(const Batch<T>& grad, const Batch<T>& product) {

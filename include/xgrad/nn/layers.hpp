@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <xgrad/error.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/ops.hpp>
 
@@ -99,6 +100,9 @@ enum class Act {
   Softmax,     ///< softmax over the last dim
   LogSoftmax,  ///< log_softmax over the last dim
   Step,        ///< x > 0 ? 1 : 0 (zero gradient)
+  GELU,        ///< x Phi(x), the exact form
+  SiLU,        ///< x * sigmoid(x)
+  Softplus,    ///< log(1 + e^x), x above 20
 };
 
 /// An activation as a module (no parameters). Softmax/LogSoftmax act on the last dim.
@@ -155,6 +159,59 @@ class LeakyReLU : public Activation<T> {
  public:
   /// A leaky ReLU with the given slope for negative inputs.
   explicit LeakyReLU(T negative_slope = T(0.01)) : Activation<T>(Act::LeakyReLU, negative_slope) {}
+};
+
+/// x * sigmoid(x), as torch::nn::SiLU.
+template <class T>
+class SiLU : public Activation<T> {
+ public:
+  /// A SiLU.
+  SiLU() : Activation<T>(Act::SiLU) {}
+};
+
+/// gelu(x, approximate), as torch::nn::GELU.
+template <class T>
+class GELU : public Module<T> {
+ public:
+  /// The exact GELU, or its tanh form when approximate.
+  explicit GELU(bool approximate = false) : approximate_(approximate) {}
+  /// PyTorch's spelling: approximate "none" or "tanh" (ValueError otherwise).
+  explicit GELU(const char* approximate) : approximate_(is_tanh(approximate)) {}
+  /// gelu(input, approximate).
+  Tensor<T> forward(const Tensor<T>& input) override { return gelu(input, approximate_); }
+  /// "GELU(approximate='none')" or "GELU(approximate='tanh')".
+  std::string describe() const override {
+    return std::string("GELU(approximate='") + (approximate_ ? "tanh" : "none") + "')";
+  }
+
+ private:
+  static bool is_tanh(const char* approximate) {
+    const std::string form = approximate ? approximate : "(null)";
+    if (form != "none" && form != "tanh") {
+      throw ValueError("xgrad::nn::GELU: approximate must be \"none\" or \"tanh\", got \"" + form +
+                       "\"");
+    }
+    return form == "tanh";
+  }
+  bool approximate_;
+};
+
+/// softplus(x, beta, threshold), as torch::nn::Softplus.
+template <class T>
+class Softplus : public Module<T> {
+ public:
+  /// log(1 + e^(beta x)) / beta, and x where beta x > threshold.
+  explicit Softplus(T beta = T(1), T threshold = T(20)) : beta_(beta), threshold_(threshold) {}
+  /// softplus(input, beta, threshold).
+  Tensor<T> forward(const Tensor<T>& input) override { return softplus(input, beta_, threshold_); }
+  /// "Softplus(beta=1.000000, threshold=20.000000)".
+  std::string describe() const override {
+    return "Softplus(beta=" + std::to_string(beta_) + ", threshold=" + std::to_string(threshold_) +
+           ")";
+  }
+
+ private:
+  T beta_, threshold_;
 };
 
 /// softmax(x, dim), as torch::nn::Softmax.
