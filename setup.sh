@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 packages=(cmake make g++ git clang-format pkg-config libxtensor-dev libxtensor-blas-dev libxsimd-dev
           libopenblas-dev libgtest-dev libbenchmark-dev zlib1g-dev libhdf5-dev nlohmann-json3-dev
           libeigen3-dev liblbfgspp-dev libcli11-dev libstb-dev dataset-fashion-mnist python3-numpy
-          doxygen clang-16 libclang-rt-16-dev libopenmpi-dev openmpi-bin)
+          doxygen clang-16 libclang-rt-16-dev libopenmpi-dev openmpi-bin wamerican)
 
 install_missing() {  # install_missing <package>...
   local missing=() p sudo=""
