@@ -191,6 +191,11 @@ TEST(ShapeOps, PermuteTrianglesAndMaskedFill) {
   const D f = masked_fill(m, triu(m, 1), -inf);
   EXPECT_EQ(f.value()(0, 1), -inf);
   EXPECT_EQ(f.value()(1, 0), 1.0);
+  // The method forms.
+  EXPECT_TRUE(xt::allclose(a.permute({2, 0, 1}).value(), p.value()));
+  EXPECT_TRUE(xt::allclose(m.tril(-1).value(), tril(m, -1).value()));
+  EXPECT_TRUE(xt::allclose(m.triu().value(), triu(m).value()));
+  EXPECT_EQ(m.masked_fill(triu(m, 1), -inf).value()(0, 2), -inf);
   const D s = softmax(f, -1);
   EXPECT_TRUE(xt::allclose(xt::view(s.value(), 0), Array<double>{1, 0, 0}));
 }

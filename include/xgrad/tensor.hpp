@@ -287,6 +287,14 @@ class Tensor {
   /// slice(*this, dim, start, end, step).
   Tensor slice(int dim, std::int64_t start, std::int64_t end, std::int64_t step = 1,
                Location loc = Location::current()) const;
+  /// permute(*this, dims).
+  Tensor permute(const std::vector<int>& dims, Location loc = Location::current()) const;
+  /// tril(*this, diagonal).
+  Tensor tril(std::int64_t diagonal = 0, Location loc = Location::current()) const;
+  /// triu(*this, diagonal).
+  Tensor triu(std::int64_t diagonal = 0, Location loc = Location::current()) const;
+  /// masked_fill(*this, mask, value).
+  Tensor masked_fill(const Tensor& mask, V value, Location loc = Location::current()) const;
 
   /// Sum of all elements -> [].
   Tensor sum(Location loc = Location::current()) const;

@@ -52,6 +52,26 @@ Tensor<V> Tensor<V>::index_select(int d, const std::vector<std::size_t>& index,
   return xgrad::index_select(*this, d, index, loc);
 }
 template <class V>
+Tensor<V> Tensor<V>::permute(const std::vector<int>& dims, Location loc) const {
+  return xgrad::permute(*this, dims, loc);
+}
+
+template <class V>
+Tensor<V> Tensor<V>::tril(std::int64_t diagonal, Location loc) const {
+  return xgrad::tril(*this, diagonal, loc);
+}
+
+template <class V>
+Tensor<V> Tensor<V>::triu(std::int64_t diagonal, Location loc) const {
+  return xgrad::triu(*this, diagonal, loc);
+}
+
+template <class V>
+Tensor<V> Tensor<V>::masked_fill(const Tensor& mask, V value, Location loc) const {
+  return xgrad::masked_fill(*this, mask, value, loc);
+}
+
+template <class V>
 Tensor<V> Tensor<V>::slice(int d, std::int64_t start, std::int64_t end, std::int64_t step,
                            Location loc) const {
   return xgrad::slice(*this, d, start, end, step, loc);
@@ -380,6 +400,10 @@ XGRAD_INSTANTIATE_MORE_METHODS(double)
       const;                                                                                   \
   template Tensor<V> Tensor<V>::slice(int, std::int64_t, std::int64_t, std::int64_t, Location) \
       const;                                                                                   \
+  template Tensor<V> Tensor<V>::permute(const std::vector<int>&, Location) const;              \
+  template Tensor<V> Tensor<V>::tril(std::int64_t, Location) const;                            \
+  template Tensor<V> Tensor<V>::triu(std::int64_t, Location) const;                            \
+  template Tensor<V> Tensor<V>::masked_fill(const Tensor&, V, Location) const;                 \
   template Tensor<V> Tensor<V>::sum(Location) const;                                           \
   template Tensor<V> Tensor<V>::sum(int, bool, Location) const;                                \
   template Tensor<V> Tensor<V>::sum(const std::vector<int>&, bool, Location) const;            \
