@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Runs xgrad's benchmarks and their libtorch peers side by side and prints Markdown tables.
 
-    benchmarks/compare.py BUILD_DIR [--rounds N] [--quick]
+    benchmarks/compare.py BUILD_DIR [--rounds N] [--quick] [--only REGEX]
 
 BUILD_DIR holds benchmarks/workloads_bench, benchmarks/ops_bench and
 benchmarks/peers/torch_workloads (configure with -DXGRAD_BUILD_PEERS=ON). The peer first checks
 that both engines reach the same final losses; then every workload runs at 1 and 2 threads,
 xgrad and libtorch alternately, each run in a fresh process, `--rounds` times; the tables show the
-fastest run of each (the one least disturbed by other work on the machine).
+fastest run of each (the one least disturbed by other work on the machine). --only keeps the
+workloads whose names match REGEX (e.g. '^(cnn_epoch|transformer_step)$') and leaves out the
+single-operation tables.
 
 Standard library only, so that it runs with the system's /usr/bin/python3.
 """
@@ -29,6 +31,16 @@ WORKLOADS = [
     ("fashion_mnist_epoch", "Fashion-MNIST epoch (784-256-128-10, batch 64)", 1.2),
     ("wide_mlp_step", "wide MLP step (512 x 1024-1024-1024-10)", 1.0),
     ("pinn_step", "PINN step (1-32-32-1 tanh, 64 points, u'' by create_graph, float64)", 3.0),
+    ("cnn_epoch", "CNN, 100 steps of batch 64 on 6,400 Fashion-MNIST images "
+     "(conv-BN-ReLU-pool x2, 1568-128-10)", 1.0),
+    ("transformer_step", "char transformer step (2 pre-norm blocks, width 64, 4 heads, "
+     "context 16, batch 32, AdamW)", 1.5),
+]
+# Workloads whose peak resident memory (whole process, 1 thread) is reported, with titles.
+MEMORY = [
+    ("fashion_mnist_epoch", "one Fashion-MNIST epoch"),
+    ("cnn_epoch", "CNN, 100 steps (6,400 images loaded)"),
+    ("transformer_step", "char transformer, 20 steps"),
 ]
 THREADS = [1, 2]
 UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -83,7 +95,13 @@ def main():
     p.add_argument("build")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="one round, fewer single-op sizes")
+    p.add_argument("--only", metavar="REGEX",
+                   help="only the workloads whose names match (no single-op tables)")
     args = p.parse_args()
+    workloads = [w for w in WORKLOADS if not args.only or re.search(args.only, w[0])]
+    if not workloads:
+        sys.exit(f"compare.py: no workload matches {args.only!r}")
+    names = {w[0] for w in workloads}
     rounds = 1 if args.quick else args.rounds
     bench = os.path.join(args.build, "benchmarks")
     ours = [os.path.join(bench, "workloads_bench")]
@@ -97,7 +115,10 @@ def main():
     print(f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     print(f"- machine: {machine()}")
     print(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"- fastest of {rounds} run(s) per cell, xgrad and libtorch alternating\n")
+    print(f"- fastest of {rounds} run(s) per cell, xgrad and libtorch alternating")
+    if args.only:
+        print(f"- workloads matching `{args.only}` only")
+    print()
 
     print("## Same work on both sides\n")
     print("```")
@@ -112,12 +133,14 @@ def main():
     # SGEMM peak and the GEMM-only floor of each MLP workload.
     floors = {}
     for t in THREADS:
+        floor_names = "|".join(re.escape(n) for n in sorted(names))
         floors.update(run_json(
-            ours + [f"--benchmark_filter=^(sgemm_peak|matmul_peak|gemm_floor/.*)/threads:{t}/"], t))
+            ours + [f"--benchmark_filter=^(sgemm_peak|matmul_peak|gemm_floor/({floor_names}))"
+                    f"/threads:{t}/"], t))
 
     times = {}  # (side, name, threads) -> [runs]
     for _ in range(rounds):
-        for name, _, _ in WORKLOADS:
+        for name, _, _ in workloads:
             for t in THREADS:
                 key = f"{name}/threads:{t}"
                 for side, exe in (("xgrad", ours), ("torch", peer)):
@@ -125,7 +148,7 @@ def main():
                     times.setdefault((side, name, t), []).append(r[key])
 
     print("## Workloads\n")
-    print("Time per workload run (per step for the wide MLP and the PINN); ratio = libtorch / xgrad "
+    print("Time per workload run (per step for the wide MLP, the PINN and the transformer); ratio = libtorch / xgrad "
           "(higher is better for xgrad); GFLOP/s counts the matrix products only; peak = "
           "OpenBLAS's cblas_sgemm 1024^3 at the same thread count; GEMM floor = the same products "
           "through cblas_sgemm alone (the BLAS both sides call). Above 100% xgrad's products beat "
@@ -133,7 +156,7 @@ def main():
     print("| workload | threads | xgrad | libtorch | ratio | target | GFLOP/s | % of SGEMM peak "
           "| GEMM floor | floor / xgrad | loss diff |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, label, target in WORKLOADS:
+    for name, label, target in workloads:
         for t in THREADS:
             x = best(times[("xgrad", name, t)])
             y = best(times[("torch", name, t)])
@@ -163,14 +186,19 @@ def main():
               f"{ours_peak['flop'] / ours_peak['seconds'] / 1e9:.1f} GFLOP/s", end="")
     print("\n")
 
-    rss_x = max(r["rss_mib"] for r in times[("xgrad", "fashion_mnist_epoch", 1)])
-    rss_y = max(r["rss_mib"] for r in times[("torch", "fashion_mnist_epoch", 1)])
-    print("## Peak resident memory, one Fashion-MNIST epoch (1 thread, whole process)\n")
-    print("| xgrad | libtorch | ratio |")
-    print("| --- | --- | --- |")
-    print(f"| {rss_x:.0f} MiB | {rss_y:.0f} MiB | {rss_y / rss_x:.2f}x |\n")
+    memory = [(n, title) for n, title in MEMORY if n in names]
+    if memory:
+        print("## Peak resident memory (1 thread, whole process, largest of the runs)\n")
+        print("| workload | xgrad | libtorch | ratio |")
+        print("| --- | --- | --- | --- |")
+        for name, title in memory:
+            rss_x = max(r["rss_mib"] for r in times[("xgrad", name, 1)])
+            rss_y = max(r["rss_mib"] for r in times[("torch", name, 1)])
+            print(f"| {title} | {rss_x:.0f} MiB | {rss_y:.0f} MiB | {rss_y / rss_x:.2f}x |")
+        print()
 
-    single_ops(ops, args.quick)
+    if not args.only:
+        single_ops(ops, args.quick)
 
 
 def single_ops(ops, quick):

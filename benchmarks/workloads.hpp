@@ -7,9 +7,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <xgrad/nn/nn.hpp>
+#include <xgrad/optim/optim.hpp>
 #include <xgrad/xgrad.hpp>
 
 namespace bench {
@@ -49,6 +53,25 @@ inline constexpr double kWideMomentum = 0.9;
 inline constexpr std::size_t kPinnPoints = 64;
 inline constexpr double kPinnLr = 0.01;
 inline constexpr int kPinnSteps = 100;
+
+/// examples/fashion_mnist_cnn.cpp's model (conv-BN-ReLU-pool x2, 1568-128-10 head) in training
+/// mode, SGD lr 0.05 momentum 0.9, batch 64, on the first kCnnImages training images of
+/// Fashion-MNIST in a shuffled order (seed kFashionSeed): kCnnImages / kFashionBatch steps.
+inline constexpr std::size_t kCnnImages = 6400;
+
+/// examples/char_transformer.cpp's model: 27 symbols, context 16, width 64, 4 heads, 2 pre-norm
+/// blocks (causal attention, 64-256-64 GELU MLP), AdamW lr 3e-3 weight decay 0.01, 32 windows a
+/// batch; kTransformerSteps steps per measurement, each on its own seeded batch.
+inline constexpr std::int64_t kTransformerVocab = 27;
+inline constexpr std::int64_t kTransformerContext = 16;
+inline constexpr std::int64_t kTransformerWidth = 64;
+inline constexpr std::int64_t kTransformerHeads = 4;
+inline constexpr std::int64_t kTransformerBlocks = 2;
+inline constexpr std::size_t kTransformerBatch = 32;
+inline constexpr double kTransformerLr = 3e-3;
+inline constexpr double kTransformerWeightDecay = 0.01;
+inline constexpr int kTransformerSteps = 20;
+inline constexpr std::uint64_t kTransformerSeed = 0;
 
 /// Layer sizes of the MLP workloads.
 std::vector<std::size_t> image_sizes();
@@ -91,6 +114,51 @@ MlpInit wide_init();
 
 /// nn::MLP's default initialisation of pinn_sizes() from Generator(8).
 BasicMlpInit<double> pinn_init();
+
+/// The first kCnnImages Fashion-MNIST training images (inputs [N, 784]) and labels, and their
+/// sample order (a DataLoader's first epoch, shuffled with seed kFashionSeed).
+const Dataset& cnn_data();
+std::vector<std::size_t> cnn_order();
+
+/// A model's parameters by name (PyTorch's names), in registration order.
+using NamedInit = std::vector<std::pair<std::string, Array<float>>>;
+/// examples/fashion_mnist_cnn.cpp's model; its children are named "0" ... "11" as
+/// torch::nn::Sequential names them. float or double.
+template <class T>
+xgrad::nn::Sequential<T> make_cnn(xgrad::Generator& gen = xgrad::default_generator());
+/// make_cnn's default (PyTorch's) initialisation from Generator(kFashionSeed).
+NamedInit cnn_init();
+
+/// examples/char_transformer.cpp's model: [B, T] symbols -> [B, T, 27] logits. Parameters
+/// tok_emb.weight, pos_emb.weight, block<i>.{ln1, attn, ln2, fc1, fc2}.*, ln_f.*, head.*.
+class CharTransformer : public xgrad::nn::Module<float> {
+ public:
+  explicit CharTransformer(xgrad::Generator& gen = xgrad::default_generator());
+  xgrad::Tensor<float> forward(const xgrad::Tensor<float>& idx) override;
+
+ private:
+  xgrad::nn::Handle<xgrad::nn::Embedding<float>> tokens_, positions_;
+  std::vector<std::shared_ptr<xgrad::nn::Module<float>>> blocks_;
+  xgrad::nn::Handle<xgrad::nn::LayerNorm<float>> ln_;
+  xgrad::nn::Handle<xgrad::nn::Linear<float>> head_;
+};
+/// CharTransformer's default initialisation from Generator(kTransformerSeed).
+NamedInit transformer_init();
+
+/// One batch of the transformer: inputs [B, T] (symbols as floats) and the next symbol of each
+/// position, [B * T], row-major over (b, t).
+struct TokenBatch {
+  Array<float> inputs;
+  std::vector<std::int64_t> targets;
+};
+/// kTransformerSteps batches of windows of a seeded synthetic stream: words of 2-8 letters drawn
+/// from a seeded list of 64, separated by symbol 0 (learnable, like the example's word list).
+const std::vector<TokenBatch>& transformer_batches();
+
+/// Overwrites the parameters of `model` with `init` (converted to T), matched by name
+/// (ValueError on a mismatch).
+template <class T>
+void load(xgrad::nn::Module<T>& model, const NamedInit& init);
 
 /// Overwrites the model's parameters with `init` (same shapes), as loading a checkpoint would.
 template <class T>
@@ -137,12 +205,42 @@ class PinnRun {
 };
 double run_pinn(const BasicMlpInit<double>& init, int steps = kPinnSteps);
 
+/// The CNN over cnn_data() in cnn_order(), model built and loaded from `init`; mean training
+/// loss over the steps (or the first `max_batches`), as fashion_mnist_epoch.
+double run_cnn(const Dataset& data, const NamedInit& init,
+               std::size_t max_batches = static_cast<std::size_t>(-1));
+/// The same in float64 (weights and data converted), for --check: without float32's rounding,
+/// both engines' trajectories agree to ~1e-12 over the 100 steps.
+double run_cnn_float64(const Dataset& data, const NamedInit& init,
+                       std::size_t max_batches = static_cast<std::size_t>(-1));
+
+/// The transformer's AdamW training; step() trains on the next of transformer_batches().
+class TransformerRun {
+ public:
+  explicit TransformerRun(const NamedInit& init);
+  double step();
+
+ private:
+  CharTransformer model_;
+  xgrad::optim::AdamW<float> opt_;
+  std::size_t next_ = 0;
+};
+double run_transformer(const NamedInit& init, int steps = kTransformerSteps);
+
 // ---- cost model ----
 
 /// Floating-point operations of the matrix products of one training step of an MLP with these
 /// layer sizes on `rows` samples: forward, weight gradients, and input gradients of every layer
 /// but the first (the data needs none).
 double mlp_step_flops(const std::vector<std::size_t>& sizes, std::size_t rows);
+
+/// Floating-point operations of the products (convolutions as products of unfolded images,
+/// Linear layers) of one CNN training step on `rows` images: forward, weight gradients, and
+/// input gradients of every layer but the first convolution.
+double cnn_step_flops(std::size_t rows);
+/// The same for one transformer step on kTransformerBatch windows: Linear layers, the attention
+/// products Q K^T and P V (full T x T, as both engines compute them), and the read-out.
+double transformer_step_flops();
 
 /// The same products as one step, through cblas_sgemm alone on preallocated buffers: the floor
 /// of any engine's step. Buffers live in the returned object; call step(rows) repeatedly.

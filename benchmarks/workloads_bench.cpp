@@ -88,6 +88,27 @@ void pinn_step(benchmark::State& state) {
   finish(state, loss, 0);
 }
 
+void cnn_epoch(benchmark::State& state) {
+  // One iteration is the whole run: kCnnImages / kFashionBatch steps on a fresh model.
+  xgrad::set_num_threads(static_cast<int>(state.range(0)));
+  const auto& data = cnn_data();
+  const auto init = cnn_init();
+  double loss = 0;
+  for (auto _ : state) loss = run_cnn(data, init);
+  finish(state, loss,
+         static_cast<double>(kCnnImages / kFashionBatch) * cnn_step_flops(kFashionBatch));
+}
+
+void transformer_step(benchmark::State& state) {
+  // One iteration is one AdamW step of a run of exactly kTransformerSteps steps (Iterations
+  // below), each on its own batch.
+  xgrad::set_num_threads(static_cast<int>(state.range(0)));
+  TransformerRun run(transformer_init());
+  double loss = 0;
+  for (auto _ : state) loss = run.step();
+  finish(state, loss, transformer_step_flops());
+}
+
 // ---- floors ----
 
 // The BLAS alone at `threads` threads while alive. xgrad runs its products on its own threads and
@@ -170,6 +191,12 @@ void register_all() {
   threads(benchmark::RegisterBenchmark("pinn_step", pinn_step)
               ->Unit(benchmark::kMicrosecond)
               ->Iterations(kPinnSteps));
+  threads(benchmark::RegisterBenchmark("cnn_epoch", cnn_epoch)
+              ->Unit(benchmark::kMillisecond)
+              ->Iterations(1));
+  threads(benchmark::RegisterBenchmark("transformer_step", transformer_step)
+              ->Unit(benchmark::kMillisecond)
+              ->Iterations(kTransformerSteps));
   threads(benchmark::RegisterBenchmark("sgemm_peak", sgemm_peak)->Unit(benchmark::kMillisecond));
   threads(benchmark::RegisterBenchmark("matmul_peak", matmul_peak)->Unit(benchmark::kMillisecond));
 
