@@ -120,6 +120,14 @@ TEST(Nn, DropoutScalesSurvivorsAndIsIdentityInEval) {
   drop.eval();
   EXPECT_EQ(&drop(x).value(), &x.value());
   expect_error<ValueError>([] { nn::Dropout<double>(1.0); }, {"xgrad::nn::Dropout", "[0, 1)"});
+  // Any shape; the functional form with its own generator repeats its mask.
+  Generator g1(9), g2(9);
+  const auto images = D::ones({2, 3, 4, 5});
+  const auto a = dropout(images, 0.5, true, g1);
+  EXPECT_EQ(a.shape(), images.shape());
+  EXPECT_EQ(a.value(), dropout(images, 0.5, true, g2).value());
+  EXPECT_EQ(&dropout(images, 0.5, false).value(), &images.value());
+  expect_error<ValueError>([&] { dropout(images, -0.1); }, {"xgrad::dropout", "[2,3,4,5]"});
 }
 
 TEST(Nn, Initialisers) {

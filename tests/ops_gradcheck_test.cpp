@@ -166,6 +166,10 @@ std::vector<OpCase> cases() {
   add_case("activations_new_empty", {uniform({0, 3}, 165)}, [](auto& in) {
     return gelu(in[0]) + gelu(in[0], true) + silu(in[0]) + softplus(in[0]) + erf(in[0]);
   });
+  add_case("dropout_4d", {uniform({2, 2, 3, 3}, 52)}, [](auto& in) {
+    Generator gen(3);  // the same mask at every evaluation
+    return dropout(in[0], 0.4, true, gen);
+  });
   add_case("step", {off_zero({3, 4}, 50)}, [](auto& in) { return step(in[0]); });
   add_case("heaviside", {off_zero({3, 4}, 51)}, [](auto& in) { return heaviside(in[0], 0.5); });
 
@@ -462,7 +466,8 @@ bool zero_second_derivative(const std::string& name) {
       "sum",          "mean",       "max",        "min",       "transpose", "reshape",
       "flatten",      "unsqueeze",  "squeeze",    "broadcast", "concat",    "stack",
       "index_select", "slice",      "nll",        "permute",   "tril",      "triu",
-      "masked_fill",  "embedding",  "unfold",     "fold",      "max_pool",  "avg_pool"};
+      "masked_fill",  "embedding",  "unfold",     "dropout",   "fold",      "max_pool",
+      "avg_pool"};
   for (const auto& p : prefixes) {
     if (name.rfind(p, 0) == 0) return true;
   }

@@ -146,6 +146,12 @@ Tensor<T> silu(const Tensor<T>& a, Location loc = Location::current());
 template <class T>
 Tensor<T> softplus(const Tensor<T>& a, Scalar<T> beta = Scalar<T>(1),
                    Scalar<T> threshold = Scalar<T>(20), Location loc = Location::current());
+/// Inverted dropout on any shape, as F::dropout: in training, each element is zeroed with
+/// probability p (drawn from `gen`) and the rest scaled by 1 / (1 - p); the gradient is the same
+/// mask. Not training (or p = 0): `a` itself. p outside [0, 1) is a ValueError.
+template <class T>
+Tensor<T> dropout(const Tensor<T>& a, double p, bool training = true,
+                  Generator& gen = default_generator(), Location loc = Location::current());
 /// a > threshold ? 1 : 0. Piecewise constant: its gradient is zero everywhere.
 template <class T>
 Tensor<T> step(const Tensor<T>& a, Scalar<T> threshold = Scalar<T>(0),

@@ -146,14 +146,7 @@ Generator& Dropout<T>::generator() {
 
 template <class T>
 Tensor<T> Dropout<T>::forward(const Tensor<T>& input) {
-  if (!this->is_training() || p_ == T(0)) return input;
-  // Inverted dropout: survivors are scaled at training time so evaluation needs no rescaling.
-  Array<T> mask = Array<T>::from_shape(input.value().shape());
-  std::bernoulli_distribution keep(1.0 - static_cast<double>(p_));
-  const T scale = T(1) / (T(1) - p_);
-  auto& engine = generator().engine();
-  for (auto& m : mask) m = keep(engine) ? scale : T(0);
-  return input * Tensor<T>(std::move(mask));
+  return dropout(input, static_cast<double>(p_), this->is_training(), generator());
 }
 
 template <class T>

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <random>
 #include <string>
 
 #include "common.hpp"
@@ -243,6 +244,23 @@ Tensor<T> log_softmax(const Tensor<T>& a, int dim, Location loc) {
       Saves::result());
 }
 
+template <class T>
+Tensor<T> dropout(const Tensor<T>& a, double p, bool training, Generator& gen, Location loc) {
+  const ops::Entry op{"dropout", loc};
+  if (!(p >= 0 && p < 1)) {
+    throw ValueError("xgrad::dropout: probability " + std::to_string(p) +
+                     " must be in [0, 1) (input " + shape_str(a.shape()) + ")");
+  }
+  if (!training || p == 0) return a;
+  // Inverted dropout: survivors are scaled at training time so evaluation needs no rescaling.
+  Array<T> mask = Array<T>::from_shape(a.value().shape());
+  std::bernoulli_distribution keep(1.0 - p);
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  auto& engine = gen.engine();
+  for (auto& m : mask) m = keep(engine) ? scale : T(0);
+  return mul(a, Tensor<T>(std::move(mask)), loc);
+}
+
 namespace {
 // The derivative of a piecewise-constant op: 0 everywhere (and so is every higher one).
 template <class T>
@@ -271,18 +289,19 @@ Tensor<T> heaviside(const Tensor<T>& a, Scalar<T> value_at_zero, Location loc) {
   return record<T>(op, std::move(out), {a}, zero_derivative<T>, Saves::none());
 }
 
-#define XGRAD_INSTANTIATE_ACTIVATION(T)                                             \
-  template Tensor<T> sigmoid<T>(const Tensor<T>&, Location);                        \
-  template Tensor<T> tanh<T>(const Tensor<T>&, Location);                           \
-  template Tensor<T> relu<T>(const Tensor<T>&, Location);                           \
-  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>, Location);          \
-  template Tensor<T> softmax<T>(const Tensor<T>&, int, Location);                   \
-  template Tensor<T> log_softmax<T>(const Tensor<T>&, int, Location);               \
-  template Tensor<T> gelu<T>(const Tensor<T>&, bool, Location);                     \
-  template Tensor<T> gelu<T>(const Tensor<T>&, const char*, Location);              \
-  template Tensor<T> silu<T>(const Tensor<T>&, Location);                           \
-  template Tensor<T> softplus<T>(const Tensor<T>&, Scalar<T>, Scalar<T>, Location); \
-  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>, Location);                \
+#define XGRAD_INSTANTIATE_ACTIVATION(T)                                                \
+  template Tensor<T> sigmoid<T>(const Tensor<T>&, Location);                           \
+  template Tensor<T> tanh<T>(const Tensor<T>&, Location);                              \
+  template Tensor<T> relu<T>(const Tensor<T>&, Location);                              \
+  template Tensor<T> leaky_relu<T>(const Tensor<T>&, Scalar<T>, Location);             \
+  template Tensor<T> softmax<T>(const Tensor<T>&, int, Location);                      \
+  template Tensor<T> log_softmax<T>(const Tensor<T>&, int, Location);                  \
+  template Tensor<T> gelu<T>(const Tensor<T>&, bool, Location);                        \
+  template Tensor<T> gelu<T>(const Tensor<T>&, const char*, Location);                 \
+  template Tensor<T> silu<T>(const Tensor<T>&, Location);                              \
+  template Tensor<T> softplus<T>(const Tensor<T>&, Scalar<T>, Scalar<T>, Location);    \
+  template Tensor<T> step<T>(const Tensor<T>&, Scalar<T>, Location);                   \
+  template Tensor<T> dropout<T>(const Tensor<T>&, double, bool, Generator&, Location); \
   template Tensor<T> heaviside<T>(const Tensor<T>&, Scalar<T>, Location);
 
 XGRAD_INSTANTIATE_ACTIVATION(float)

@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xgrad/autograd.hpp>
@@ -385,36 +386,52 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
     while (hi > lo && o * step + (hi - 1) * dil >= pad + extent) --hi;
     return Span{lo, hi};
   };
-  std::vector<Span> rows(g.oh), cols(g.ow);
+  std::vector<Span> rows(g.oh), cols(g.kw);
   for (std::size_t oy = 0; oy < g.oh; ++oy) rows[oy] = tap_range(oy, g.sh, g.ph, g.dh, g.kh, g.h);
-  for (std::size_t ox = 0; ox < g.ow; ++ox) cols[ox] = tap_range(ox, g.sw, g.pw, g.dw, g.kw, g.w);
+  // For kernel column kj, the output columns whose tap lands inside the image.
+  for (std::size_t kj = 0; kj < g.kw; ++kj) cols[kj] = inside(g.ow, g.sw, g.pw, kj * g.dw, g.w);
+  constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
   for_planes(g.n, g.positions() * g.kh * g.kw, [&](std::size_t lo, std::size_t hi) {
+    std::vector<T> best_v(g.ow);
+    std::vector<std::uint32_t> best_at(g.ow);
     for (std::size_t i = lo; i < hi; ++i) {
       const T* image = src + i * plane;
       std::uint32_t* out = pick + i * g.positions();
       for (std::size_t oy = 0; oy < g.oh; ++oy) {
-        const Span r = rows[oy];
-        for (std::size_t ox = 0; ox < g.ow; ++ox) {
-          const Span c = cols[ox];
-          // Every window holds at least one element of the image (padding <= kernel / 2).
-          std::size_t best =
-              (oy * g.sh + r.lo * g.dh - g.ph) * g.w + (ox * g.sw + c.lo * g.dw - g.pw);
-          T best_v = image[best];
-          for (std::size_t ki = r.lo; ki < r.hi; ++ki) {
-            const std::size_t row = (oy * g.sh + ki * g.dh - g.ph) * g.w;
-            for (std::size_t kj = c.lo; kj < c.hi; ++kj) {
-              const std::size_t at = row + ox * g.sw + kj * g.dw - g.pw;
-              const T v = image[at];
-              // v > best_v, or v is the first NaN (NaN wins, as in PyTorch)
-              // Selects rather than branches: which tap wins is data, not a pattern the branch
-              // predictor can learn.
-              const bool take = v > best_v || (v != v && best_v == best_v);
-              best = take ? at : best;
-              best_v = take ? v : best_v;
+        // One output row at a time, tap by tap: the inner loop runs along the row, without
+        // branches, so that it vectorises. Taps come in the window's row-major order and only a
+        // strictly larger value (or the first NaN) takes over, so the first largest wins.
+        std::fill(best_v.begin(), best_v.end(), -std::numeric_limits<T>::infinity());
+        std::fill(best_at.begin(), best_at.end(), kNone);
+        T* bv = best_v.data();
+        std::uint32_t* ba = best_at.data();
+        for (std::size_t ki = rows[oy].lo; ki < rows[oy].hi; ++ki) {
+          const std::size_t iy = oy * g.sh + ki * g.dh - g.ph;
+          for (std::size_t kj = 0; kj < g.kw; ++kj) {
+            const Span c = cols[kj];
+            if (c.lo >= c.hi) continue;
+            const std::size_t first = iy * g.w + c.lo * g.sw + kj * g.dw - g.pw;
+            const T* tap = image + first;
+            // The usual strides as constants, so that the loads are a known pattern.
+            const auto along = [&](auto step) {
+              for (std::size_t ox = c.lo; ox < c.hi; ++ox) {
+                const std::size_t k = (ox - c.lo) * step;
+                const T v = tap[k];
+                const bool take = v > bv[ox] || (v != v && bv[ox] == bv[ox]) || ba[ox] == kNone;
+                bv[ox] = take ? v : bv[ox];
+                ba[ox] = take ? static_cast<std::uint32_t>(first + k) : ba[ox];
+              }
+            };
+            if (g.sw == 1) {
+              along(std::integral_constant<std::size_t, 1>{});
+            } else if (g.sw == 2) {
+              along(std::integral_constant<std::size_t, 2>{});
+            } else {
+              along(g.sw);
             }
           }
-          *out++ = static_cast<std::uint32_t>(best);
         }
+        std::copy(best_at.begin(), best_at.end(), out + oy * g.ow);
       }
     }
   });
