@@ -350,7 +350,9 @@ Tensor<T> logsumexp(const Tensor<T>& a, const std::vector<int>& dims, bool keepd
         // logsumexp: grad * exp(self - result), i.e. grad times softmax(self) over dims
         if (!g.needs(0)) return;
         Tensor<T> r = kept<T>(g.out(), p, at);
-        if (xt::any(xt::equal(g.out_value(), neg_inf))) {
+        // (xtensor's iterators must not see an empty array: they offset its null data.)
+        const auto& result = g.out_value();
+        if (result.size() != 0 && xt::any(xt::equal(result, neg_inf))) {
           // A row of -inf (or an empty one) has no softmax; its gradient is taken as 0 rather
           // than the NaN of -inf - (-inf).
           const Tensor<T> zero = Tensor<T>::scalar(T(0));
