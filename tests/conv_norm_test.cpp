@@ -106,7 +106,8 @@ TEST(Pooling, MaxAndAverageMatchTheDefinition) {
 }
 
 TEST(Pooling, MaxPoolSendsTheGradientToTheFirstLargest) {
-  // Ties (the zeros ReLU leaves) go to the first, overlapping windows add up, NaN wins.
+  // Ties (the zeros ReLU leaves) go to the first, overlapping windows add up, NaN wins (the
+  // last one, as in PyTorch).
   D x = D::from({{{{0.0, 0.0, 0.0}, {0.0, 0.0, 2.0}, {0.0, std::nan(""), 0.0}}}}).requires_grad_();
   const D y = max_pool2d(x, 2, 1);
   EXPECT_EQ(y.value()(0, 0, 0, 0), 0.0);
@@ -114,6 +115,9 @@ TEST(Pooling, MaxPoolSendsTheGradientToTheFirstLargest) {
   y.sum().backward();
   EXPECT_TRUE(xt::allclose(x.grad().value(),
                            Array<double>{{{{1.0, 0.0, 0.0}, {0.0, 0.0, 1.0}, {0.0, 2.0, 0.0}}}}));
+  D two = D::from({{{{std::nan(""), 1.0}, {std::nan(""), 0.0}}}}).requires_grad_();
+  max_pool2d(two, 2).sum().backward();
+  EXPECT_TRUE(xt::allclose(two.grad().value(), Array<double>{{{{0.0, 0.0}, {1.0, 0.0}}}}));
 }
 
 TEST(BatchNorm, NormalisesPerChannelAndTracksRunningStatistics) {

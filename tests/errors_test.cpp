@@ -391,6 +391,14 @@ std::vector<Case> bad_inputs() {
                       [](World&) {
                         max_pool2d(D::ones({1, 1, 6, 6}), 3, 1, 2);
                       }),
+      bad<ValueError>("max_pool2d padding only", {"xgrad::max_pool2d", "padding only", "[1,1,1,1]"},
+                      [](World&) {
+                        max_pool2d(D::ones({1, 1, 1, 1}), 2, 2, 1, 2);
+                      }),
+      bad<ValueError>("avg_pool2d empty image", {"xgrad::avg_pool2d", "[1,1,0,4]", "height"},
+                      [](World&) {
+                        avg_pool2d(D::ones({1, 1, 0, 4}), 2, 2, 1, false);
+                      }),
       bad<ValueError>("avg_pool2d negative padding", {"xgrad::avg_pool2d", "negative"},
                       [](World&) {
                         avg_pool2d(D::ones({1, 1, 6, 6}), 2, 2, {-1, 0});

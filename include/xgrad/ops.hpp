@@ -321,7 +321,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                  Location loc = Location::current());
 /// Maximum over each kernel_size window, as F::max_pool2d; stride 0 means kernel_size (the
 /// default), padding (at most half the kernel) never wins. Each window's gradient goes to its
-/// first largest element (a NaN counts as the largest), as in PyTorch.
+/// first largest element, or to its last NaN, as in PyTorch.
 template <class T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0,
                      Size2 dilation = 1, Location loc = Location::current());

@@ -296,6 +296,10 @@ std::pair<Tensor<T>, Windows> pool_windows(const char* op, const Tensor<T>& x, S
                      " must be at most half of kernel_size " + pair_str(kernel) + " (input " +
                      shape_str(s) + ")");
   }
+  if (s[2] == 0 || s[3] == 0) {
+    throw ValueError(std::string("xgrad::") + op + ": the image " + shape_str(s) +
+                     " has no height or width to pool over");
+  }
   const Tensor<T> planes = reshape(x, dims_of({s[0] * s[1], 1, s[2], s[3]}), loc);
   Windows g = windows(op, planes.shape(), kernel, dilation, padding, stride);
   return {planes, g};
@@ -400,7 +404,8 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
       for (std::size_t oy = 0; oy < g.oh; ++oy) {
         // One output row at a time, tap by tap: the inner loop runs along the row, without
         // branches, so that it vectorises. Taps come in the window's row-major order and only a
-        // strictly larger value (or the first NaN) takes over, so the first largest wins.
+        // strictly larger value (or a NaN) takes over, so the first largest wins, or the last
+        // NaN, as in PyTorch.
         std::fill(best_v.begin(), best_v.end(), -std::numeric_limits<T>::infinity());
         std::fill(best_at.begin(), best_at.end(), kNone);
         T* bv = best_v.data();
@@ -417,7 +422,7 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
               for (std::size_t ox = c.lo; ox < c.hi; ++ox) {
                 const std::size_t k = (ox - c.lo) * step;
                 const T v = tap[k];
-                const bool take = v > bv[ox] || (v != v && bv[ox] == bv[ox]) || ba[ox] == kNone;
+                const bool take = v > bv[ox] || v != v || ba[ox] == kNone;
                 bv[ox] = take ? v : bv[ox];
                 ba[ox] = take ? static_cast<std::uint32_t>(first + k) : ba[ox];
               }
@@ -435,6 +440,13 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
       }
     }
   });
+  // With dilation, a window can hold padding alone (kernel 2, dilation 2, padding 1 on a 1x1
+  // image): it has no element to pick.
+  if (std::find(picks->begin(), picks->end(), kNone) != picks->end()) {
+    throw ValueError("xgrad::max_pool2d: a window of kernel_size " + pair_str(kernel_size) +
+                     " with dilation " + pair_str(dilation) + " and padding " + pair_str(padding) +
+                     " covers padding only (input " + shape_str(s) + ")");
+  }
   const Tensor<T> y = gather_picks(planes, Picks(std::move(picks)), {g.n, 1, g.oh, g.ow}, loc);
   return unbatched_like(reshape(y, dims_of({s[0], s[1], g.oh, g.ow}), loc), input, loc);
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Layers of image and sequence models: Conv2d, MaxPool2d, AvgPool2d, BatchNorm1d/BatchNorm2d,
 // LayerNorm, Embedding and MultiheadAttention. Parameter and buffer names, layouts and default
-// initialisation are PyTorch's, so that a state_dict maps one to one.
+// initialisation are PyTorch's, so that a state_dict maps one to one (BatchNorm's
+// num_batches_tracked is a count in the module's float type, where PyTorch keeps an int64).
 
 #include <cstdint>
 #include <string>
