@@ -4,9 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
+#include <xgrad/profiler.hpp>
 #include <xgrad/xt.hpp>
 
 namespace examples {
@@ -36,6 +38,18 @@ inline std::filesystem::path prepare(const Flags& f) {
   if (f.threads > 0) xgrad::set_num_threads(f.threads);
   std::filesystem::create_directories(f.out);
   return std::filesystem::path(f.out);
+}
+
+/// Stops `prof` (recording one epoch) and prints its table of `rows` ops and the epoch's GEMM
+/// floor.
+inline void print_profile(xgrad::profiler::Profile& prof, int epoch, std::size_t steps,
+                          std::size_t rows) {
+  prof.stop();
+  const double floor = prof.gemm_floor();
+  std::printf("\nprofile of epoch %d (%zu steps):\n%s", epoch, steps, prof.table(rows).c_str());
+  std::printf(
+      "GEMM floor (the same products through the BLAS alone): %.1f ms, %.0f%% of the epoch\n",
+      floor * 1e3, 100 * floor / prof.wall_time());
 }
 
 }  // namespace examples

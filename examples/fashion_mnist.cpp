@@ -166,16 +166,7 @@ int main(int argc, char** argv) {
       ++batches;
       bar.update(batches, loss_sum / static_cast<double>(batches), seen);
     }
-    if (prof) {
-      prof->stop();
-      const double floor = prof->gemm_floor();
-      std::printf("\nprofile of epoch %d (%zu steps):\n%s", epoch, batches,
-                  prof->table(16).c_str());
-      std::printf(
-          "GEMM floor (the same products through the BLAS alone): %.1f ms, %.0f%% of "
-          "the epoch\n",
-          floor * 1e3, 100 * floor / prof->wall_time());
-    }
+    if (prof) examples::print_profile(*prof, epoch, batches, 16);
     schedule.step();
 #if XGRAD_HAS_DISTRIBUTED
     if (world) world->all_reduce(std::span<double>(&loss_sum, 1), dist::ReduceOp::mean);

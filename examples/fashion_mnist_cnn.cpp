@@ -111,16 +111,7 @@ int main(int argc, char** argv) {
       ++batches;
       bar.update(batches, loss_sum / static_cast<double>(batches), seen);
     }
-    if (prof) {
-      prof->stop();
-      const double floor = prof->gemm_floor();
-      std::printf("\nprofile of epoch %d (%zu steps):\n%s", epoch, batches,
-                  prof->table(24).c_str());
-      std::printf(
-          "GEMM floor (the same products through the BLAS alone): %.1f ms, %.0f%% of "
-          "the epoch\n",
-          floor * 1e3, 100 * floor / prof->wall_time());
-    }
+    if (prof) examples::print_profile(*prof, epoch, batches, 24);
     schedule.step();
     epoch_loss.push_back(loss_sum / static_cast<double>(batches));
     test_accuracy.push_back(accuracy(model, test));

@@ -19,13 +19,6 @@ std::string num_str(double v) {
   return os.str();
 }
 
-template <class T>
-Tensor<T> filled(const Shape& shape, T value) {
-  Array<T> a = Array<T>::from_shape(shape);
-  a.fill(value);
-  return Tensor<T>(std::move(a));
-}
-
 std::size_t positive(const char* layer, const char* what, std::int64_t v) {
   if (v <= 0) {
     throw ValueError(std::string("xgrad::nn::") + layer + ": " + what + " " + std::to_string(v) +
@@ -140,12 +133,12 @@ BatchNorm<T>::BatchNorm(const char* name, std::size_t rank_lo, std::size_t rank_
                      " must be >= 0 and momentum " + num_str(momentum) + " in [0, 1]");
   }
   if (affine) {
-    weight_ = this->register_parameter("weight", filled<T>({c}, T(1)));
-    bias_ = this->register_parameter("bias", filled<T>({c}, T(0)));
+    weight_ = this->register_parameter("weight", Tensor<T>::full({c}, T(1)));
+    bias_ = this->register_parameter("bias", Tensor<T>::full({c}, T(0)));
   }
-  running_mean_ = this->register_buffer("running_mean", filled<T>({c}, T(0)));
-  running_var_ = this->register_buffer("running_var", filled<T>({c}, T(1)));
-  tracked_ = this->register_buffer("num_batches_tracked", filled<T>({}, T(0)));
+  running_mean_ = this->register_buffer("running_mean", Tensor<T>::full({c}, T(0)));
+  running_var_ = this->register_buffer("running_var", Tensor<T>::full({c}, T(1)));
+  tracked_ = this->register_buffer("num_batches_tracked", Tensor<T>::full({}, T(0)));
 }
 
 template <class T>
@@ -184,8 +177,8 @@ LayerNorm<T>::LayerNorm(Shape normalized_shape, double eps, bool elementwise_aff
                      "must be >= 0");
   }
   if (elementwise_affine) {
-    weight_ = this->register_parameter("weight", filled<T>(shape_, T(1)));
-    bias_ = this->register_parameter("bias", filled<T>(shape_, T(0)));
+    weight_ = this->register_parameter("weight", Tensor<T>::full(shape_, T(1)));
+    bias_ = this->register_parameter("bias", Tensor<T>::full(shape_, T(0)));
   }
 }
 
@@ -237,7 +230,7 @@ MultiheadAttention<T>::MultiheadAttention(std::int64_t embed_dim, std::int64_t n
       this->register_parameter("in_proj_weight", Tensor<T>(Array<T>::from_shape({3 * e, e})));
   init::xavier_uniform_(in_proj_weight_, T(1), gen);
   if (options.bias)
-    in_proj_bias_ = this->register_parameter("in_proj_bias", filled<T>({3 * e}, T(0)));
+    in_proj_bias_ = this->register_parameter("in_proj_bias", Tensor<T>::full({3 * e}, T(0)));
   out_proj_ = this->register_module("out_proj", Linear<T>(e, e, options.bias, gen));
   if (options.bias) init::zeros_(out_proj_->bias());
 }
@@ -304,12 +297,9 @@ Tensor<T> MultiheadAttention<T>::forward(const Tensor<T>& query, const Tensor<T>
   if (attn_mask.defined())
     scores = masked_fill(scores, attn_mask, -std::numeric_limits<T>::infinity());
   if (is_causal) {
-    Array<T> upper =
-        Array<T>::from_shape({static_cast<std::size_t>(t), static_cast<std::size_t>(s)});
-    for (std::int64_t i = 0; i < t; ++i) {
-      for (std::int64_t j = 0; j < s; ++j) upper(i, j) = j > i ? T(1) : T(0);
-    }
-    scores = masked_fill(scores, Tensor<T>(std::move(upper)), -std::numeric_limits<T>::infinity());
+    const Shape square{static_cast<std::size_t>(t), static_cast<std::size_t>(s)};
+    scores =
+        masked_fill(scores, triu(Tensor<T>::ones(square), 1), -std::numeric_limits<T>::infinity());
   }
   const Tensor<T> att = softmax(scores, -1);
   const Tensor<T> mixed = reshape(permute(matmul(att, v), {0, 2, 1, 3}), Dims{n, t, e});

@@ -61,8 +61,9 @@ void for_channels(const BnLayout& lay, F&& fn) {
   });
 }
 
-std::string shape_or_none(const Shape& s, bool defined) {
-  return defined ? shape_str(s) : std::string("(none)");
+template <class T>
+std::string shape_or_none(const Tensor<T>& t) {
+  return t.defined() ? shape_str(t.shape()) : std::string("(none)");
 }
 
 }  // namespace
@@ -74,16 +75,10 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& running_mean,
   const ops::Entry op{"batch_norm", loc};
   const Shape s = x.shape();
   const auto fail = [&](const std::string& why) {
-    throw ShapeError(
-        "xgrad::batch_norm: input " + shape_str(s) + ", running_mean " +
-        shape_or_none(running_mean.defined() ? running_mean.shape() : Shape{},
-                      running_mean.defined()) +
-        ", running_var " +
-        shape_or_none(running_var.defined() ? running_var.shape() : Shape{},
-                      running_var.defined()) +
-        ", weight " + shape_or_none(weight.defined() ? weight.shape() : Shape{}, weight.defined()) +
-        ", bias " + shape_or_none(bias.defined() ? bias.shape() : Shape{}, bias.defined()) + ": " +
-        why);
+    throw ShapeError("xgrad::batch_norm: input " + shape_str(s) + ", running_mean " +
+                     shape_or_none(running_mean) + ", running_var " + shape_or_none(running_var) +
+                     ", weight " + shape_or_none(weight) + ", bias " + shape_or_none(bias) + ": " +
+                     why);
   };
   if (s.size() < 2) fail("input must be [N, C, ...]");
   const std::size_t c = s[1];
@@ -256,11 +251,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
   bool fits = k >= 1 && k <= s.size();
   for (std::size_t i = 0; fits && i < k; ++i) fits = s[s.size() - k + i] == normalized_shape[i];
   const auto fail = [&](const std::string& why) {
-    throw ShapeError(
-        "xgrad::layer_norm: input " + shape_str(s) + ", normalized_shape " +
-        shape_str(normalized_shape) + ", weight " +
-        shape_or_none(weight.defined() ? weight.shape() : Shape{}, weight.defined()) + ", bias " +
-        shape_or_none(bias.defined() ? bias.shape() : Shape{}, bias.defined()) + ": " + why);
+    throw ShapeError("xgrad::layer_norm: input " + shape_str(s) + ", normalized_shape " +
+                     shape_str(normalized_shape) + ", weight " + shape_or_none(weight) + ", bias " +
+                     shape_or_none(bias) + ": " + why);
   };
   if (!fits) fail("normalized_shape must be the input's trailing dims (at least one)");
   if (weight.defined() && weight.shape() != normalized_shape)
