@@ -57,6 +57,11 @@ TEST(Conv2d, MatchesTheDefinition) {
       {{2, 4, 5, 5}, {6, 2, 3, 3}, 1, 1, 1, 2, false},
       {{1, 3, 6, 6}, {3, 1, 5, 5}, 2, 2, 1, 3, true},
       {{3, 1, 4, 4}, {2, 1, 1, 1}, 1, 0, 1, 1, true},
+      // Stride 1 and as wide as the input: the shifted-plane path of unfold.
+      {{2, 3, 6, 7}, {4, 3, 3, 5}, 1, {1, 2}, 1, 1, true},
+      {{1, 2, 5, 6}, {3, 2, 3, 3}, 1, 2, 2, 1, true},
+      {{1, 1, 3, 3}, {2, 1, 5, 5}, 1, 2, 1, 1, false},
+      {{1, 1, 2, 4}, {1, 1, 3, 7}, 1, {1, 3}, 1, 1, true},
   };
   std::uint64_t seed = 1;
   for (const auto& c : cases) {

@@ -313,8 +313,9 @@ Tensor<T> fold(const Tensor<T>& cols, Size2 output_size, Size2 kernel_size, Size
                Size2 padding = 0, Size2 stride = 1, Location loc = Location::current());
 /// 2-D cross-correlation, as F::conv2d: x [N, C, H, W], weight [O, C / groups, kh, kw], bias [O]
 /// (optional: an undefined tensor) -> [N, O, OH, OW], OH = (H + 2 padding.h - dilation.h (kh -
-/// 1) - 1) / stride.h + 1. Lowered onto unfold and one matrix product per image and group: the
-/// unfolded input, N * C * kh * kw * OH * OW elements, is kept for the backward.
+/// 1) - 1) / stride.h + 1. Lowered onto unfold and one matrix product per group over the whole
+/// batch: the unfolded input, N * C * kh * kw * OH * OW elements, is kept for the backward when
+/// the weight needs a gradient.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
                  Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1,

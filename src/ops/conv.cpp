@@ -1,9 +1,9 @@
 // Convolution and pooling, lowered onto the matrix-product path. One pair of primitives does all
 // the geometry: unfold (im2col: every kernel window of the image as one column) and fold
 // (col2im: columns summed back into the image), each the other's derivative. conv2d is then the
-// weight times the unfolded input, one product per image and group; the pools reduce over the
-// window rows of an unfolded image with the reductions' own derivatives. Every derivative is
-// made of ops, so convolutions are differentiable to any order.
+// weight times the unfolded batch, one product per group; max_pool2d records which element each
+// window picked, avg_pool2d reduces over the rows of an unfolded image. Under create_graph every
+// derivative is made of ops, so convolutions are differentiable to any order.
 
 #include <algorithm>
 #include <cmath>
@@ -93,18 +93,30 @@ Span inside(std::size_t positions, std::size_t stride, std::size_t pad, std::siz
   return {clamp(lo), std::max(clamp(lo), clamp(hi))};
 }
 
-// Visits every (image, row of the column matrix, window row) with the matching image row (or
-// none, for padding) and the columns [lo, hi) that land inside it: f(col_row_ptr_offset,
-// image_row_offset or -1, span, kj offset). Shared by unfold and fold so that both read the same
-// geometry.
+// Where a column matrix keeps image n's row r (of C kh kw): at n * image_step + r * row_step.
+// Batch-major [N, C kh kw, L] is unfold's public layout; channel-major [C kh kw, N L] puts the
+// batch's columns side by side, so that a convolution is one product over the whole batch.
+struct ColumnLayout {
+  std::size_t image_step, row_step;
+};
+ColumnLayout batch_major(const Windows& g) {
+  return {g.rows() * g.positions(), g.positions()};
+}
+ColumnLayout channel_major(const Windows& g) {
+  return {g.positions(), g.n * g.positions()};
+}
+
+// Visits every (image plane in [lo, hi), row of the column matrix, window row) with the matching
+// image row (or none, for padding) and the columns that land inside it: f(column matrix offset,
+// inside, image offset, span, kj offset). Shared by unfold and fold so that both read the same
+// geometry; plane n * C + c is touched only by its own visits, so planes run in parallel.
 template <class F>
-void for_each_tap(const Windows& g, F f) {
-  const std::size_t positions = g.positions();
-  for (std::size_t img = 0; img < g.n * g.c; ++img) {
+void for_each_tap(const Windows& g, ColumnLayout lay, std::size_t lo, std::size_t hi, F f) {
+  for (std::size_t img = lo; img < hi; ++img) {
     for (std::size_t ki = 0; ki < g.kh; ++ki) {
       for (std::size_t kj = 0; kj < g.kw; ++kj) {
         const std::size_t row = ((img % g.c) * g.kh + ki) * g.kw + kj;
-        const std::size_t col_base = ((img / g.c) * g.rows() + row) * positions;
+        const std::size_t col_base = (img / g.c) * lay.image_step + row * lay.row_step;
         const Span cols = inside(g.ow, g.sw, g.pw, kj * g.dw, g.w);
         const Span rows = inside(g.oh, g.sh, g.ph, ki * g.dh, g.h);
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
@@ -117,6 +129,116 @@ void for_each_tap(const Windows& g, F f) {
   }
 }
 
+// fn(lo, hi) over ranges of `count` independent planes of `work` element visits each, split over
+// xgrad's threads when there is enough work to pay for it.
+template <class F>
+void for_planes(std::size_t count, std::size_t work, F&& fn) {
+  const std::size_t grain =
+      std::max<std::size_t>(1, (std::size_t{1} << 15) / std::max<std::size_t>(work, 1));
+  detail::parallel_for(count, grain, 1, fn);
+}
+
+// With stride 1 and the output as wide as the input (a "same" convolution), the taps of one
+// kernel offset (ki, kj) are the image plane shifted by delta = (ki dh - ph) w + kj dw - pw:
+// window position d = oy ow + ox reads element d + delta. Over the window rows that land inside
+// the image this is one contiguous run [lo, hi) (clipped to the plane), in which only the
+// positions whose column lands in padding (outside `cols`) read a wrong element, from the
+// neighbouring row; they are set afterwards.
+bool shifts(const Windows& g) {
+  return g.sh == 1 && g.sw == 1 && g.ow == g.w;
+}
+
+struct Shift {
+  std::ptrdiff_t delta;
+  std::size_t lo, hi;
+  Span rows, cols;
+};
+
+Shift shift(const Windows& g, std::size_t ki, std::size_t kj) {
+  using D = std::ptrdiff_t;
+  Shift s;
+  s.rows = inside(g.oh, 1, g.ph, ki * g.dh, g.h);
+  s.cols = inside(g.ow, 1, g.pw, kj * g.dw, g.w);
+  s.delta = (D(ki * g.dh) - D(g.ph)) * D(g.w) + D(kj * g.dw) - D(g.pw);
+  const D plane = D(g.h * g.w);
+  const D lo = std::max(D(s.rows.lo * g.w), -s.delta);
+  const D hi = std::min(D(s.rows.hi * g.w), plane - s.delta);
+  s.lo = static_cast<std::size_t>(std::max<D>(lo, 0));
+  s.hi = std::max(s.lo, static_cast<std::size_t>(std::max<D>(hi, 0)));
+  return s;
+}
+
+// im2col of the image x into dst (laid out as `lay`): dst[column of tap] = tap or `pad`.
+template <class T>
+void unfold_into(const T* src, const Windows& g, ColumnLayout lay, T pad, T* dst) {
+  if (shifts(g)) {  // one contiguous copy per plane and kernel offset
+    const std::size_t L = g.positions();
+    for_planes(g.n * g.c, g.kh * g.kw * L, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t img = lo; img < hi; ++img) {
+        const T* plane = src + img * g.h * g.w;
+        for (std::size_t ki = 0; ki < g.kh; ++ki) {
+          for (std::size_t kj = 0; kj < g.kw; ++kj) {
+            const std::size_t row = ((img % g.c) * g.kh + ki) * g.kw + kj;
+            T* out = dst + (img / g.c) * lay.image_step + row * lay.row_step;
+            const Shift s = shift(g, ki, kj);
+            std::fill(out, out + s.lo, pad);
+            std::copy(plane + (std::ptrdiff_t(s.lo) + s.delta),
+                      plane + (std::ptrdiff_t(s.hi) + s.delta), out + s.lo);
+            std::fill(out + s.hi, out + L, pad);
+            for (std::size_t oy = s.rows.lo; oy < s.rows.hi; ++oy) {
+              T* r = out + oy * g.ow;
+              for (std::size_t ox = 0; ox < s.cols.lo; ++ox) r[ox] = pad;
+              for (std::size_t ox = s.cols.hi; ox < g.ow; ++ox) r[ox] = pad;
+            }
+          }
+        }
+      }
+    });
+    return;
+  }
+  for_planes(g.n * g.c, g.kh * g.kw * g.positions(), [&](std::size_t lo, std::size_t hi) {
+    for_each_tap(g, lay, lo, hi,
+                 [&](std::size_t o, bool in, std::size_t i, Span cols, std::size_t off) {
+                   T* row = dst + o;
+                   if (!in) {
+                     std::fill(row, row + g.ow, pad);
+                     return;
+                   }
+                   std::fill(row, row + cols.lo, pad);
+                   std::fill(row + cols.hi, row + g.ow, pad);
+                   if (cols.lo == cols.hi) return;
+                   const T* tap = src + i + (cols.lo * g.sw + off - g.pw);  // column cols.lo
+                   if (g.sw == 1) {
+                     std::copy(tap, tap + (cols.hi - cols.lo), row + cols.lo);
+                   } else {
+                     for (std::size_t ox = cols.lo; ox < cols.hi; ++ox, tap += g.sw) {
+                       row[ox] = *tap;
+                     }
+                   }
+                 });
+  });
+}
+
+// col2im of the columns src (laid out as `lay`) into the zeroed image dst: image[tap] +=
+// column, padding taps dropped.
+template <class T>
+void fold_into(const T* src, const Windows& g, ColumnLayout lay, T* dst) {
+  for_planes(g.n * g.c, g.kh * g.kw * g.positions(), [&](std::size_t lo, std::size_t hi) {
+    for_each_tap(g, lay, lo, hi,
+                 [&](std::size_t o, bool in, std::size_t i, Span span, std::size_t off) {
+                   if (!in || span.lo == span.hi) return;
+                   const T* row = src + o + span.lo;
+                   T* tap = dst + i + (span.lo * g.sw + off - g.pw);
+                   const std::size_t count = span.hi - span.lo;
+                   if (g.sw == 1) {
+                     for (std::size_t j = 0; j < count; ++j) tap[j] += row[j];
+                   } else {
+                     for (std::size_t j = 0; j < count; ++j) tap[j * g.sw] += row[j];
+                   }
+                 });
+  });
+}
+
 template <class T>
 Tensor<T> fold_windows(const Tensor<T>& cols, const Windows& g, Location loc);
 
@@ -124,24 +246,7 @@ Tensor<T> fold_windows(const Tensor<T>& cols, const Windows& g, Location loc);
 template <class T>
 Tensor<T> unfold_windows(const Tensor<T>& x, const Windows& g, T pad, Location loc) {
   Array<T> out = Array<T>::from_shape({g.n, g.rows(), g.positions()});
-  const T* src = x.value().data();
-  T* dst = out.data();
-  for_each_tap(g, [&](std::size_t o, bool in, std::size_t i, Span cols, std::size_t off) {
-    T* row = dst + o;
-    if (!in) {
-      std::fill(row, row + g.ow, pad);
-      return;
-    }
-    std::fill(row, row + cols.lo, pad);
-    std::fill(row + cols.hi, row + g.ow, pad);
-    if (cols.lo == cols.hi) return;
-    const T* tap = src + i + (cols.lo * g.sw + off - g.pw);  // the tap of column cols.lo
-    if (g.sw == 1) {
-      std::copy(tap, tap + (cols.hi - cols.lo), row + cols.lo);
-    } else {
-      for (std::size_t ox = cols.lo; ox < cols.hi; ++ox, tap += g.sw) row[ox] = *tap;
-    }
-  });
+  unfold_into(x.value().data(), g, batch_major(g), pad, out.data());
   return record<T>(
       {"unfold", loc}, std::move(out), {x},
       [g, loc](const Tensor<T>& grad, Grads<T>& gr) {
@@ -156,14 +261,7 @@ template <class T>
 Tensor<T> fold_windows(const Tensor<T>& cols, const Windows& g, Location loc) {
   Array<T> out = Array<T>::from_shape({g.n, g.c, g.h, g.w});
   out.fill(T(0));
-  const T* src = cols.value().data();
-  T* dst = out.data();
-  for_each_tap(g, [&](std::size_t o, bool in, std::size_t i, Span span, std::size_t off) {
-    if (!in || span.lo == span.hi) return;
-    const T* row = src + o;
-    T* tap = dst + i + (span.lo * g.sw + off - g.pw);
-    for (std::size_t ox = span.lo; ox < span.hi; ++ox, tap += g.sw) *tap += row[ox];
-  });
+  fold_into(cols.value().data(), g, batch_major(g), out.data());
   return record<T>(
       {"fold", loc}, std::move(out), {cols},
       [g, loc](const Tensor<T>& grad, Grads<T>& gr) {
@@ -187,21 +285,125 @@ Tensor<T> unbatched_like(const Tensor<T>& y, const Tensor<T>& x, Location loc) {
   return x.dim() == 3 ? squeeze(y, 0, loc) : y;
 }
 
-// fn(lo, hi) over ranges of `count` independent planes of `work` element visits each, split over
-// xgrad's threads when there is enough work to pay for it.
-template <class F>
-void for_planes(std::size_t count, std::size_t work, F&& fn) {
-  const std::size_t grain =
-      std::max<std::size_t>(1, (std::size_t{1} << 15) / std::max<std::size_t>(work, 1));
-  detail::parallel_for(count, grain, 1, fn);
-}
-
 Dims dims_of(std::initializer_list<std::size_t> e) {
   Dims d;
   for (std::size_t v : e) d.push_back(static_cast<std::int64_t>(v));
   return d;
 }
 
+// y[n, o, l] = y2[o, n L + l]: a product over the whole batch back to the batch-major layout
+// (with the bias added on the way), and its inverse with the bias's gradient summed on the way.
+template <class T>
+void channels_to_batch(const T* y2, const T* bias, std::size_t n, std::size_t o, std::size_t l,
+                       T* y) {
+  for_planes(n * o, l, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t p = lo; p < hi; ++p) {
+      const T* from = y2 + ((p % o) * n + p / o) * l;
+      const T b = bias != nullptr ? bias[p % o] : T(0);
+      for (std::size_t i = 0; i < l; ++i) y[p * l + i] = from[i] + b;
+    }
+  });
+}
+template <class T>
+void batch_to_channels(const T* y, std::size_t n, std::size_t o, std::size_t l, T* y2) {
+  for_planes(n * o, l, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t p = lo; p < hi; ++p) {
+      std::copy(y + p * l, y + (p + 1) * l, y2 + ((p % o) * n + p / o) * l);
+    }
+  });
+}
+
+// conv2d on a checked 4-D input, as one op. The whole batch is unfolded channel-major, cols [C
+// kh kw, N L], so that each group is one product W_g [O/G, k] x cols_g [k, N L] (not one small
+// product per image), and its derivative two: dW_g = dy_g cols_g^T and dcols_g = W_g^T dy_g,
+// folded back into dx. Under create_graph the same derivative is written with unfold, fold and
+// matmul, so that it is differentiable again.
+template <class T>
+Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                   const Windows& g, std::size_t G, Location loc) {
+  const std::size_t out_c = weight.shape()[0];
+  const std::size_t og = out_c / G;    // output channels per group
+  const std::size_t k = g.rows() / G;  // contraction per group: C/G kh kw
+  const std::size_t NL = g.n * g.positions();
+  auto cols = std::make_shared<Array<T>>(Array<T>::from_shape({g.rows(), NL}));
+  unfold_into(x.value().data(), g, channel_major(g), T(0), cols->data());
+  Array<T> y2 = Array<T>::from_shape({out_c, NL});
+  const T* w = weight.value().data();
+  for (std::size_t gi = 0; gi < G; ++gi) {
+    blas::gemm(false, false, og, NL, k, T(1), w + gi * og * k, k, cols->data() + gi * k * NL, NL,
+               T(0), y2.data() + gi * og * NL, NL);
+  }
+  Array<T> out = Array<T>::from_shape({g.n, out_c, g.oh, g.ow});
+  channels_to_batch(y2.data(), bias.defined() ? bias.value().data() : nullptr, g.n, out_c,
+                    g.positions(), out.data());
+  const bool has_b = bias.defined();
+  std::vector<Tensor<T>> inputs{x, weight};
+  if (has_b) inputs.push_back(bias);
+  // Plain passes read the weight and the saved columns; create_graph reads x and the weight.
+  if (!weight.requires_grad() || !is_grad_enabled()) cols.reset();
+  return record<T>(
+      {"conv2d", loc}, std::move(out), inputs,
+      [g, G, out_c, og, k, NL, cols, has_b, loc](const Tensor<T>& grad, Grads<T>& gr) {
+        const auto L = g.positions();
+        if (gr.create_graph()) {
+          // conv2d, as ops: per group, dcols = W_g^T dy_g folded into dx, dW_g = sum over the
+          // batch of dy_g cols_g^T, db = the sum of dy over all but the channels.
+          const auto d = [](std::initializer_list<std::size_t> e) { return dims_of(e); };
+          const Tensor<T> dy = reshape(grad, d({g.n, G, og, L}), loc);
+          const Tensor<T> w3 = reshape(gr.in(1), d({G, og, k}), loc);
+          if (gr.needs(0)) {
+            const Tensor<T> dcols = matmul(transpose(w3, 1, 2, loc), dy, loc);  // [N, G, k, L]
+            gr.to(0, fold_windows(reshape(dcols, d({g.n, G * k, L}), loc), g, loc));
+          }
+          if (gr.needs(1)) {
+            const Tensor<T> c4 =
+                reshape(unfold_windows(gr.in(0), g, T(0), loc), d({g.n, G, k, L}), loc);
+            const Tensor<T> dw = sum(matmul(dy, transpose(c4, 2, 3, loc), loc), {0}, false, loc);
+            const auto& ws = gr.shape(1);
+            gr.to(1, reshape(dw, d({ws[0], ws[1], ws[2], ws[3]}), loc));
+          }
+          if (has_b && gr.needs(2)) gr.to(2, sum(grad, {0, 2, 3}, false, loc));
+          return;
+        }
+        Array<T> dy2 = Array<T>::from_shape({out_c, NL});
+        batch_to_channels(grad.value().data(), g.n, out_c, L, dy2.data());
+        if (has_b && gr.needs(2)) {
+          Array<T> db = Array<T>::from_shape({out_c});
+          for (std::size_t o = 0; o < out_c; ++o) {
+            const T* row = dy2.data() + o * NL;
+            double total = 0;
+            for (std::size_t i = 0; i < NL; i += L) {
+              T part = T(0);  // a run of one image's positions, summed in T so it vectorises
+              for (std::size_t j = i; j < i + L; ++j) part += row[j];
+              total += part;
+            }
+            db.data()[o] = static_cast<T>(total);
+          }
+          gr.to(2, std::move(db));
+        }
+        const T* wv = gr.value(1).data();
+        if (gr.needs(1)) {
+          Array<T> dw = Array<T>::from_shape(gr.shape(1));
+          for (std::size_t gi = 0; gi < G; ++gi) {
+            blas::gemm(false, true, og, k, NL, T(1), dy2.data() + gi * og * NL, NL,
+                       cols->data() + gi * k * NL, NL, T(0), dw.data() + gi * og * k, k);
+          }
+          gr.to(1, std::move(dw));
+        }
+        if (gr.needs(0)) {
+          Array<T> dcols = Array<T>::from_shape({G * k, NL});
+          for (std::size_t gi = 0; gi < G; ++gi) {
+            blas::gemm(true, false, k, NL, og, T(1), wv + gi * og * k, k, dy2.data() + gi * og * NL,
+                       NL, T(0), dcols.data() + gi * k * NL, NL);
+          }
+          Array<T> dx = Array<T>::from_shape({g.n, g.c, g.h, g.w});
+          dx.fill(T(0));
+          fold_into(dcols.data(), g, channel_major(g), dx.data());
+          gr.to(0, std::move(dx));
+        }
+      },
+      Saves::in({0, 1}));
+}
 }  // namespace
 
 template <class T>
@@ -267,20 +469,7 @@ Tensor<T> conv2d(const Tensor<T>& input, const Tensor<T>& weight, const Tensor<T
       windows("conv2d", sx, {static_cast<std::int64_t>(sw[2]), static_cast<std::int64_t>(sw[3])},
               dilation, padding, stride);
 
-  const Tensor<T> cols = unfold_windows(x, g, T(0), loc);  // [N, C kh kw, L]
-  const std::size_t k = sw[1] * sw[2] * sw[3];             // contraction per group
-  const std::size_t L = g.positions();
-  Tensor<T> y;
-  if (G == 1) {
-    y = matmul(reshape(weight, dims_of({out_c, k}), loc), cols, loc);  // [N, O, L]
-  } else {
-    // Channel groups are contiguous blocks of the unfolded rows and of the weight's rows.
-    const Tensor<T> c4 = reshape(cols, dims_of({g.n, G, k, L}), loc);
-    const Tensor<T> w3 = reshape(weight, dims_of({G, out_c / G, k}), loc);
-    y = reshape(matmul(w3, c4, loc), dims_of({g.n, out_c, L}), loc);
-  }
-  if (bias.defined()) y = add(y, reshape(bias, dims_of({out_c, 1}), loc), loc);
-  return unbatched_like(reshape(y, dims_of({g.n, out_c, g.oh, g.ow}), loc), input, loc);
+  return unbatched_like(convolve(x, weight, bias, g, G, loc), input, loc);
 }
 
 namespace {
@@ -328,14 +517,29 @@ Tensor<T> scatter_picks(const Tensor<T>& grad, const Picks& picks, const Shape& 
   T* o = out.data();
   const std::uint32_t* p = picks->data();
   const std::size_t planes = in_shape[0] * in_shape[1];
-  for (std::size_t i = 0; i < planes; ++i) {
-    for (std::size_t k = 0; k < per; ++k) o[i * plane + p[i * per + k]] += g[i * per + k];
-  }
+  for_planes(planes, per, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) {
+      for (std::size_t k = 0; k < per; ++k) o[i * plane + p[i * per + k]] += g[i * per + k];
+    }
+  });
   const Shape grad_shape = grad.shape();
   return record<T>(
       {"max_pool2d_backward", loc}, std::move(out), {grad},
       [picks, grad_shape, loc](const Tensor<T>& gg, Grads<T>& gr) {
         if (gr.needs(0)) gr.to(0, gather_picks(gg, picks, grad_shape, loc));
+      },
+      Saves::none());
+}
+
+// max_pool2d's node: out holds x[plane, pick] for every output.
+template <class T>
+Tensor<T> record_picked(Array<T>&& out, const Tensor<T>& x, const Picks& picks, Location loc) {
+  const Shape in_shape = x.shape();
+  return record<T>(
+      {"max_pool2d", loc}, std::move(out), {x},
+      [picks, in_shape, loc](const Tensor<T>& grad, Grads<T>& gr) {
+        // max_pool2d: grad scattered to the element each window picked
+        if (gr.needs(0)) gr.to(0, scatter_picks(grad, picks, in_shape, loc));
       },
       Saves::none());
 }
@@ -352,16 +556,45 @@ Tensor<T> gather_picks(const Tensor<T>& x, const Picks& picks, const Shape& out_
   const T* src = x.value().data();
   T* o = out.data();
   const std::uint32_t* p = picks->data();
-  for (std::size_t i = 0; i < planes; ++i) {
-    for (std::size_t k = 0; k < per; ++k) o[i * per + k] = src[i * plane + p[i * per + k]];
+  for_planes(planes, per, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) {
+      for (std::size_t k = 0; k < per; ++k) o[i * per + k] = src[i * plane + p[i * per + k]];
+    }
+  });
+  return record_picked(std::move(out), x, picks, loc);
+}
+
+// The window maxima of planes [lo, hi) when no window reaches into padding: each output in one
+// visit of its window, value and pick together. The first largest wins, or the last NaN: a
+// later tap takes over only when strictly larger or NaN. KH, KW > 0 fix the kernel's size at
+// compile time (the usual 2 x 2), 0 reads it from g.
+template <std::size_t KH, std::size_t KW, class T>
+void window_max(const Windows& g, const T* src, std::size_t lo, std::size_t hi, T* value,
+                std::uint32_t* pick) {
+  const std::size_t kh = KH > 0 ? KH : g.kh, kw = KW > 0 ? KW : g.kw;
+  const std::size_t plane = g.h * g.w;
+  for (std::size_t i = lo; i < hi; ++i) {
+    const T* image = src + i * plane;
+    std::size_t o = i * g.positions();
+    for (std::size_t oy = 0; oy < g.oh; ++oy) {
+      for (std::size_t ox = 0; ox < g.ow; ++ox, ++o) {
+        const std::size_t first = oy * g.sh * g.w + ox * g.sw;
+        T best = image[first];
+        std::size_t at = first;
+        for (std::size_t ki = 0; ki < kh; ++ki) {
+          for (std::size_t kj = 0; kj < kw; ++kj) {
+            const std::size_t t = first + ki * g.dh * g.w + kj * g.dw;
+            const T v = image[t];
+            const bool take = v > best || v != v;
+            best = take ? v : best;
+            at = take ? t : at;
+          }
+        }
+        value[o] = best;
+        pick[o] = static_cast<std::uint32_t>(at);
+      }
+    }
   }
-  return record<T>(
-      {"max_pool2d", loc}, std::move(out), {x},
-      [picks, in_shape, loc](const Tensor<T>& grad, Grads<T>& gr) {
-        // max_pool2d: grad scattered to the element each window picked
-        if (gr.needs(0)) gr.to(0, scatter_picks(grad, picks, in_shape, loc));
-      },
-      Saves::none());
 }
 }  // namespace
 
@@ -381,6 +614,20 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
   auto picks = std::make_shared<std::vector<std::uint32_t>>(g.n * g.positions());
   const T* src = x.value().data();
   std::uint32_t* pick = picks->data();
+  const auto output = [&](Tensor<T> y) {
+    return unbatched_like(reshape(y, dims_of({s[0], s[1], g.oh, g.ow}), loc), input, loc);
+  };
+  if (g.ph == 0 && g.pw == 0) {  // every window inside the image: one visit per output
+    Array<T> value = Array<T>::from_shape({g.n, 1, g.oh, g.ow});
+    for_planes(g.n, g.positions() * g.kh * g.kw, [&](std::size_t lo, std::size_t hi) {
+      if (g.kh == 2 && g.kw == 2) {
+        window_max<2, 2>(g, src, lo, hi, value.data(), pick);
+      } else {
+        window_max<0, 0>(g, src, lo, hi, value.data(), pick);
+      }
+    });
+    return output(record_picked(std::move(value), planes, Picks(std::move(picks)), loc));
+  }
   const std::size_t plane = g.h * g.w;
   // The kernel taps inside the image, per output row and column: [lo, hi) of ki and kj.
   const auto tap_range = [](std::size_t o, std::size_t step, std::size_t pad, std::size_t dil,
@@ -447,8 +694,7 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
                      " with dilation " + pair_str(dilation) + " and padding " + pair_str(padding) +
                      " covers padding only (input " + shape_str(s) + ")");
   }
-  const Tensor<T> y = gather_picks(planes, Picks(std::move(picks)), {g.n, 1, g.oh, g.ow}, loc);
-  return unbatched_like(reshape(y, dims_of({s[0], s[1], g.oh, g.ow}), loc), input, loc);
+  return output(gather_picks(planes, Picks(std::move(picks)), {g.n, 1, g.oh, g.ow}, loc));
 }
 
 template <class T>

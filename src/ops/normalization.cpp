@@ -14,6 +14,7 @@
 
 #include "common.hpp"
 #include "core/parallel.hpp"
+#include "simd.hpp"
 
 namespace xgrad {
 
@@ -46,6 +47,16 @@ struct BnLayout {
     for (std::size_t b = 0; b < n; ++b) {
       const std::size_t base = (b * c + k) * inner;
       for (std::size_t i = base; i < base + inner; ++i) f(i);
+    }
+  }
+  // f(offset, length) over channel k's runs in pieces of at most 4096 elements: a sum adds each
+  // piece in T lanes and the pieces in double, so long channels keep double's accuracy.
+  template <class F>
+  void pieces(std::size_t k, F&& f) const {
+    constexpr std::size_t kPiece = 4096;
+    for (std::size_t b = 0; b < n; ++b) {
+      const std::size_t base = (b * c + k) * inner;
+      for (std::size_t i = 0; i < inner; i += kPiece) f(base + i, std::min(kPiece, inner - i));
     }
   }
 };
@@ -118,11 +129,16 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& running_mean,
   for_channels(lay, [&](std::size_t k) {
     if (training) {
       double sum = 0;
-      lay.visit(k, [&](std::size_t i) { sum += xp[i]; });
+      lay.pieces(k, [&](std::size_t i, std::size_t len) { sum += ops::simd::sum(xp + i, len); });
       const double mu = sum / static_cast<double>(count);
+      // Squares about the mean rounded to T, then moved to the mean itself.
+      const T centre = static_cast<T>(mu);
       double sq = 0;
-      lay.visit(k, [&](std::size_t i) { sq += (xp[i] - mu) * (xp[i] - mu); });
-      batch_var[k] = sq / static_cast<double>(count);
+      lay.pieces(k, [&](std::size_t i, std::size_t len) {
+        sq += ops::simd::sum_sq_dev(xp + i, len, centre);
+      });
+      const double shift = mu - static_cast<double>(centre);
+      batch_var[k] = std::max(0.0, sq / static_cast<double>(count) - shift * shift);
       (*mu_c)[k] = static_cast<T>(mu);
       (*inv_c)[k] = static_cast<T>(1.0 / std::sqrt(batch_var[k] + eps));
     } else {
@@ -209,13 +225,12 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& running_mean,
         std::vector<T> sum_dy(lay.c), sum_dy_xhat(lay.c);
         for_channels(lay, [&](std::size_t k) {
           double a = 0, b = 0;
-          const double mu = (*mu_c)[k], is = (*inv_c)[k];
-          lay.visit(k, [&](std::size_t i) {
-            a += dy[i];
-            b += dy[i] * (xv[i] - mu) * is;
+          lay.pieces(k, [&](std::size_t i, std::size_t len) {
+            a += ops::simd::sum(dy + i, len);
+            b += ops::simd::sum_prod_dev(dy + i, xv + i, len, (*mu_c)[k]);
           });
           sum_dy[k] = static_cast<T>(a);
-          sum_dy_xhat[k] = static_cast<T>(b);
+          sum_dy_xhat[k] = static_cast<T>(b * (*inv_c)[k]);
         });
         if (need_x) {
           Tensor<T> dx(Array<T>::from_shape(grad.value().shape()));

@@ -185,6 +185,40 @@ T sum(const T* x, std::size_t n) {
   return total;
 }
 
+/// Sum of (x[i] - c)^2, and of dy[i] (x[i] - c) with dy: the second moments of batch
+/// normalisation and of its derivative, in lanes as sum() above.
+template <class T>
+T sum_sq_dev(const T* x, std::size_t n, T c) {
+  constexpr std::size_t L = Batch<T>::size;
+  const Batch<T> cb(c);
+  Batch<T> a0(T(0)), a1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    const Batch<T> d0 = Batch<T>::load_unaligned(x + i) - cb;
+    const Batch<T> d1 = Batch<T>::load_unaligned(x + i + L) - cb;
+    a0 = xsimd::fma(d0, d0, a0);
+    a1 = xsimd::fma(d1, d1, a1);
+  }
+  T total = xsimd::hadd(a0 + a1);
+  for (; i < n; ++i) total += (x[i] - c) * (x[i] - c);
+  return total;
+}
+template <class T>
+T sum_prod_dev(const T* dy, const T* x, std::size_t n, T c) {
+  constexpr std::size_t L = Batch<T>::size;
+  const Batch<T> cb(c);
+  Batch<T> a0(T(0)), a1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    a0 = xsimd::fma(Batch<T>::load_unaligned(dy + i), Batch<T>::load_unaligned(x + i) - cb, a0);
+    a1 = xsimd::fma(Batch<T>::load_unaligned(dy + i + L), Batch<T>::load_unaligned(x + i + L) - cb,
+                    a1);
+  }
+  T total = xsimd::hadd(a0 + a1);
+  for (; i < n; ++i) total += dy[i] * (x[i] - c);
+  return total;
+}
+
 /// exp(x) for x <= 0 without overflow, then the logistic function in its stable form:
 /// 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below. NaN falls through to the second branch
 /// and stays NaN.
