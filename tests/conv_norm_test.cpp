@@ -3,6 +3,9 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <utility>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -123,6 +126,82 @@ TEST(Pooling, MaxPoolSendsTheGradientToTheFirstLargest) {
   D two = D::from({{{{std::nan(""), 1.0}, {std::nan(""), 0.0}}}}).requires_grad_();
   max_pool2d(two, 2).sum().backward();
   EXPECT_TRUE(xt::allclose(two.grad().value(), Array<double>{{{{0.0, 0.0}, {1.0, 0.0}}}}));
+}
+
+// Max pooling from its definition: the window's taps inside the image in row-major order, a
+// later one taking over only when strictly larger or NaN. Returns the values and, per output,
+// the flat index in its plane of the element picked.
+template <class T>
+std::pair<std::vector<T>, std::vector<std::size_t>> naive_max_pool(const Array<T>& x, Size2 k,
+                                                                   Size2 s, Size2 p, Size2 d) {
+  const std::size_t planes = x.shape()[0] * x.shape()[1], h = x.shape()[2], w = x.shape()[3];
+  const std::int64_t oh = (std::int64_t(h) + 2 * p.h - d.h * (k.h - 1) - 1) / s.h + 1;
+  const std::int64_t ow = (std::int64_t(w) + 2 * p.w - d.w * (k.w - 1) - 1) / s.w + 1;
+  std::vector<T> value;
+  std::vector<std::size_t> pick;
+  for (std::size_t q = 0; q < planes; ++q) {
+    for (std::int64_t y = 0; y < oh; ++y) {
+      for (std::int64_t z = 0; z < ow; ++z) {
+        bool any = false;
+        T best = 0;
+        std::size_t at = 0;
+        for (std::int64_t i = 0; i < k.h; ++i) {
+          for (std::int64_t j = 0; j < k.w; ++j) {
+            const std::int64_t iy = y * s.h - p.h + i * d.h, ix = z * s.w - p.w + j * d.w;
+            if (iy < 0 || ix < 0 || iy >= std::int64_t(h) || ix >= std::int64_t(w)) continue;
+            const std::size_t flat = std::size_t(iy) * w + std::size_t(ix);
+            const T v = x.data()[q * h * w + flat];
+            if (!any || v > best || std::isnan(v)) best = v, at = flat;
+            any = true;
+          }
+        }
+        value.push_back(best);
+        pick.push_back(at);
+      }
+    }
+  }
+  return {value, pick};
+}
+
+template <class T>
+void expect_max_pool_matches_definition() {
+  struct Case {
+    Shape x;
+    Size2 k, s, p, d;
+  };
+  const Case cases[] = {
+      {{2, 3, 6, 8}, 2, 2, 0, 1},      {{1, 2, 7, 5}, 2, 2, 0, 1}, {{3, 1, 28, 28}, 2, 2, 0, 1},
+      {{1, 2, 5, 6}, 2, 1, 0, 1},      {{1, 2, 7, 7}, 3, 2, 0, 1}, {{1, 1, 6, 7}, {2, 3}, 1, 0, 2},
+      {{2, 1, 5, 5}, 3, {1, 2}, 1, 1}, {{1, 1, 4, 4}, 2, 2, 1, 1},
+  };
+  std::mt19937 rng(5);
+  const T levels[] = {-1, 0, 0, 1, 1, std::numeric_limits<T>::quiet_NaN()};
+  for (const auto& c : cases) {
+    Array<T> a = Array<T>::from_shape(c.x);
+    for (T& v : a) v = levels[rng() % 6];
+    Tensor<T> x = Tensor<T>(a).requires_grad_();
+    const Tensor<T> y = max_pool2d(x, c.k, c.s, c.p, c.d);
+    const auto [want, picks] = naive_max_pool(a, c.k, c.s, c.p, c.d);
+    ASSERT_EQ(y.numel(), want.size()) << shape_str(c.x);
+    // Every output sends a distinct weight back to what it picked.
+    Array<T> weights = Array<T>::from_shape(y.shape());
+    for (std::size_t i = 0; i < weights.size(); ++i) weights.data()[i] = T(i + 1);
+    (y * Tensor<T>(weights)).sum().backward();
+    Array<T> grad = xt::zeros<T>(a.shape());
+    const std::size_t plane = c.x[2] * c.x[3], per = want.size() / (c.x[0] * c.x[1]);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const T got = y.value().data()[i];
+      EXPECT_TRUE(got == want[i] || (std::isnan(got) && std::isnan(want[i])))
+          << shape_str(c.x) << " output " << i;
+      grad.data()[(i / per) * plane + picks[i]] += T(i + 1);
+    }
+    EXPECT_EQ(x.grad().value(), grad) << shape_str(c.x);
+  }
+}
+
+TEST(Pooling, MaxPoolPicksAsTheDefinitionOnTiesAndNaNs) {
+  expect_max_pool_matches_definition<double>();
+  expect_max_pool_matches_definition<float>();
 }
 
 TEST(BatchNorm, NormalisesPerChannelAndTracksRunningStatistics) {

@@ -18,6 +18,7 @@
 
 #include "common.hpp"
 #include "core/parallel.hpp"
+#include "simd.hpp"
 
 namespace xgrad {
 
@@ -564,6 +565,57 @@ Tensor<T> gather_picks(const Tensor<T>& x, const Picks& picks, const Shape& out_
   return record_picked(std::move(out), x, picks, loc);
 }
 
+// window_max for the usual 2 x 2 windows at stride 2. Rows of 14 or 28 are shorter than two
+// vectors, so each plane is swept whole: at every element j the window whose top left is j is
+// decided (the pair of each row first, then the rows, each choice a select, so that ties go to
+// the earlier element in the window's row-major order and the last NaN wins), then the windows
+// at even rows and columns are picked out. Four times the comparisons, all in vector lanes.
+template <class T>
+void window_max_2x2(const Windows& g, const T* src, std::size_t lo, std::size_t hi, T* value,
+                    std::uint32_t* pick) {
+  using B = ops::simd::Batch<T>;
+  constexpr std::size_t L = B::size;
+  const std::size_t plane = g.h * g.w, w = g.w;
+  const std::size_t J = (2 * g.oh - 2) * w + 2 * g.ow - 1;  // windows swept per plane
+  std::vector<T> best(J), at(J);  // at: the winner's offset from j (0, 1, w or w + 1)
+  const B zero(T(0)), one(T(1)), across(static_cast<T>(w));
+  for (std::size_t i = lo; i < hi; ++i) {
+    const T* x = src + i * plane;
+    std::size_t j = 0;
+    for (; j + L <= J; j += L) {
+      const B a = B::load_unaligned(x + j), b = B::load_unaligned(x + j + 1);
+      const B c = B::load_unaligned(x + j + w), d = B::load_unaligned(x + j + w + 1);
+      const auto tb = (b > a) || xsimd::isnan(b);
+      const B ab = xsimd::select(tb, b, a);
+      const auto td = (d > c) || xsimd::isnan(d);
+      const B cd = xsimd::select(td, d, c);
+      const auto tr = (cd > ab) || xsimd::isnan(cd);
+      xsimd::select(tr, cd, ab).store_unaligned(best.data() + j);
+      xsimd::select(tr, xsimd::select(td, one, zero) + across, xsimd::select(tb, one, zero))
+          .store_unaligned(at.data() + j);
+    }
+    for (; j < J; ++j) {
+      const T a = x[j], b = x[j + 1], c = x[j + w], d = x[j + w + 1];
+      const bool tb = b > a || b != b;
+      const T ab = tb ? b : a;
+      const bool td = d > c || d != d;
+      const T cd = td ? d : c;
+      const bool tr = cd > ab || cd != cd;
+      best[j] = tr ? cd : ab;
+      at[j] = tr ? (td ? T(1) : T(0)) + T(w) : (tb ? T(1) : T(0));
+    }
+    T* v = value + i * g.positions();
+    std::uint32_t* p = pick + i * g.positions();
+    for (std::size_t oy = 0; oy < g.oh; ++oy) {
+      for (std::size_t ox = 0; ox < g.ow; ++ox) {
+        const std::size_t k = 2 * oy * w + 2 * ox;
+        v[oy * g.ow + ox] = best[k];
+        p[oy * g.ow + ox] = static_cast<std::uint32_t>(k + static_cast<std::size_t>(at[k]));
+      }
+    }
+  }
+}
+
 // The window maxima of planes [lo, hi) when no window reaches into padding: each output in one
 // visit of its window, value and pick together. The first largest wins, or the last NaN: a
 // later tap takes over only when strictly larger or NaN. KH, KW > 0 fix the kernel's size at
@@ -620,7 +672,9 @@ Tensor<T> max_pool2d(const Tensor<T>& input, Size2 kernel_size, Size2 stride, Si
   if (g.ph == 0 && g.pw == 0) {  // every window inside the image: one visit per output
     Array<T> value = Array<T>::from_shape({g.n, 1, g.oh, g.ow});
     for_planes(g.n, g.positions() * g.kh * g.kw, [&](std::size_t lo, std::size_t hi) {
-      if (g.kh == 2 && g.kw == 2) {
+      if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1) {
+        window_max_2x2(g, src, lo, hi, value.data(), pick);
+      } else if (g.kh == 2 && g.kw == 2) {
         window_max<2, 2>(g, src, lo, hi, value.data(), pick);
       } else {
         window_max<0, 0>(g, src, lo, hi, value.data(), pick);
