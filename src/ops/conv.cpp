@@ -240,6 +240,34 @@ void fold_into(const T* src, const Windows& g, ColumnLayout lay, T* dst) {
   });
 }
 
+// fold_into for a same-size convolution (shifts(g)) whose columns are scratch: the entries of
+// columns in padding are zeroed (they are gradients of padding, dropped anyway), so that each
+// (plane, kernel offset) is one contiguous sum into the image.
+template <class T>
+void fold_shifted_into(T* src, const Windows& g, ColumnLayout lay, T* dst) {
+  const std::size_t L = g.positions();
+  for_planes(g.n * g.c, g.kh * g.kw * L, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t img = lo; img < hi; ++img) {
+      T* plane = dst + img * g.h * g.w;
+      for (std::size_t ki = 0; ki < g.kh; ++ki) {
+        for (std::size_t kj = 0; kj < g.kw; ++kj) {
+          const std::size_t row = ((img % g.c) * g.kh + ki) * g.kw + kj;
+          T* in = src + (img / g.c) * lay.image_step + row * lay.row_step;
+          const Shift s = shift(g, ki, kj);
+          for (std::size_t oy = s.rows.lo; oy < s.rows.hi; ++oy) {
+            T* r = in + oy * g.ow;
+            for (std::size_t ox = 0; ox < s.cols.lo; ++ox) r[ox] = T(0);
+            for (std::size_t ox = s.cols.hi; ox < g.ow; ++ox) r[ox] = T(0);
+          }
+          T* to = plane + (std::ptrdiff_t(s.lo) + s.delta);
+          const T* from = in + s.lo;
+          for (std::size_t j = 0; j < s.hi - s.lo; ++j) to[j] += from[j];
+        }
+      }
+    }
+  });
+}
+
 template <class T>
 Tensor<T> fold_windows(const Tensor<T>& cols, const Windows& g, Location loc);
 
@@ -373,11 +401,8 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
           for (std::size_t o = 0; o < out_c; ++o) {
             const T* row = dy2.data() + o * NL;
             double total = 0;
-            for (std::size_t i = 0; i < NL; i += L) {
-              T part = T(0);  // a run of one image's positions, summed in T so it vectorises
-              for (std::size_t j = i; j < i + L; ++j) part += row[j];
-              total += part;
-            }
+            // One image's positions in T lanes, the images in double.
+            for (std::size_t i = 0; i < NL; i += L) total += ops::simd::sum(row + i, L);
             db.data()[o] = static_cast<T>(total);
           }
           gr.to(2, std::move(db));
@@ -399,7 +424,11 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
           }
           Array<T> dx = Array<T>::from_shape({g.n, g.c, g.h, g.w});
           dx.fill(T(0));
-          fold_into(dcols.data(), g, channel_major(g), dx.data());
+          if (shifts(g)) {
+            fold_shifted_into(dcols.data(), g, channel_major(g), dx.data());
+          } else {
+            fold_into(dcols.data(), g, channel_major(g), dx.data());
+          }
           gr.to(0, std::move(dx));
         }
       },
