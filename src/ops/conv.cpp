@@ -6,6 +6,7 @@
 // derivative is made of ops, so convolutions are differentiable to any order.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -342,29 +343,98 @@ void batch_to_channels(const T* y, std::size_t n, std::size_t o, std::size_t l, 
   });
 }
 
-// conv2d on a checked 4-D input, as one op. The whole batch is unfolded channel-major, cols [C
-// kh kw, N L], so that each group is one product W_g [O/G, k] x cols_g [k, N L] (not one small
-// product per image), and its derivative two: dW_g = dy_g cols_g^T and dcols_g = W_g^T dy_g,
-// folded back into dx. Under create_graph the same derivative is written with unfold, fold and
-// matmul, so that it is differentiable again.
+// The batch of a convolution in chunks of whole images, each small enough that its columns,
+// its product and the columns' gradient stay in a core's L2 cache (1 MiB and more on the x86
+// servers of this decade) between the step that writes them and the one that reads them:
+// unfold, product and copy out in the forward pass, copy in, products and fold in the backward.
+struct Chunks {
+  std::size_t n = 0, size = 1, count = 0;
+  Chunks(const Windows& g, std::size_t out_c, std::size_t bytes_per_value) : n(g.n) {
+    constexpr std::size_t kChunkBytes = std::size_t{512} << 10;
+    const std::size_t per_image = (g.rows() + out_c) * g.positions() * bytes_per_value;
+    size = std::clamp<std::size_t>(kChunkBytes / std::max<std::size_t>(per_image, 1), 1,
+                                   std::max<std::size_t>(n, 1));
+    count = (n + size - 1) / size;
+  }
+  std::size_t first(std::size_t q) const { return q * size; }
+  std::size_t images(std::size_t q) const { return std::min(size, n - q * size); }
+  // The windows of chunk q's images alone.
+  Windows windows(const Windows& g, std::size_t q) const {
+    Windows c = g;
+    c.n = images(q);
+    return c;
+  }
+};
+
+// The products of one range of chunks. A profiler records the thread it was started on, so the
+// products a worker runs are noted here and counted on the calling thread after the region.
+template <class T>
+struct ChunkProducts {
+  bool note = false;  // a profiler records the caller, and this range runs on a worker
+  std::vector<std::array<std::size_t, 5>> noted;
+  void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+            std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    blas::gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
+    if (note) noted.push_back({std::size_t{ta}, std::size_t{tb}, m, n, k});
+  }
+};
+
+// fn(part, first chunk, end chunk, products) over contiguous ranges of the chunks, one range
+// per thread when there are chunks for every thread; the products and copies inside a range then
+// run on its thread alone. With fewer chunks there is one range, and they split their work
+// instead. Returns the number of ranges.
+template <class T, class F>
+std::size_t over_chunks(const Chunks& ch, F&& fn) {
+  const auto threads = static_cast<std::size_t>(detail::pool_threads());
+  const std::size_t parts = ch.count >= threads ? threads : 1;
+  const bool profiling = profiler::detail::active != nullptr;
+  std::vector<ChunkProducts<T>> products(parts);
+  detail::parallel_parts(parts, [&](std::size_t p) {
+    products[p].note = profiling && profiler::detail::active == nullptr;
+    fn(p, ch.count * p / parts, ch.count * (p + 1) / parts, products[p]);
+  });
+  for (const auto& part : products) {
+    for (const auto& [ta, tb, m, n, k] : part.noted) {
+      profiler::detail::product(std::is_same_v<T, double>, ta != 0, tb != 0, m, n, k);
+    }
+  }
+  return parts;
+}
+
+// conv2d on a checked 4-D input, as one op. Each chunk of images is unfolded channel-major,
+// cols [C kh kw, n L] for its n images, so that each group is one product W_g [O/G, k] x cols_g
+// [k, n L] over the chunk, and its derivative two: dW_g += dy_g cols_g^T and dcols_g = W_g^T
+// dy_g, folded back into dx. The columns of every chunk are kept for the weight's gradient.
+// Under create_graph the same derivative is written with unfold, fold and matmul, so that it is
+// differentiable again.
 template <class T>
 Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                    const Windows& g, std::size_t G, Location loc) {
   const std::size_t out_c = weight.shape()[0];
   const std::size_t og = out_c / G;    // output channels per group
   const std::size_t k = g.rows() / G;  // contraction per group: C/G kh kw
-  const std::size_t NL = g.n * g.positions();
-  auto cols = std::make_shared<Array<T>>(Array<T>::from_shape({g.rows(), NL}));
-  unfold_into(x.value().data(), g, channel_major(g), T(0), cols->data());
-  Array<T> y2 = Array<T>::from_shape({out_c, NL});
-  const T* w = weight.value().data();
-  for (std::size_t gi = 0; gi < G; ++gi) {
-    blas::gemm(false, false, og, NL, k, T(1), w + gi * og * k, k, cols->data() + gi * k * NL, NL,
-               T(0), y2.data() + gi * og * NL, NL);
-  }
+  const std::size_t L = g.positions();
+  const std::size_t image = g.c * g.h * g.w;
+  const Chunks ch(g, out_c, sizeof(T));
+  auto cols = std::make_shared<Array<T>>(Array<T>::from_shape({g.rows(), g.n * L}));
   Array<T> out = Array<T>::from_shape({g.n, out_c, g.oh, g.ow});
-  channels_to_batch(y2.data(), bias.defined() ? bias.value().data() : nullptr, g.n, out_c,
-                    g.positions(), out.data());
+  const T* xv = x.value().data();
+  const T* w = weight.value().data();
+  const T* b = bias.defined() ? bias.value().data() : nullptr;
+  over_chunks<T>(ch, [&](std::size_t, std::size_t lo, std::size_t hi, ChunkProducts<T>& mm) {
+    Array<T> y2 = Array<T>::from_shape({out_c, ch.size * L});
+    for (std::size_t q = lo; q < hi; ++q) {
+      const Windows gq = ch.windows(g, q);
+      const std::size_t nl = gq.n * L;
+      T* cq = cols->data() + ch.first(q) * g.rows() * L;
+      unfold_into(xv + ch.first(q) * image, gq, channel_major(gq), T(0), cq);
+      for (std::size_t gi = 0; gi < G; ++gi) {
+        mm.gemm(false, false, og, nl, k, w + gi * og * k, k, cq + gi * k * nl, nl, T(0),
+                y2.data() + gi * og * nl, nl);
+      }
+      channels_to_batch(y2.data(), b, gq.n, out_c, L, out.data() + ch.first(q) * out_c * L);
+    }
+  });
   const bool has_b = bias.defined();
   std::vector<Tensor<T>> inputs{x, weight};
   if (has_b) inputs.push_back(bias);
@@ -372,8 +442,7 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
   if (!weight.requires_grad() || !is_grad_enabled()) cols.reset();
   return record<T>(
       {"conv2d", loc}, std::move(out), inputs,
-      [g, G, out_c, og, k, NL, cols, has_b, loc](const Tensor<T>& grad, Grads<T>& gr) {
-        const auto L = g.positions();
+      [g, G, out_c, og, k, L, image, ch, cols, has_b, loc](const Tensor<T>& grad, Grads<T>& gr) {
         if (gr.create_graph()) {
           // conv2d, as ops: per group, dcols = W_g^T dy_g folded into dx, dW_g = sum over the
           // batch of dy_g cols_g^T, db = the sum of dy over all but the channels.
@@ -394,43 +463,73 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
           if (has_b && gr.needs(2)) gr.to(2, sum(grad, {0, 2, 3}, false, loc));
           return;
         }
-        Array<T> dy2 = Array<T>::from_shape({out_c, NL});
-        batch_to_channels(grad.value().data(), g.n, out_c, L, dy2.data());
-        if (has_b && gr.needs(2)) {
+        const bool need_x = gr.needs(0), need_w = gr.needs(1), need_b = has_b && gr.needs(2);
+        const T* dy = grad.value().data();
+        const T* wv = gr.value(1).data();
+        const std::size_t wsize = out_c * k;
+        // Per thread: its share of the weight's and the bias's gradients, added up after.
+        const auto threads = static_cast<std::size_t>(detail::pool_threads());
+        std::vector<T> dw_part(need_w ? threads * wsize : 0);
+        std::vector<double> db_part(need_b ? threads * out_c : 0, 0.0);
+        Array<T> dx;
+        if (need_x) dx = Array<T>::from_shape({g.n, g.c, g.h, g.w});
+        const std::size_t parts = over_chunks<T>(
+            ch, [&](std::size_t p, std::size_t lo, std::size_t hi, ChunkProducts<T>& mm) {
+              Array<T> dy2 = Array<T>::from_shape({out_c, ch.size * L});
+              Array<T> dcols;
+              if (need_x) dcols = Array<T>::from_shape({g.rows(), ch.size * L});
+              for (std::size_t q = lo; q < hi; ++q) {
+                const Windows gq = ch.windows(g, q);
+                const std::size_t nl = gq.n * L;
+                batch_to_channels(dy + ch.first(q) * out_c * L, gq.n, out_c, L, dy2.data());
+                if (need_b) {
+                  // One image's positions in T lanes, the images in double.
+                  for (std::size_t o = 0; o < out_c; ++o) {
+                    for (std::size_t i = 0; i < nl; i += L) {
+                      db_part[p * out_c + o] += ops::simd::sum(dy2.data() + o * nl + i, L);
+                    }
+                  }
+                }
+                if (need_w) {
+                  const T* cq = cols->data() + ch.first(q) * g.rows() * L;
+                  for (std::size_t gi = 0; gi < G; ++gi) {
+                    mm.gemm(false, true, og, k, nl, dy2.data() + gi * og * nl, nl, cq + gi * k * nl,
+                            nl, q == lo ? T(0) : T(1), dw_part.data() + p * wsize + gi * og * k, k);
+                  }
+                }
+                if (need_x) {
+                  for (std::size_t gi = 0; gi < G; ++gi) {
+                    mm.gemm(true, false, k, nl, og, wv + gi * og * k, k, dy2.data() + gi * og * nl,
+                            nl, T(0), dcols.data() + gi * k * nl, nl);
+                  }
+                  T* dxq = dx.data() + ch.first(q) * image;
+                  std::fill(dxq, dxq + gq.n * image, T(0));
+                  if (shifts(gq)) {
+                    fold_shifted_into(dcols.data(), gq, channel_major(gq), dxq);
+                  } else {
+                    fold_into(dcols.data(), gq, channel_major(gq), dxq);
+                  }
+                }
+              }
+            });
+        if (need_b) {
           Array<T> db = Array<T>::from_shape({out_c});
           for (std::size_t o = 0; o < out_c; ++o) {
-            const T* row = dy2.data() + o * NL;
             double total = 0;
-            // One image's positions in T lanes, the images in double.
-            for (std::size_t i = 0; i < NL; i += L) total += ops::simd::sum(row + i, L);
+            for (std::size_t p = 0; p < parts; ++p) total += db_part[p * out_c + o];
             db.data()[o] = static_cast<T>(total);
           }
           gr.to(2, std::move(db));
         }
-        const T* wv = gr.value(1).data();
-        if (gr.needs(1)) {
+        if (need_w) {
           Array<T> dw = Array<T>::from_shape(gr.shape(1));
-          for (std::size_t gi = 0; gi < G; ++gi) {
-            blas::gemm(false, true, og, k, NL, T(1), dy2.data() + gi * og * NL, NL,
-                       cols->data() + gi * k * NL, NL, T(0), dw.data() + gi * og * k, k);
+          std::copy(dw_part.begin(), dw_part.begin() + wsize, dw.data());
+          for (std::size_t p = 1; p < parts; ++p) {
+            for (std::size_t i = 0; i < wsize; ++i) dw.data()[i] += dw_part[p * wsize + i];
           }
           gr.to(1, std::move(dw));
         }
-        if (gr.needs(0)) {
-          Array<T> dcols = Array<T>::from_shape({G * k, NL});
-          for (std::size_t gi = 0; gi < G; ++gi) {
-            blas::gemm(true, false, k, NL, og, T(1), wv + gi * og * k, k, dy2.data() + gi * og * NL,
-                       NL, T(0), dcols.data() + gi * k * NL, NL);
-          }
-          Array<T> dx = Array<T>::from_shape({g.n, g.c, g.h, g.w});
-          dx.fill(T(0));
-          if (shifts(g)) {
-            fold_shifted_into(dcols.data(), g, channel_major(g), dx.data());
-          } else {
-            fold_into(dcols.data(), g, channel_major(g), dx.data());
-          }
-          gr.to(0, std::move(dx));
-        }
+        if (need_x) gr.to(0, std::move(dx));
       },
       Saves::in({0, 1}));
 }
