@@ -257,6 +257,53 @@ TEST_F(Io, FloatModuleLoadsDoubleCheckpoint) {
   }
 }
 
+template <class V>
+std::string bytes_of(const std::vector<V>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(V));
+}
+
+TEST_F(Io, IntegersLoadWhereTheTypeHoldsThemExactly) {
+  const std::string file = path("ints.safetensors");
+  write_bytes(
+      file, make_file(R"({"count":{"dtype":"I64","shape":[3],"data_offsets":[0,24]},)"
+                      R"("index":{"dtype":"I32","shape":[2],"data_offsets":[24,32]}})",
+                      bytes_of<std::int64_t>({0, 7, -16777216}) + bytes_of<std::int32_t>({5, -3})));
+  const auto f = io::load_tensors<float>(file);
+  EXPECT_EQ(f[0].second, (Array<float>{0.0f, 7.0f, -16777216.0f}));
+  EXPECT_EQ(f[1].second, (Array<float>{5.0f, -3.0f}));
+  EXPECT_EQ(io::load_tensors<double>(file)[0].second, (Array<double>{0.0, 7.0, -16777216.0}));
+
+  // 2^24 + 1 has no float: refused for float, exact in double.
+  const std::string big = path("big.safetensors");
+  write_bytes(big, make_file(R"({"count":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})",
+                             bytes_of<std::int64_t>({1, 16777217})));
+  expect_error<IoError>([&] { io::load_tensors<float>(big); },
+                        {"tensor 'count' (I64) holds 16777217 at element 1", "load it as double"});
+  EXPECT_EQ(io::load_tensors<double>(big)[0].second, (Array<double>{1.0, 16777217.0}));
+}
+
+TEST_F(Io, PyTorchBatchNormCheckpointLoads) {
+  // torch.nn.BatchNorm2d(2).state_dict() in safetensors: float32 tensors and an int64 count.
+  const std::string file = path("bn.safetensors");
+  std::string header = "{";
+  const char* names[] = {"weight", "bias", "running_mean", "running_var"};
+  for (int i = 0; i < 4; ++i) {
+    header += "\"" + std::string(names[i]) + R"(":{"dtype":"F32","shape":[2],"data_offsets":[)" +
+              std::to_string(8 * i) + "," + std::to_string(8 * i + 8) + "]},";
+  }
+  header += R"("num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[32,40]}})";
+  write_bytes(file, make_file(header, bytes_of<float>({1.5f, 0.5f, -1, 2, 0.25f, 0.75f, 3, 4}) +
+                                          bytes_of<std::int64_t>({12})));
+  nn::BatchNorm2d<float> bn(2);
+  io::load(bn, file);
+  const auto state = bn.state_dict();
+  ASSERT_EQ(state.size(), 5u);
+  EXPECT_EQ(state[0].second.value(), (Array<float>{1.5f, 0.5f}));
+  EXPECT_EQ(state[3].second.value(), (Array<float>{3, 4}));
+  EXPECT_EQ(state[4].first, "num_batches_tracked");
+  EXPECT_EQ(state[4].second.value()(), 12.0f);
+}
+
 TEST_F(Io, PeerFixtureLoads) {
   const auto t = io::load_tensors<double>(kPeerFixture);
   // Data order, whatever the order of the header's keys; the empty tensor sorts by name.
@@ -398,9 +445,9 @@ std::vector<Corrupt> corrupt_files() {
                  kData),
        {"tensor 'weight' (header byte 9)", "unknown dtype 'F33'"}},
       {"unsupported dtype",
-       make_file(R"({"weight":{"dtype":"I64","shape":[2,2],"data_offsets":[0,32]},)" + kBias + "}",
+       make_file(R"({"weight":{"dtype":"U64","shape":[2,2],"data_offsets":[0,32]},)" + kBias + "}",
                  kData),
-       {"tensor 'weight' has dtype I64", "F32, F64 and BF16"}},
+       {"tensor 'weight' has dtype U64", "F32, F64, BF16, I64 and I32"}},
       {"dtype not a string",
        make_file(R"({"weight":{"dtype":7,"shape":[2,2],"data_offsets":[0,32]},)" + kBias + "}",
                  kData),

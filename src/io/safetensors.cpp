@@ -71,9 +71,10 @@ const Dtype* find_dtype(const std::string& name) {
   return nullptr;
 }
 
-/// The dtypes load converts to T: exact widenings, plus F64 -> float rounding.
+/// The dtypes load converts to T: exact widenings, F64 -> float rounding, and integers (a
+/// PyTorch BatchNorm's num_batches_tracked is I64) that T holds exactly.
 bool readable(const std::string& dtype) {
-  return dtype == "F32" || dtype == "F64" || dtype == "BF16";
+  return dtype == "F32" || dtype == "F64" || dtype == "BF16" || dtype == "I64" || dtype == "I32";
 }
 
 template <class T>
@@ -398,7 +399,7 @@ void require_readable(const char* op, const std::string& path, const Parsed& p) 
     if (!readable(e.dtype)) {
       fail(op, path,
            "tensor " + in_quotes(e.name) + " has dtype " + e.dtype +
-               ", which xgrad does not load (it reads F32, F64 and BF16)");
+               ", which xgrad does not load (it reads F32, F64, BF16, I64 and I32)");
     }
   }
 }
@@ -409,6 +410,30 @@ void convert(const unsigned char* src, std::size_t count, T* dst) {
     S s;
     std::memcpy(&s, src + i * sizeof(S), sizeof(S));
     dst[i] = static_cast<T>(s);
+  }
+}
+
+/// Integers become T only where T holds them exactly (up to 2^24 in magnitude for float, 2^53
+/// for double): a larger count or index would load as a different number, so it is refused,
+/// naming the element and its value.
+template <class T, class S>
+void convert_integers(const char* op, const std::string& path, const Entry& e,
+                      const unsigned char* src, std::size_t count, T* dst, std::size_t first) {
+  constexpr std::int64_t limit = std::int64_t{1} << std::numeric_limits<T>::digits;
+  for (std::size_t i = 0; i < count; ++i) {
+    S s;
+    std::memcpy(&s, src + i * sizeof(S), sizeof(S));
+    const auto v = static_cast<std::int64_t>(s);
+    if (v > limit || v < -limit) {
+      fail(op, path,
+           "tensor " + in_quotes(e.name) + " (" + e.dtype + ") holds " + std::to_string(v) +
+               " at element " + std::to_string(first + i) + ", which " +
+               (std::is_same_v<T, float> ? "float" : "double") +
+               " does not hold exactly (beyond 2^" +
+               std::to_string(std::numeric_limits<T>::digits) + ")" +
+               (std::is_same_v<T, float> ? "; load it as double" : ""));
+    }
+    dst[i] = static_cast<T>(v);
   }
 }
 
@@ -452,7 +477,9 @@ Array<T> read_values(const char* op, const std::string& path, const Parsed& p, c
     return out;
   }
   // Converted in bounded chunks, so a large tensor never needs a second full-size buffer.
-  const std::size_t elem = e.dtype == "F64" ? 8 : e.dtype == "F32" ? 4 : 2;
+  const std::size_t elem = e.dtype == "F64" || e.dtype == "I64"   ? 8
+                           : e.dtype == "F32" || e.dtype == "I32" ? 4
+                                                                  : 2;
   const std::size_t per_chunk = (std::size_t{1} << 20) / elem;
   std::vector<unsigned char> buf(std::min<std::uint64_t>(nbytes, per_chunk * elem));
   for (std::size_t first = 0; first < out.size(); first += per_chunk) {
@@ -466,6 +493,10 @@ Array<T> read_values(const char* op, const std::string& path, const Parsed& p, c
       }
     } else if (e.dtype == "F32") {
       convert<T, float>(buf.data(), count, out.data() + first);
+    } else if (e.dtype == "I64") {
+      convert_integers<T, std::int64_t>(op, path, e, buf.data(), count, out.data() + first, first);
+    } else if (e.dtype == "I32") {
+      convert_integers<T, std::int32_t>(op, path, e, buf.data(), count, out.data() + first, first);
     } else {
       convert_bf16<T>(buf.data(), count, out.data() + first);
     }

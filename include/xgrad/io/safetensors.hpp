@@ -38,7 +38,8 @@ void save_tensors(const std::vector<std::pair<std::string, Tensor<T>>>& tensors,
 
 /// Every tensor of a safetensors file converted to T, in the order of their data in the file
 /// (which is the order save_tensors was given; empty tensors at one offset by name). Reads F32,
-/// F64 and BF16; other dtypes and any malformed file raise IoError.
+/// F64 and BF16, and I64 and I32 values that T holds exactly (up to 2^24 in magnitude for float,
+/// 2^53 for double); other dtypes, larger integers and any malformed file raise IoError.
 template <class T>
 std::vector<std::pair<std::string, Array<T>>> load_tensors(const std::string& path);
 

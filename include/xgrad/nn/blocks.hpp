@@ -2,7 +2,8 @@
 // Layers of image and sequence models: Conv2d, MaxPool2d, AvgPool2d, BatchNorm1d/BatchNorm2d,
 // LayerNorm, Embedding and MultiheadAttention. Parameter and buffer names, layouts and default
 // initialisation are PyTorch's, so that a state_dict maps one to one (BatchNorm's
-// num_batches_tracked is a count in the module's float type, where PyTorch keeps an int64).
+// num_batches_tracked is a count in the module's float type, where PyTorch keeps an int64: it is
+// read from PyTorch's files and written as a float, which torch's load_state_dict converts).
 
 #include <cstdint>
 #include <string>
