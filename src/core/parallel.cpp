@@ -1,9 +1,9 @@
 // The pool of parallel.hpp and set_num_threads(). Workers wait for a new generation of work by
 // spinning briefly (the ops of a training step follow each other within microseconds, and a
-// sleeping thread takes tens of them to wake) and then sleeping on the generation counter. The
-// caller and the workers take the parts of a round from one counter, so the caller never waits
-// for a worker that has not started: on a machine whose cores other processes also use, a worker
-// may be off its core for a whole time slice.
+// sleeping thread takes tens of them to wake) and then sleeping on the generation counter. Each
+// thread takes its own parts of a round first and then whatever is left, so the caller never
+// waits for a worker that has not started: on a machine whose cores other processes also use, a
+// worker may be off its core for a whole time slice.
 
 #include "parallel.hpp"
 
@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -67,7 +68,7 @@ class Pool {
     stop_.store(false, std::memory_order_relaxed);
     try {
       for (std::size_t i = 0; i < want; ++i) {
-        workers_.emplace_back([this, seen = generation_.load()] { loop(seen); });
+        workers_.emplace_back([this, i, seen = generation_.load()] { loop(i + 1, seen); });
       }
     } catch (const std::system_error& e) {  // the system refused a thread: keep those started
       threads_.store(static_cast<int>(workers_.size()) + 1, std::memory_order_relaxed);
@@ -116,11 +117,15 @@ class Pool {
     context_ = context;
     parts_ = parts;
     error_ = nullptr;
-    next_.store(0, std::memory_order_relaxed);
+    if (parts > taken_size_) {
+      taken_ = std::make_unique<std::atomic<bool>[]>(parts);
+      taken_size_ = parts;
+    }
+    for (std::size_t p = 0; p < parts; ++p) taken_[p].store(false, std::memory_order_relaxed);
     open_.store(true, std::memory_order_seq_cst);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
-    work();
+    work(0);
     // Every part is taken. Closing the round before reading active_ (both sequentially
     // consistent, as on the workers' side) means a worker either is counted there or sees the
     // round closed and reads none of its fields, which the next round may then overwrite.
@@ -138,24 +143,30 @@ class Pool {
   }
 
  private:
-  // Takes parts until none is left: a worker slow to wake (asleep, or its core lent to another
-  // process) finds them all done, and the caller waits only for the parts a worker did take.
-  void work() {
+  // Takes the participant's own parts (the caller 0, P, 2P, ..., worker w w, w + P, ..., with
+  // P = threads()), then any part still left. Own parts first keep the pieces of consecutive ops
+  // on the same threads (a product split by rows and the elementwise pass over its result touch
+  // the same halves), so each core reads what its own cache holds; taking the rest means a worker
+  // slow to wake (asleep, or its core lent to another process) finds its parts done, and the
+  // caller waits only for the parts a worker did take.
+  void work(std::size_t participant) {
     inside_part = true;
-    for (;;) {
-      const std::size_t p = next_.fetch_add(1, std::memory_order_relaxed);
-      if (p >= parts_) break;
+    const auto take = [&](std::size_t p) {
+      if (taken_[p].exchange(true, std::memory_order_acq_rel)) return;
       try {
         call_(context_, p);
       } catch (...) {
         const std::lock_guard lock(error_mutex_);
         if (!error_) error_ = std::current_exception();
       }
-    }
+    };
+    const std::size_t stride = workers_.size() + 1;
+    for (std::size_t p = participant; p < parts_; p += stride) take(p);
+    for (std::size_t p = 0; p < parts_; ++p) take(p);
     inside_part = false;
   }
 
-  void loop(std::uint64_t seen) {
+  void loop(std::size_t index, std::uint64_t seen) {
     for (;;) {
       std::uint64_t now = generation_.load(std::memory_order_acquire);
       for (int spin = 0; now == seen; ++spin) {
@@ -169,17 +180,18 @@ class Pool {
       seen = now;
       if (stop_.load(std::memory_order_relaxed)) return;
       active_.fetch_add(1, std::memory_order_seq_cst);
-      if (open_.load(std::memory_order_seq_cst)) work();
+      if (open_.load(std::memory_order_seq_cst)) work(index);
       if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1) active_.notify_one();
     }
   }
 
   std::vector<std::thread> workers_;
   std::atomic<std::uint64_t> generation_{0};
-  // Workers inside a round (they may read its fields), whether it is open, its next part.
+  // Workers inside a round (they may read its fields), whether it is open, which parts are taken.
   std::atomic<int> active_{0};
   std::atomic<bool> open_{false};
-  std::atomic<std::size_t> next_{0};
+  std::unique_ptr<std::atomic<bool>[]> taken_;
+  std::size_t taken_size_ = 0;
   std::atomic<bool> busy_{false};
   std::atomic<bool> stop_{false};
   std::atomic<int> threads_{1};
