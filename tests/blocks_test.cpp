@@ -192,6 +192,23 @@ TEST(MultiheadAttentionLayer, MaskedAttentionMatchesTheOps) {
   EXPECT_THROW(multi_head_self_attention(uniform({2, 4, 5}, 35), 1), ShapeError);
 }
 
+TEST(MultiheadAttentionLayer, LongSequencesMatchTheOps) {
+  // Heads of 72 x 72 x 64: the blocks the op hands to the BLAS.
+  const D qkv = uniform({1, 72, 192}, 36).requires_grad_();
+  const D same = D(Array<double>(qkv.value())).requires_grad_();
+  const D fused = multi_head_self_attention(qkv, 1, D(), true);
+  const D q = slice(same, 2, 0, 64) * (1.0 / 8.0), k = slice(same, 2, 64, 128),
+          v = slice(same, 2, 128, 192);
+  const D s = masked_fill(matmul(q, transpose(k, -2, -1)), triu(D::ones({72, 72}), 1),
+                          -std::numeric_limits<double>::infinity());
+  const D reference = matmul(softmax(s, -1), v);
+  EXPECT_TRUE(xt::allclose(fused.value(), reference.value(), 1e-12, 1e-12));
+  const D w = uniform({1, 72, 64}, 37);
+  (fused * w).sum().backward();
+  (reference * w).sum().backward();
+  EXPECT_TRUE(xt::allclose(qkv.grad().value(), same.grad().value(), 1e-12, 1e-12));
+}
+
 TEST(SmallCnn, TrainingLowersTheLoss) {
   Generator gen(5);
   nn::Sequential<double> net;

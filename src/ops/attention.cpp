@@ -42,15 +42,70 @@ std::string shape_or_none(const Tensor<T>& t) {
   return t.defined() ? shape_str(t.shape()) : std::string("(none)");
 }
 
-// fn(pair) for every (batch, head) pair, over xgrad's threads when each thread gets 32k
-// multiply-adds of the products or more, a few microseconds.
+// fn(lo, hi) for ranges of the (batch, head) pairs, over xgrad's threads when each thread gets
+// 64k multiply-adds of the products or more, a few microseconds.
 template <class F>
 void for_pairs(const Geometry& g, F&& fn) {
   const std::size_t work = std::max<std::size_t>(1, g.t * g.s * g.d);
   const std::size_t grain = std::max<std::size_t>(1, (std::size_t{1} << 15) / work);
-  detail::parallel_for(g.n * g.heads, grain, 1, [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t p = lo; p < hi; ++p) fn(p);
-  });
+  detail::parallel_for(g.n * g.heads, grain, 1, fn);
+}
+
+// The heads' products, C = alpha op(A) B with B's rows contiguous (stride ldb), op(A) = A^T when
+// `ta`, for the blocks of one head (a few dozen rows and columns). One call of the BLAS costs more
+// than such a block's arithmetic, and calls from two threads at once contend inside OpenBLAS;
+// here each row of C is a sum of rows of B scaled by entries of A, kept in vector registers two
+// vectors wide. Blocks of long sequences or wide heads go to the BLAS, whose cache blocking they
+// need.
+template <class T>
+void head_product(bool ta, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+                  std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+  if (m * n * k >= std::size_t{64 * 64 * 64}) {
+    blas::gemm(ta, false, m, n, k, alpha, a, lda, b, ldb, T(0), c, ldc);
+    return;
+  }
+  using B = ops::simd::Batch<T>;
+  constexpr std::size_t L = B::size;
+  const auto at = [&](std::size_t i, std::size_t p) {
+    return ta ? a[p * lda + i] : a[i * lda + p];
+  };
+  std::size_t j = 0;
+  for (; j + 2 * L <= n; j += 2 * L) {
+    for (std::size_t i = 0; i < m; ++i) {
+      B s0(T(0)), s1(T(0));
+      for (std::size_t p = 0; p < k; ++p) {
+        const B x(at(i, p));
+        s0 = xsimd::fma(x, B::load_unaligned(b + p * ldb + j), s0);
+        s1 = xsimd::fma(x, B::load_unaligned(b + p * ldb + j + L), s1);
+      }
+      (s0 * B(alpha)).store_unaligned(c + i * ldc + j);
+      (s1 * B(alpha)).store_unaligned(c + i * ldc + j + L);
+    }
+  }
+  for (; j + L <= n; j += L) {
+    for (std::size_t i = 0; i < m; ++i) {
+      B s0(T(0));
+      for (std::size_t p = 0; p < k; ++p) {
+        s0 = xsimd::fma(B(at(i, p)), B::load_unaligned(b + p * ldb + j), s0);
+      }
+      (s0 * B(alpha)).store_unaligned(c + i * ldc + j);
+    }
+  }
+  for (; j < n; ++j) {
+    for (std::size_t i = 0; i < m; ++i) {
+      T sum = T(0);
+      for (std::size_t p = 0; p < k; ++p) sum += at(i, p) * b[p * ldb + j];
+      c[i * ldc + j] = alpha * sum;
+    }
+  }
+}
+
+// The rows x cols block at x (row stride ld) transposed into out (cols x rows, contiguous).
+template <class T>
+void transpose_block(const T* x, std::size_t ld, std::size_t rows, std::size_t cols, T* out) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t c = 0; c < cols; ++c) out[c * rows + r] = x[r * ld + c];
+  }
 }
 
 // Row-wise softmax of the t x s scores in place, as softmax() computes it: shifted by the
@@ -99,26 +154,31 @@ Tensor<T> attention_op(const ops::Entry& op, const std::vector<Tensor<T>>& input
     T* wp = weights->data();
     T* op_ = out.data();
     const T* mp = mask ? mask->data() : nullptr;
-    for_pairs(g, [&](std::size_t p) {
-      const std::size_t b = p / g.heads, h = p % g.heads;
-      const T* q = qp + b * g.t * g.q.stride + g.q.offset + h * g.d;
-      const T* k = kp + b * g.s * g.k.stride + g.k.offset + h * g.d;
-      const T* v = vp + b * g.s * g.v.stride + g.v.offset + h * g.d;
-      T* w = wp + p * block;
-      blas::gemm(false, true, g.t, g.s, g.d, scale, q, g.q.stride, k, g.k.stride, T(0), w, g.s);
-      if (mp != nullptr) {
-        const T* m = mp + p * block;
-        for (std::size_t i = 0; i < block; ++i) {
-          if (m[i] != T(0)) w[i] = minus_inf;
+    for_pairs(g, [&](std::size_t lo, std::size_t hi) {
+      std::vector<T> kt(g.d * g.s);
+      for (std::size_t p = lo; p < hi; ++p) {
+        const std::size_t b = p / g.heads, h = p % g.heads;
+        const T* q = qp + b * g.t * g.q.stride + g.q.offset + h * g.d;
+        const T* k = kp + b * g.s * g.k.stride + g.k.offset + h * g.d;
+        const T* v = vp + b * g.s * g.v.stride + g.v.offset + h * g.d;
+        T* w = wp + p * block;
+        transpose_block(k, g.k.stride, g.s, g.d, kt.data());
+        head_product(false, g.t, g.s, g.d, scale, q, g.q.stride, kt.data(), g.s, w, g.s);
+        if (mp != nullptr) {
+          const T* m = mp + p * block;
+          for (std::size_t i = 0; i < block; ++i) {
+            if (m[i] != T(0)) w[i] = minus_inf;
+          }
         }
+        if (is_causal) {
+          for (std::size_t i = 0; i < g.t; ++i) {
+            std::fill(w + i * g.s + i + 1, w + (i + 1) * g.s, minus_inf);
+          }
+        }
+        softmax_rows(w, g.t, g.s);
+        head_product(false, g.t, g.d, g.s, T(1), w, g.s, v, g.v.stride,
+                     op_ + b * g.t * g.e + h * g.d, g.e);
       }
-      if (is_causal) {
-        for (std::size_t i = 0; i < g.t; ++i)
-          std::fill(w + i * g.s + i + 1, w + (i + 1) * g.s, minus_inf);
-      }
-      softmax_rows(w, g.t, g.s);
-      blas::gemm(false, false, g.t, g.d, g.s, T(1), w, g.s, v, g.v.stride, T(0),
-                 op_ + b * g.t * g.e + h * g.d, g.e);
     });
   }
 
@@ -190,35 +250,36 @@ Tensor<T> attention_op(const ops::Entry& op, const std::vector<Tensor<T>>& input
         T* dvp = grads[g.v.input].data();
         const T* dyp = grad.value().data();
         const T* wp = weights->data();
-        for_pairs(g, [&](std::size_t p) {
-          const std::size_t b = p / g.heads, h = p % g.heads;
-          const std::size_t qo = b * g.t * g.q.stride + g.q.offset + h * g.d;
-          const std::size_t ko = b * g.s * g.k.stride + g.k.offset + h * g.d;
-          const std::size_t vo = b * g.s * g.v.stride + g.v.offset + h * g.d;
-          const T* dy = dyp + b * g.t * g.e + h * g.d;
-          const T* w = wp + p * block;
-          if (need_v) {
-            blas::gemm(true, false, g.s, g.d, g.t, T(1), w, g.s, dy, g.e, T(0), dvp + vo,
-                       g.v.stride);
-          }
-          if (!need_q && !need_k) return;
-          std::vector<T> ds(block);
-          blas::gemm(false, true, g.t, g.s, g.d, T(1), dy, g.e, vp + vo, g.v.stride, T(0),
-                     ds.data(), g.s);
-          for (std::size_t i = 0; i < g.t; ++i) {
-            T* row = ds.data() + i * g.s;
-            const T* wr = w + i * g.s;
-            T dot = 0;
-            for (std::size_t j = 0; j < g.s; ++j) dot += row[j] * wr[j];
-            for (std::size_t j = 0; j < g.s; ++j) row[j] = wr[j] * (row[j] - dot);
-          }
-          if (need_q) {
-            blas::gemm(false, false, g.t, g.d, g.s, scale, ds.data(), g.s, kp + ko, g.k.stride,
-                       T(0), dqp + qo, g.q.stride);
-          }
-          if (need_k) {
-            blas::gemm(true, false, g.s, g.d, g.t, scale, ds.data(), g.s, qp + qo, g.q.stride, T(0),
-                       dkp + ko, g.k.stride);
+        for_pairs(g, [&](std::size_t lo, std::size_t hi) {
+          std::vector<T> ds(block), vt(g.d * g.s);
+          for (std::size_t p = lo; p < hi; ++p) {
+            const std::size_t b = p / g.heads, h = p % g.heads;
+            const std::size_t qo = b * g.t * g.q.stride + g.q.offset + h * g.d;
+            const std::size_t ko = b * g.s * g.k.stride + g.k.offset + h * g.d;
+            const std::size_t vo = b * g.s * g.v.stride + g.v.offset + h * g.d;
+            const T* dy = dyp + b * g.t * g.e + h * g.d;
+            const T* w = wp + p * block;
+            if (need_v) {
+              head_product(true, g.s, g.d, g.t, T(1), w, g.s, dy, g.e, dvp + vo, g.v.stride);
+            }
+            if (!need_q && !need_k) continue;
+            transpose_block(vp + vo, g.v.stride, g.s, g.d, vt.data());
+            head_product(false, g.t, g.s, g.d, T(1), dy, g.e, vt.data(), g.s, ds.data(), g.s);
+            for (std::size_t i = 0; i < g.t; ++i) {
+              T* row = ds.data() + i * g.s;
+              const T* wr = w + i * g.s;
+              T dot = 0;
+              for (std::size_t j = 0; j < g.s; ++j) dot += row[j] * wr[j];
+              for (std::size_t j = 0; j < g.s; ++j) row[j] = wr[j] * (row[j] - dot);
+            }
+            if (need_q) {
+              head_product(false, g.t, g.d, g.s, scale, ds.data(), g.s, kp + ko, g.k.stride,
+                           dqp + qo, g.q.stride);
+            }
+            if (need_k) {
+              head_product(true, g.s, g.d, g.t, scale, ds.data(), g.s, qp + qo, g.q.stride,
+                           dkp + ko, g.k.stride);
+            }
           }
         });
         for (std::size_t i = 0; i < count; ++i) {

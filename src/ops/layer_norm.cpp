@@ -86,7 +86,8 @@ std::pair<T, T> grad_sums(const T* dy, const T* w, const T* xhat, std::size_t n)
 }
 
 // fn(row) for rows [0, rows) of `cols` values each, over xgrad's threads when each thread gets
-// 16k values or more: a few microseconds of these loops, more than handing work to a worker.
+// 16k values or more: a few microseconds of these loops, and the rows a product split by rows
+// wrote on each thread, which its cache holds.
 template <class F>
 void for_rows(std::size_t rows, std::size_t cols, F&& fn) {
   const std::size_t grain =
