@@ -155,6 +155,60 @@ TEST(MultiheadAttentionLayer, GradientsMatchCentralDifferences) {
   EXPECT_TRUE(xt::allclose(m(leaves[0]).value(), attention(again).value(), 1e-12, 1e-12));
 }
 
+TEST(MultiheadAttentionLayer, MaskedAttentionMatchesTheOps) {
+  // The attention op against the same attention written with ops, with a mask on key positions
+  // and the causal mask together, values and gradients.
+  const D q = uniform({2, 4, 6}, 31), k = uniform({2, 4, 6}, 32), v = uniform({2, 4, 6}, 33);
+  const D mask = D::from({{0.0, 0.0, 1.0, 0.0}});  // key 2 hidden from every query
+  const auto by_ops = [&](const D& qq, const D& kk, const D& vv) {
+    auto heads = [](const D& t) { return permute(reshape(t, {2, 4, 3, 2}), {0, 2, 1, 3}); };
+    D s = matmul(heads(qq) * (1.0 / std::sqrt(2.0)), transpose(heads(kk), -2, -1));
+    s = masked_fill(s, mask, -std::numeric_limits<double>::infinity());
+    s = masked_fill(s, triu(D::ones({4, 4}), 1), -std::numeric_limits<double>::infinity());
+    return reshape(permute(matmul(softmax(s, -1), heads(vv)), {0, 2, 1, 3}), {2, 4, 6});
+  };
+  std::vector<D> a{D(Array<double>(q.value())).requires_grad_(),
+                   D(Array<double>(k.value())).requires_grad_(),
+                   D(Array<double>(v.value())).requires_grad_()};
+  std::vector<D> b{D(Array<double>(q.value())).requires_grad_(),
+                   D(Array<double>(k.value())).requires_grad_(),
+                   D(Array<double>(v.value())).requires_grad_()};
+  const D fused = multi_head_attention(a[0], a[1], a[2], 3, mask, true);
+  const D reference = by_ops(b[0], b[1], b[2]);
+  EXPECT_TRUE(xt::allclose(fused.value(), reference.value(), 1e-12, 1e-12));
+  const D w = uniform({2, 4, 6}, 34);
+  (fused * w).sum().backward();
+  (reference * w).sum().backward();
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(xt::allclose(a[i].grad().value(), b[i].grad().value(), 1e-12, 1e-12)) << i;
+  }
+  // A query that may attend to nothing gives NaN, as softmax over -inf does.
+  const D first = D::from({{1.0, 0.0, 0.0, 0.0}});
+  const D y = multi_head_attention(q, k, v, 3, first, true);
+  EXPECT_TRUE(xt::all(xt::isnan(xt::view(y.value(), xt::all(), 0, xt::all()))));
+  EXPECT_FALSE(xt::any(xt::isnan(xt::view(y.value(), xt::all(), xt::range(1, 4), xt::all()))));
+  EXPECT_THROW(multi_head_attention(q, k, v, 4), ShapeError);
+  EXPECT_THROW(multi_head_attention(q, k, v, 3, D::ones({3, 4})), ShapeError);
+  EXPECT_THROW(multi_head_self_attention(uniform({2, 4, 5}, 35), 1), ShapeError);
+}
+
+TEST(MultiheadAttentionLayer, LongSequencesMatchTheOps) {
+  // Heads of 72 x 72 x 64: the blocks the op hands to the BLAS.
+  const D qkv = uniform({1, 72, 192}, 36).requires_grad_();
+  const D same = D(Array<double>(qkv.value())).requires_grad_();
+  const D fused = multi_head_self_attention(qkv, 1, D(), true);
+  const D q = slice(same, 2, 0, 64) * (1.0 / 8.0), k = slice(same, 2, 64, 128),
+          v = slice(same, 2, 128, 192);
+  const D s = masked_fill(matmul(q, transpose(k, -2, -1)), triu(D::ones({72, 72}), 1),
+                          -std::numeric_limits<double>::infinity());
+  const D reference = matmul(softmax(s, -1), v);
+  EXPECT_TRUE(xt::allclose(fused.value(), reference.value(), 1e-12, 1e-12));
+  const D w = uniform({1, 72, 64}, 37);
+  (fused * w).sum().backward();
+  (reference * w).sum().backward();
+  EXPECT_TRUE(xt::allclose(qkv.grad().value(), same.grad().value(), 1e-12, 1e-12));
+}
+
 TEST(SmallCnn, TrainingLowersTheLoss) {
   Generator gen(5);
   nn::Sequential<double> net;

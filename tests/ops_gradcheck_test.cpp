@@ -402,6 +402,28 @@ std::vector<OpCase> cases() {
   add_case("layer_norm_two_dims", {uniform({2, 2, 3}, 212)}, [](auto& in) {
     return layer_norm(in[0], {2, 3});
   });
+  add_case("layer_norm_weight_only", {uniform({2, 5}, 213), uniform({5}, 214)},
+           [](auto& in) { return layer_norm(in[0], {5}, in[1], D(), 1e-3); });
+  add_case("layer_norm_bias_only", {uniform({3, 2, 2}, 215), uniform({2}, 216)},
+           [](auto& in) { return layer_norm(in[0], {2}, D(), in[1]); });
+
+  // ---- attention (2 heads of width 2; key and value longer than the query) ----
+  add_case("multi_head_attention",
+           {uniform({2, 3, 4}, 217), uniform({2, 5, 4}, 218), uniform({2, 5, 4}, 219)},
+           [](auto& in) { return multi_head_attention(in[0], in[1], in[2], 2); });
+  add_case(
+      "multi_head_attention_mask",
+      {uniform({1, 3, 4}, 220), uniform({1, 4, 4}, 221), uniform({1, 4, 4}, 222)}, [](auto& in) {
+        const D mask = D::from({{0.0, 1.0, 0.0, 1.0}, {1.0, 0.0, 0.0, 0.0}, {0.0, 0.0, 1.0, 1.0}});
+        return multi_head_attention(in[0], in[1], in[2], 2, mask);
+      });
+  add_case("multi_head_attention_causal",
+           {uniform({2, 3, 4}, 223), uniform({2, 3, 4}, 224), uniform({2, 3, 4}, 225)},
+           [](auto& in) { return multi_head_attention(in[0], in[1], in[2], 2, D(), true); });
+  add_case("multi_head_self_attention_causal", {uniform({2, 4, 12}, 226)},
+           [](auto& in) { return multi_head_self_attention(in[0], 2, D(), true); });
+  add_case("multi_head_self_attention_one_head", {uniform({1, 3, 6}, 227)},
+           [](auto& in) { return multi_head_self_attention(in[0], 1); });
 
   // ---- losses (targets are checked too where they have a gradient) ----
   for (auto [tag, red] : {std::pair{"mean", Reduction::Mean}, std::pair{"sum", Reduction::Sum},

@@ -352,6 +352,23 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape,
                      const Tensor<T>& weight = Tensor<T>(), const Tensor<T>& bias = Tensor<T>(),
                      double eps = 1e-5, Location loc = Location::current());
 
+/// Multi-head scaled dot-product attention, as torch.nn.MultiheadAttention computes it between
+/// its projections: query [N, T, E], key and value [N, S, E], E split into num_heads heads of
+/// d = E / num_heads; per head softmax(q k^T / sqrt(d)) v, the heads joined again -> [N, T, E].
+/// attn_mask (optional) broadcasts to [N, num_heads, T, S]: nonzero entries are positions not
+/// attended to; is_causal also masks every key after the query's position (T == S). A query
+/// row with every key masked gives NaN, as in PyTorch.
+template <class T>
+Tensor<T> multi_head_attention(const Tensor<T>& query, const Tensor<T>& key, const Tensor<T>& value,
+                               std::int64_t num_heads, const Tensor<T>& attn_mask = Tensor<T>(),
+                               bool is_causal = false, Location loc = Location::current());
+/// multi_head_attention() of a packed projection qkv [N, T, 3E]: query, key and value are its
+/// three blocks of E columns, read in place.
+template <class T>
+Tensor<T> multi_head_self_attention(const Tensor<T>& qkv, std::int64_t num_heads,
+                                    const Tensor<T>& attn_mask = Tensor<T>(),
+                                    bool is_causal = false, Location loc = Location::current());
+
 // ---- losses (prediction first, target second; a target that requires grad gets one too) ----
 /// (input - target)^2, shapes must match.
 template <class T>

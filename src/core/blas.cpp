@@ -88,9 +88,10 @@ struct Dispatch {
   // [209,4096] x [4096,8]^T, an MLP's narrow layer: 95 against 235 us; [64,128] x [128,10]^T:
   // 1.5 against 3.0 us).
   std::size_t skinny_min_product = 8192;
-  // Products of at least 64^3 multiply-adds are split over xgrad's threads (by rows or columns
-  // of C, see dispatch; columns in pieces of whole cache lines): single-threaded pieces side by
-  // side. Below it a piece takes less time than handing it to a waiting thread.
+  // Products are split over xgrad's threads (by rows or columns of C, see dispatch; columns in
+  // pieces of whole cache lines) into single-threaded pieces side by side of at least 64^3
+  // multiply-adds each, a few microseconds: a smaller piece takes less time than handing it to
+  // a waiting thread and bringing its result back into the caller's cache.
   std::size_t parallel_product = 64 * 64 * 64;
   std::size_t parallel_align = 16;
 };
@@ -192,7 +193,13 @@ void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
   }
   // pool_threads() first: the pool starts (and turns the BLAS's own threads off) at the first
   // product, so that every product runs under one threading regime.
-  if (xgrad::detail::pool_threads() > 1 && m * n * k >= kDispatch.parallel_product) {
+  if (xgrad::detail::pool_threads() > 1 && m * n * k >= 2 * kDispatch.parallel_product) {
+    // Rows or columns of C per piece for the least work a piece must have.
+    const auto least = [&](std::size_t other) {
+      const std::size_t per_line = std::max<std::size_t>(other * k, 1);
+      return std::max(kDispatch.parallel_align,
+                      (kDispatch.parallel_product + per_line - 1) / per_line);
+    };
     // Rows when op(B), which every thread then reads whole, is no larger than C (k <= m): each
     // thread writes whole rows of C, the same contiguous half an elementwise pass or an
     // optimiser update over C takes next. Columns otherwise (a weight times a batch: each
@@ -200,17 +207,16 @@ void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
     const bool by_rows =
         m >= 2 * kDispatch.parallel_align && (k <= m || n < 2 * kDispatch.parallel_align);
     if (!by_rows) {  // columns [j0, j1) of C: the same columns of op(B)
-      xgrad::detail::parallel_for(n, kDispatch.parallel_align, kDispatch.parallel_align,
+      xgrad::detail::parallel_for(n, least(m), kDispatch.parallel_align,
                                   [&](std::size_t j0, std::size_t j1) {
                                     one_thread(ta, tb, m, j1 - j0, k, alpha, a, lda,
                                                tb ? b + j0 * ldb : b + j0, ldb, beta, c + j0, ldc);
                                   });
     } else {  // rows [i0, i1) of C: the same rows of op(A)
-      xgrad::detail::parallel_for(
-          m, kDispatch.parallel_align, 1, [&](std::size_t i0, std::size_t i1) {
-            one_thread(ta, tb, i1 - i0, n, k, alpha, ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
-                       c + i0 * ldc, ldc);
-          });
+      xgrad::detail::parallel_for(m, least(n), 1, [&](std::size_t i0, std::size_t i1) {
+        one_thread(ta, tb, i1 - i0, n, k, alpha, ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                   c + i0 * ldc, ldc);
+      });
     }
     return;
   }

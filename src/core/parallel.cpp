@@ -1,6 +1,9 @@
 // The pool of parallel.hpp and set_num_threads(). Workers wait for a new generation of work by
 // spinning briefly (the ops of a training step follow each other within microseconds, and a
-// sleeping thread takes tens of them to wake) and then sleeping on the generation counter.
+// sleeping thread takes tens of them to wake) and then sleeping on the generation counter. Each
+// thread takes its own parts of a round first and then whatever is left, so the caller never
+// waits for a worker that has not started: on a machine whose cores other processes also use, a
+// worker may be off its core for a whole time slice.
 
 #include "parallel.hpp"
 
@@ -10,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -84,6 +88,8 @@ class Pool {
     threads_.store(1, std::memory_order_relaxed);
     busy_.store(false, std::memory_order_relaxed);
     stop_.store(false, std::memory_order_relaxed);
+    active_.store(0, std::memory_order_relaxed);
+    open_.store(false, std::memory_order_relaxed);
     new (&error_mutex_) std::mutex;  // a worker may have held it at the fork
   }
 
@@ -107,38 +113,56 @@ class Pool {
   };
 
   void run(std::size_t parts, void (*call)(void*, std::size_t), void* context) {
-    const std::size_t participants = std::min(parts, workers_.size() + 1);
     call_ = call;
     context_ = context;
     parts_ = parts;
-    participants_ = participants;
     error_ = nullptr;
-    // Every worker answers every round, taking part or not, so that none can still be reading
-    // this round's fields when the next one writes them.
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    if (parts > taken_size_) {
+      taken_ = std::make_unique<std::atomic<bool>[]>(parts);
+      taken_size_ = parts;
+    }
+    for (std::size_t p = 0; p < parts; ++p) taken_[p].store(false, std::memory_order_relaxed);
+    open_.store(true, std::memory_order_seq_cst);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
     work(0);
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    // Every part is taken. Closing the round before reading active_ (both sequentially
+    // consistent, as on the workers' side) means a worker either is counted there or sees the
+    // round closed and reads none of its fields, which the next round may then overwrite.
+    open_.store(false, std::memory_order_seq_cst);
+    for (int spin = 0;; ++spin) {
+      const int active = active_.load(std::memory_order_seq_cst);
+      if (active == 0) break;
       if (spin < kSpins) {
         relax();
       } else {
-        const int left = pending_.load(std::memory_order_acquire);
-        if (left != 0) pending_.wait(left, std::memory_order_acquire);
+        active_.wait(active, std::memory_order_acquire);
       }
     }
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  // Takes the participant's own parts (the caller 0, P, 2P, ..., worker w w, w + P, ..., with
+  // P = threads()), then any part still left. Own parts first keep the pieces of consecutive ops
+  // on the same threads (a product split by rows and the elementwise pass over its result touch
+  // the same halves), so each core reads what its own cache holds; taking the rest means a worker
+  // slow to wake (asleep, or its core lent to another process) finds its parts done, and the
+  // caller waits only for the parts a worker did take.
   void work(std::size_t participant) {
     inside_part = true;
-    try {
-      for (std::size_t p = participant; p < parts_; p += participants_) call_(context_, p);
-    } catch (...) {
-      const std::lock_guard lock(error_mutex_);
-      if (!error_) error_ = std::current_exception();
-    }
+    const auto take = [&](std::size_t p) {
+      if (taken_[p].exchange(true, std::memory_order_acq_rel)) return;
+      try {
+        call_(context_, p);
+      } catch (...) {
+        const std::lock_guard lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    };
+    const std::size_t stride = workers_.size() + 1;
+    for (std::size_t p = participant; p < parts_; p += stride) take(p);
+    for (std::size_t p = 0; p < parts_; ++p) take(p);
     inside_part = false;
   }
 
@@ -155,14 +179,19 @@ class Pool {
       }
       seen = now;
       if (stop_.load(std::memory_order_relaxed)) return;
-      if (index < participants_) work(index);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+      active_.fetch_add(1, std::memory_order_seq_cst);
+      if (open_.load(std::memory_order_seq_cst)) work(index);
+      if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1) active_.notify_one();
     }
   }
 
   std::vector<std::thread> workers_;
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // Workers inside a round (they may read its fields), whether it is open, which parts are taken.
+  std::atomic<int> active_{0};
+  std::atomic<bool> open_{false};
+  std::unique_ptr<std::atomic<bool>[]> taken_;
+  std::size_t taken_size_ = 0;
   std::atomic<bool> busy_{false};
   std::atomic<bool> stop_{false};
   std::atomic<int> threads_{1};
@@ -170,7 +199,6 @@ class Pool {
   void (*call_)(void*, std::size_t) = nullptr;
   void* context_ = nullptr;
   std::size_t parts_ = 0;
-  std::size_t participants_ = 1;
   std::exception_ptr error_;
   std::mutex error_mutex_;
 };

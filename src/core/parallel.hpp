@@ -14,7 +14,8 @@ namespace xgrad::detail {
 int pool_threads();
 
 /// Runs call(context, part) for every part in [0, parts): the caller takes parts 0, P, 2P, ...,
-/// worker w parts w, w + P, ... (P = pool_threads()), and it returns once all are done; the
+/// worker w parts w, w + P, ... (P = pool_threads()), each then any part no thread has taken yet
+/// (so a late worker's parts are done by the others); it returns once all are done, and the
 /// first exception thrown by any part is rethrown here. Runs every part on the caller when the
 /// pool has no workers, is busy with another thread's work, or is asked from inside a part.
 void run_parallel(std::size_t parts, void (*call)(void*, std::size_t), void* context);

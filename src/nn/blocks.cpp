@@ -256,7 +256,6 @@ Tensor<T> MultiheadAttention<T>::forward(const Tensor<T>& query, const Tensor<T>
   }
   const auto as_batch = [&](const Tensor<T>& t) { return rank == 2 ? unsqueeze(t, 0) : t; };
   const Tensor<T> q0 = as_batch(query), k0 = as_batch(key), v0 = as_batch(value);
-  const auto n = static_cast<std::int64_t>(q0.size(0));
   const auto t = static_cast<std::int64_t>(q0.size(1));
   const auto s = static_cast<std::int64_t>(k0.size(1));
   if (q0.size(2) != static_cast<std::size_t>(e) || k0.size(2) != static_cast<std::size_t>(e) ||
@@ -267,42 +266,20 @@ Tensor<T> MultiheadAttention<T>::forward(const Tensor<T>& query, const Tensor<T>
     fail("batch sizes must agree, and key and value must have the same length");
   }
   if (is_causal && t != s) fail("a causal mask needs query and key of the same length");
-  const std::int64_t d = e / heads_;
-  // One projection for self-attention (q, k and v from one product); slices of the weight
-  // otherwise.
+  // One projection for self-attention (q, k and v from one product, read in place by the
+  // attention); slices of the weight otherwise.
   const auto project = [&](const Tensor<T>& x, std::int64_t part) {
     const Tensor<T> w = slice(in_proj_weight_, 0, part * e, (part + 1) * e);
     const Tensor<T> b =
         in_proj_bias_.defined() ? slice(in_proj_bias_, 0, part * e, (part + 1) * e) : Tensor<T>();
     return linear(x, w, b);
   };
-  // [N, L, E] -> [N, heads, L, d]
-  const auto split_heads = [&](const Tensor<T>& x, std::int64_t len) {
-    return permute(reshape(x, Dims{n, len, heads_, d}), {0, 2, 1, 3});
-  };
-  Tensor<T> q, k, v;
-  if (query.impl() == key.impl() && key.impl() == value.impl()) {
-    const Tensor<T> qkv = linear(q0, in_proj_weight_, in_proj_bias_);  // [N, T, 3E]
-    q = split_heads(slice(qkv, 2, 0, e), t);
-    k = split_heads(slice(qkv, 2, e, 2 * e), t);
-    v = split_heads(slice(qkv, 2, 2 * e, 3 * e), t);
-  } else {
-    q = split_heads(project(q0, 0), t);
-    k = split_heads(project(k0, 1), s);
-    v = split_heads(project(v0, 2), s);
-  }
-  // Scaling q (T x d) is cheaper than scaling the T x S scores.
-  q = mul(q, T(1) / std::sqrt(static_cast<T>(d)));
-  Tensor<T> scores = matmul(q, transpose(k, -2, -1));  // [N, heads, T, S]
-  if (attn_mask.defined())
-    scores = masked_fill(scores, attn_mask, -std::numeric_limits<T>::infinity());
-  if (is_causal) {
-    const Shape square{static_cast<std::size_t>(t), static_cast<std::size_t>(s)};
-    scores =
-        masked_fill(scores, triu(Tensor<T>::ones(square), 1), -std::numeric_limits<T>::infinity());
-  }
-  const Tensor<T> att = softmax(scores, -1);
-  const Tensor<T> mixed = reshape(permute(matmul(att, v), {0, 2, 1, 3}), Dims{n, t, e});
+  const Tensor<T> mixed =
+      query.impl() == key.impl() && key.impl() == value.impl()
+          ? multi_head_self_attention(linear(q0, in_proj_weight_, in_proj_bias_), heads_, attn_mask,
+                                      is_causal)
+          : multi_head_attention(project(q0, 0), project(k0, 1), project(v0, 2), heads_, attn_mask,
+                                 is_causal);
   const Tensor<T> out = out_proj_->forward(mixed);
   return rank == 2 ? squeeze(out, 0) : out;
 }

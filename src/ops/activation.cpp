@@ -2,6 +2,7 @@
 // the zero-gradient step functions used by perceptrons.
 
 #include <cmath>
+#include <memory>
 #include <numbers>
 #include <random>
 #include <string>
@@ -140,22 +141,38 @@ Tensor<T> gelu(const Tensor<T>& a, bool approximate, Location loc) {
         },
         Reads::input);
   }
-  return unary<T>(
-      op, a,
-      // Phi(x) as erfc(-x / sqrt(2)) / 2 rather than (1 + erf(x / sqrt(2))) / 2: the sum
-      // cancels to a few correct digits in the left tail, erfc stays accurate there.
-      [](const auto& x) { return x * (T(0.5) * ops::simd::erfc(x * -inv_sqrt2<T>)); },
-      // gelu: grad * (Phi(x) + x phi(x)), phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
-      [](const auto& d, const auto& x) {
-        const auto x_phi = x * exp(x * x * T(-0.5)) * inv_sqrt_2pi<T>;
-        if constexpr (ops::is_tensor_v<std::decay_t<decltype(x)>>) {
+  // Phi(x) as erfc(-x / sqrt(2)) / 2 rather than (1 + erf(x / sqrt(2))) / 2: the sum cancels to
+  // a few correct digits in the left tail, erfc stays accurate there. Phi is kept for the
+  // derivative: erfc is most of the cost of either pass.
+  const Array<T>& x = a.value();
+  auto phi = std::make_shared<Array<T>>(Array<T>::from_shape(x.shape()));
+  ops::simd::map(x.data(), phi->data(), x.size(),
+                 [](const auto& v) { return T(0.5) * ops::simd::erfc(v * -inv_sqrt2<T>); });
+  Array<T> out = ops::simd::map(x, *phi, [](const auto& v, const auto& p) { return v * p; });
+  return record<T>(
+      op, std::move(out), {a},
+      [phi](const Tensor<T>& grad, Grads<T>& g) {
+        if (!g.needs(0)) return;
+        // gelu: grad * (Phi(x) + x phi(x)), phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
+        if (g.create_graph()) {
           // erfc is no op: Phi through erf keeps the recorded derivative differentiable.
-          return d * (erf(x * inv_sqrt2<T>) * T(0.5) + T(0.5) + x_phi);
-        } else {
-          return d * (ops::simd::erfc(x * -inv_sqrt2<T>) * T(0.5) + x_phi);
+          const Tensor<T> xin = g.in(0);
+          const Tensor<T> x_phi = xin * exp(xin * xin * T(-0.5)) * inv_sqrt_2pi<T>;
+          g.to(0, grad * (erf(xin * inv_sqrt2<T>) * T(0.5) + T(0.5) + x_phi));
+          return;
         }
+        const Array<T>& d = grad.value();
+        const Array<T>& xv = g.value(0);
+        ops::simd::check_sizes(d, xv);
+        ops::simd::check_sizes(d, *phi);
+        ops::give(g, 0, grad, g.owns_grad(grad), [&](T* o) {
+          ops::simd::map(d.data(), xv.data(), phi->data(), o, d.size(),
+                         [](const auto& dk, const auto& xk, const auto& pk) {
+                           return dk * (pk + xk * exp(xk * xk * T(-0.5)) * inv_sqrt_2pi<T>);
+                         });
+        });
       },
-      Reads::input);
+      Saves::in({0}));
 }
 
 template <class T>

@@ -289,9 +289,39 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<std::int64_t>
         // softmax is the op (shifted by the row max, so it never overflows) and the one-hot a
         // constant, so this gradient is differentiable again.
         if (!g.needs(0)) return;
-        const Tensor<T> p = softmax(g.in(0), 1, loc);
-        g.to(0, mul(row_grad(grad, reduction, rows, loc),
-                    sub(p, one_hot(labels, classes, T(1)), loc), loc));
+        if (g.create_graph()) {
+          const Tensor<T> p = softmax(g.in(0), 1, loc);
+          g.to(0, mul(row_grad(grad, reduction, rows, loc),
+                      sub(p, one_hot(labels, classes, T(1)), loc), loc));
+          return;
+        }
+        // The same arithmetic in one pass over the logits instead of four over broadcast
+        // expressions: softmax()'s shift by the row maximum (0 when it is not finite), its exp,
+        // its sum from the first class to the last and its division, then the one-hot and the
+        // incoming gradient.
+        const T* xv = g.value(0).data();
+        const T* gv = grad.value().data();
+        Array<T> dx = Array<T>::from_shape({rows, classes});
+        T* dp = dx.data();
+        const T mean_scale = reduction == Reduction::Mean ? gv[0] / static_cast<T>(rows) : T(0);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const T* row = xv + r * classes;
+          T* out = dp + r * classes;
+          T top = *std::max_element(row, row + classes);
+          if (!std::isfinite(top)) top = T(0);
+          T total = T(0);
+          for (std::size_t c = 0; c < classes; ++c) {
+            out[c] = std::exp(row[c] - top);
+            total += out[c];
+          }
+          const T scale = reduction == Reduction::None   ? gv[r]
+                          : reduction == Reduction::Mean ? mean_scale
+                                                         : gv[0];
+          for (std::size_t c = 0; c < classes; ++c) {
+            out[c] = scale * (out[c] / total - (c == labels[r] ? T(1) : T(0)));
+          }
+        }
+        g.to(0, std::move(dx));
       },
       Saves::in({0}));
 }

@@ -1,8 +1,7 @@
-// Normalisation: batch_norm and layer_norm. batch_norm runs as one op (per-channel sums in two
-// passes, the derivative in two more); under create_graph its derivative is the same formula
-// written with ops, so it is differentiable again. layer_norm is written with the reduction and
-// elementwise ops. The running statistics of batch_norm are state, not graph: they are updated
-// in place with grad mode off.
+// Normalisation: batch_norm (layer_norm is in layer_norm.cpp). batch_norm runs as one op
+// (per-channel sums in two passes, the derivative in two more); under create_graph its derivative
+// is the same formula written with ops, so it is differentiable again. The running statistics of
+// batch_norm are state, not graph: they are updated in place with grad mode off.
 
 #include <algorithm>
 #include <cmath>
@@ -257,45 +256,10 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& running_mean,
       Saves{reads, false});
 }
 
-template <class T>
-Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tensor<T>& weight,
-                     const Tensor<T>& bias, double eps, Location loc) {
-  const ops::Entry op{"layer_norm", loc};
-  const Shape s = x.shape();
-  const std::size_t k = normalized_shape.size();
-  bool fits = k >= 1 && k <= s.size();
-  for (std::size_t i = 0; fits && i < k; ++i) fits = s[s.size() - k + i] == normalized_shape[i];
-  const auto fail = [&](const std::string& why) {
-    throw ShapeError("xgrad::layer_norm: input " + shape_str(s) + ", normalized_shape " +
-                     shape_str(normalized_shape) + ", weight " + shape_or_none(weight) + ", bias " +
-                     shape_or_none(bias) + ": " + why);
-  };
-  if (!fits) fail("normalized_shape must be the input's trailing dims (at least one)");
-  if (weight.defined() && weight.shape() != normalized_shape)
-    fail("weight must be normalized_shape");
-  if (bias.defined() && bias.shape() != normalized_shape) fail("bias must be normalized_shape");
-  if (!(eps >= 0)) {
-    throw ValueError("xgrad::layer_norm: eps " + std::to_string(eps) + " must be >= 0 (input " +
-                     shape_str(s) + ")");
-  }
-  std::size_t count = 1;
-  for (std::size_t e : normalized_shape) count *= e;
-  if (count == 0) fail("normalized_shape must not be empty");
-  std::vector<int> dims;
-  for (std::size_t i = 0; i < k; ++i) dims.push_back(static_cast<int>(s.size() - k + i));
-  const Moments<T> m = moments(x, dims, loc);
-  Tensor<T> y = div(m.centered, sqrt(add(m.var, static_cast<T>(eps), loc), loc), loc);
-  if (weight.defined()) y = mul(y, weight, loc);
-  if (bias.defined()) y = add(y, bias, loc);
-  return y;
-}
-
 #define XGRAD_INSTANTIATE_NORMALIZATION(T)                                                   \
   template Tensor<T> batch_norm<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,     \
                                    const Tensor<T>&, const Tensor<T>&, bool, double, double, \
-                                   Location);                                                \
-  template Tensor<T> layer_norm<T>(const Tensor<T>&, const Shape&, const Tensor<T>&,         \
-                                   const Tensor<T>&, double, Location);
+                                   Location);
 
 XGRAD_INSTANTIATE_NORMALIZATION(float)
 XGRAD_INSTANTIATE_NORMALIZATION(double)

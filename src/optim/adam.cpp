@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
 
 #include <xgrad/autograd.hpp>
 #include <xgrad/optim/optimizer.hpp>
@@ -39,6 +42,65 @@ Adam<T>::Adam(std::vector<Tensor<T>> params, AdamOptions options, bool decoupled
   exp_avg_sq_.resize(n);
 }
 
+namespace {
+
+// One parameter's share of a step: its buffers and its bias-corrected constants.
+template <class T>
+struct AdamSlot {
+  const T* g;
+  T* p;
+  T* m;
+  T* v;
+  std::size_t n;
+  T step_size, bc2_sqrt;
+};
+
+// Elements [lo, hi) of one parameter, in vectors; the last partial vector goes through the same
+// vector arithmetic on a padded copy, so that every element gets exactly the same operations
+// wherever the threads' ranges cut the parameter.
+template <class T>
+void adam_update(const AdamSlot<T>& s, std::size_t lo, std::size_t hi, T beta2, T one_m_beta1,
+                 T one_m_beta2, T eps, T shrink, bool decay, bool decoupled, T wd) {
+  using B = xsimd::batch<T>;
+  constexpr std::size_t L = B::size;
+  const auto update = [&](const T* gi, T* pi, T* mi, T* vi) {
+    B gk = B::load_unaligned(gi), pk = B::load_unaligned(pi);
+    if (decay) {
+      if (decoupled) {
+        pk = pk * B(shrink);
+      } else {
+        gk = gk + B(wd) * pk;
+      }
+    }
+    B mk = B::load_unaligned(mi);
+    mk = mk + B(one_m_beta1) * (gk - mk);  // torch's lerp_(grad, 1 - beta1)
+    const B vk = B::load_unaligned(vi) * B(beta2) + B(one_m_beta2) * gk * gk;
+    const B denom = xsimd::sqrt(vk) / B(s.bc2_sqrt) + B(eps);
+    pk = pk - B(s.step_size) * (mk / denom);
+    mk.store_unaligned(mi);
+    vk.store_unaligned(vi);
+    pk.store_unaligned(pi);
+  };
+  std::size_t k = lo;
+  for (; k + L <= hi; k += L) update(s.g + k, s.p + k, s.m + k, s.v + k);
+  if (k < hi) {
+    // Padding of ones: the lanes thrown away divide by nothing near 0 (eps may be 0).
+    T gb[L], pb[L], mb[L], vb[L];
+    for (T* buf : {gb, pb, mb, vb}) std::fill(buf, buf + L, T(1));
+    const std::size_t r = hi - k;
+    std::copy(s.g + k, s.g + hi, gb);
+    std::copy(s.p + k, s.p + hi, pb);
+    std::copy(s.m + k, s.m + hi, mb);
+    std::copy(s.v + k, s.v + hi, vb);
+    update(gb, pb, mb, vb);
+    std::copy(pb, pb + r, s.p + k);
+    std::copy(mb, mb + r, s.m + k);
+    std::copy(vb, vb + r, s.v + k);
+  }
+}
+
+}  // namespace
+
 template <class T>
 void Adam<T>::step() {
   const profiler::record_function region("Adam.step");
@@ -51,12 +113,15 @@ void Adam<T>::step() {
   const T wd = static_cast<T>(options_.weight_decay);
   const T shrink = static_cast<T>(1 - lr * options_.weight_decay);
   const bool decay = options_.weight_decay != 0;
+  const bool decoupled = decoupled_;
   auto& params = this->mutable_params();
+  // Every parameter's elements laid end to end and cut into one range per thread: a model of
+  // many small tensors is one round of the pool, not one per tensor.
+  std::vector<AdamSlot<T>> slots;
+  std::vector<std::size_t> starts{0};
   for (std::size_t i = 0; i < params.size(); ++i) {
     const Array<T>* grad = this->grad_for_step(i);
     if (grad == nullptr) continue;
-    const T* g = grad->data();
-    T* p = params[i].mutable_value().data();
     const std::size_t n = grad->size();
     std::vector<T>& m_buf = exp_avg_[i];
     std::vector<T>& v_buf = exp_avg_sq_[i];
@@ -68,28 +133,21 @@ void Adam<T>::step() {
     }
     const auto t = static_cast<double>(++steps_[i]);
     // Bias corrections in double, as torch computes them in Python floats.
-    const T step_size = static_cast<T>(lr / (1 - std::pow(options_.beta1, t)));
-    const T bc2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(options_.beta2, t)));
-    T* m = m_buf.data();
-    T* v = v_buf.data();
-    const bool decoupled = decoupled_;
-    internal::for_elements(n, [=](std::size_t lo, std::size_t hi) {
-      for (std::size_t k = lo; k < hi; ++k) {
-        T gk = g[k];
-        if (decay) {
-          if (decoupled) {
-            p[k] *= shrink;
-          } else {
-            gk += wd * p[k];
-          }
-        }
-        m[k] += one_m_beta1 * (gk - m[k]);  // torch's lerp_(grad, 1 - beta1)
-        v[k] = v[k] * beta2 + one_m_beta2 * gk * gk;
-        const T denom = std::sqrt(v[k]) / bc2_sqrt + eps;
-        p[k] -= step_size * (m[k] / denom);
-      }
-    });
+    slots.push_back({grad->data(), params[i].mutable_value().data(), m_buf.data(), v_buf.data(), n,
+                     static_cast<T>(lr / (1 - std::pow(options_.beta1, t))),
+                     static_cast<T>(std::sqrt(1 - std::pow(options_.beta2, t)))});
+    starts.push_back(starts.back() + n);
   }
+  internal::for_elements(starts.back(), [&](std::size_t lo, std::size_t hi) {
+    std::size_t i = static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), lo) -
+                                             starts.begin() - 1);
+    for (; i < slots.size() && starts[i] < hi; ++i) {
+      const std::size_t a = std::max(lo, starts[i]) - starts[i];
+      const std::size_t b = std::min(hi, starts[i + 1]) - starts[i];
+      adam_update(slots[i], a, b, beta2, one_m_beta1, one_m_beta2, eps, shrink, decay, decoupled,
+                  wd);
+    }
+  });
 }
 
 template <class T>
