@@ -37,11 +37,6 @@ struct Geometry {
   Operand q, k, v;
 };
 
-template <class T>
-std::string shape_or_none(const Tensor<T>& t) {
-  return t.defined() ? shape_str(t.shape()) : std::string("(none)");
-}
-
 // fn(lo, hi) for ranges of the (batch, head) pairs, over xgrad's threads when each thread gets
 // 64k multiply-adds of the products or more, a few microseconds.
 template <class F>
@@ -300,8 +295,8 @@ Tensor<T> multi_head_attention(const Tensor<T>& query, const Tensor<T>& key, con
   const auto fail = [&](const std::string& why) {
     throw ShapeError("xgrad::multi_head_attention: query " + shape_str(qs) + ", key " +
                      shape_str(ks) + ", value " + shape_str(vs) + ", num_heads " +
-                     std::to_string(num_heads) + ", attn_mask " + shape_or_none(attn_mask) + ": " +
-                     why);
+                     std::to_string(num_heads) + ", attn_mask " + ops::shape_or_none(attn_mask) +
+                     ": " + why);
   };
   if (qs.size() != 3 || ks.size() != 3 || vs.size() != 3) fail("inputs must be [N, L, E]");
   if (ks != vs || ks[0] != qs[0] || ks[2] != qs[2]) {
@@ -324,8 +319,8 @@ Tensor<T> multi_head_self_attention(const Tensor<T>& qkv, std::int64_t num_heads
   const Shape s = qkv.shape();
   const auto fail = [&](const std::string& why) {
     throw ShapeError("xgrad::multi_head_self_attention: qkv " + shape_str(s) + ", num_heads " +
-                     std::to_string(num_heads) + ", attn_mask " + shape_or_none(attn_mask) + ": " +
-                     why);
+                     std::to_string(num_heads) + ", attn_mask " + ops::shape_or_none(attn_mask) +
+                     ": " + why);
   };
   if (s.size() != 3 || s[2] % 3 != 0) fail("qkv must be [N, T, 3E]");
   const std::size_t e = s[2] / 3;

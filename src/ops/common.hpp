@@ -28,6 +28,12 @@ std::string shape_of(const Array<T>& a) {
   return shape_str(to_shape(a.shape()));
 }
 
+/// A tensor's shape for an error message, or "(none)" for an optional tensor left undefined.
+template <class T>
+std::string shape_or_none(const Tensor<T>& t) {
+  return t.defined() ? shape_str(t.shape()) : std::string("(none)");
+}
+
 /// NumPy broadcast of two shapes, or a ShapeError naming `op`.
 template <class SA, class SB>
 Shape broadcast_shapes(const char* op, const SA& a, const SB& b) {

@@ -25,50 +25,10 @@ namespace {
 template <class T>
 using Batch = ops::simd::Batch<T>;
 
-// Sum of (x[i] - mu)^2 over n elements, in vectors.
-template <class T>
-T sum_sq_dev(const T* x, std::size_t n, T mu) {
-  constexpr std::size_t L = Batch<T>::size;
-  const Batch<T> m(mu);
-  Batch<T> a0(T(0)), a1(T(0));
-  std::size_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    const Batch<T> d0 = Batch<T>::load_unaligned(x + i) - m;
-    const Batch<T> d1 = Batch<T>::load_unaligned(x + i + L) - m;
-    a0 = xsimd::fma(d0, d0, a0);
-    a1 = xsimd::fma(d1, d1, a1);
-  }
-  for (; i + L <= n; i += L) {
-    const Batch<T> d = Batch<T>::load_unaligned(x + i) - m;
-    a0 = xsimd::fma(d, d, a0);
-  }
-  T total = xsimd::hadd(a0 + a1);
-  for (; i < n; ++i) total += (x[i] - mu) * (x[i] - mu);
-  return total;
-}
-
-// Sum of a[i] b[i] over n elements, in vectors.
-template <class T>
-T dot(const T* a, const T* b, std::size_t n) {
-  constexpr std::size_t L = Batch<T>::size;
-  Batch<T> a0(T(0)), a1(T(0));
-  std::size_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    a0 = xsimd::fma(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i), a0);
-    a1 = xsimd::fma(Batch<T>::load_unaligned(a + i + L), Batch<T>::load_unaligned(b + i + L), a1);
-  }
-  for (; i + L <= n; i += L) {
-    a0 = xsimd::fma(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i), a0);
-  }
-  T total = xsimd::hadd(a0 + a1);
-  for (; i < n; ++i) total += a[i] * b[i];
-  return total;
-}
-
 // The sums of g and of g xhat over a row, g = dy w (dy without a weight).
 template <class T>
 std::pair<T, T> grad_sums(const T* dy, const T* w, const T* xhat, std::size_t n) {
-  if (w == nullptr) return {ops::simd::sum(dy, n), dot(dy, xhat, n)};
+  if (w == nullptr) return {ops::simd::sum(dy, n), ops::simd::dot(dy, xhat, n)};
   constexpr std::size_t L = Batch<T>::size;
   Batch<T> sg(T(0)), sgx(T(0));
   std::size_t i = 0;
@@ -97,11 +57,6 @@ void for_rows(std::size_t rows, std::size_t cols, F&& fn) {
   });
 }
 
-template <class T>
-std::string shape_or_none(const Tensor<T>& t) {
-  return t.defined() ? shape_str(t.shape()) : std::string("(none)");
-}
-
 }  // namespace
 
 template <class T>
@@ -114,8 +69,8 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
   for (std::size_t i = 0; fits && i < k; ++i) fits = s[s.size() - k + i] == normalized_shape[i];
   const auto fail = [&](const std::string& why) {
     throw ShapeError("xgrad::layer_norm: input " + shape_str(s) + ", normalized_shape " +
-                     shape_str(normalized_shape) + ", weight " + shape_or_none(weight) + ", bias " +
-                     shape_or_none(bias) + ": " + why);
+                     shape_str(normalized_shape) + ", weight " + ops::shape_or_none(weight) +
+                     ", bias " + ops::shape_or_none(bias) + ": " + why);
   };
   if (!fits) fail("normalized_shape must be the input's trailing dims (at least one)");
   if (weight.defined() && weight.shape() != normalized_shape)
@@ -147,7 +102,7 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
       const T* xr = xp + r * cols;
       T* yr = yp + r * cols;
       const T mu = ops::simd::sum(xr, cols) / n;
-      const T inv = T(1) / std::sqrt(sum_sq_dev(xr, cols, mu) / n + e);
+      const T inv = T(1) / std::sqrt(ops::simd::sum_sq_dev(xr, cols, mu) / n + e);
       (*mu_r)[r] = mu;
       (*inv_r)[r] = inv;
       if (wp && bp) {

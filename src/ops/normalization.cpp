@@ -71,11 +71,6 @@ void for_channels(const BnLayout& lay, F&& fn) {
   });
 }
 
-template <class T>
-std::string shape_or_none(const Tensor<T>& t) {
-  return t.defined() ? shape_str(t.shape()) : std::string("(none)");
-}
-
 }  // namespace
 
 template <class T>
@@ -86,9 +81,9 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& running_mean,
   const Shape s = x.shape();
   const auto fail = [&](const std::string& why) {
     throw ShapeError("xgrad::batch_norm: input " + shape_str(s) + ", running_mean " +
-                     shape_or_none(running_mean) + ", running_var " + shape_or_none(running_var) +
-                     ", weight " + shape_or_none(weight) + ", bias " + shape_or_none(bias) + ": " +
-                     why);
+                     ops::shape_or_none(running_mean) + ", running_var " +
+                     ops::shape_or_none(running_var) + ", weight " + ops::shape_or_none(weight) +
+                     ", bias " + ops::shape_or_none(bias) + ": " + why);
   };
   if (s.size() < 2) fail("input must be [N, C, ...]");
   const std::size_t c = s[1];

@@ -201,8 +201,29 @@ T sum_sq_dev(const T* x, std::size_t n, T c) {
     a0 = xsimd::fma(d0, d0, a0);
     a1 = xsimd::fma(d1, d1, a1);
   }
+  for (; i + L <= n; i += L) {
+    const Batch<T> d = Batch<T>::load_unaligned(x + i) - cb;
+    a0 = xsimd::fma(d, d, a0);
+  }
   T total = xsimd::hadd(a0 + a1);
   for (; i < n; ++i) total += (x[i] - c) * (x[i] - c);
+  return total;
+}
+/// Sum of a[i] b[i].
+template <class T>
+T dot(const T* a, const T* b, std::size_t n) {
+  constexpr std::size_t L = Batch<T>::size;
+  Batch<T> a0(T(0)), a1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    a0 = xsimd::fma(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i), a0);
+    a1 = xsimd::fma(Batch<T>::load_unaligned(a + i + L), Batch<T>::load_unaligned(b + i + L), a1);
+  }
+  for (; i + L <= n; i += L) {
+    a0 = xsimd::fma(Batch<T>::load_unaligned(a + i), Batch<T>::load_unaligned(b + i), a0);
+  }
+  T total = xsimd::hadd(a0 + a1);
+  for (; i < n; ++i) total += a[i] * b[i];
   return total;
 }
 template <class T>
