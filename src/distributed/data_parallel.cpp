@@ -39,6 +39,7 @@ struct DataParallel<T>::State {
   ProcessGroup group;
   DataParallelOptions options;
   std::vector<std::pair<std::string, Tensor<T>>> params;
+  std::vector<std::pair<std::string, Tensor<T>>> buffers;
   std::vector<std::size_t> hook_ids;
   std::vector<Bucket> buckets;
   std::vector<std::size_t> bucket_of;
@@ -108,6 +109,12 @@ struct DataParallel<T>::State {
     stats.bytes += b.buffer.size() * sizeof(T);
   }
 
+  // Rank 0's buffers to every process, in registration order (the same on every process).
+  void broadcast_buffers() {
+    const NoGradGuard no_grad;
+    for (auto& [name, b] : buffers) group.broadcast(b, 0);
+  }
+
   void end_pass() {
     in_pass = false;
     unused.clear();
@@ -153,6 +160,7 @@ struct DataParallel<T>::State {
       std::transform(from, from + static_cast<std::ptrdiff_t>(p.numel()), out,
                      [n](T v) { return v / n; });
     }
+    if (options.broadcast_buffers) broadcast_buffers();
   }
 };
 
@@ -163,14 +171,17 @@ DataParallel<T>::DataParallel(nn::Module<T>& model, ProcessGroup group, DataPara
   for (auto& named : model.named_parameters()) {
     if (named.second.requires_grad()) s.params.push_back(std::move(named));  // frozen: left out
   }
+  s.buffers = model.named_buffers();
   if (s.params.empty()) {
     throw ValueError("xgrad::dist::DataParallel: the model has no parameter that requires grad");
   }
-  // Every process must hold the same model: the same parameter count, names and sizes.
+  // Every process must hold the same model: the same parameters and buffers, names and sizes.
   std::vector<std::uint64_t> layout = {s.params.size()};
-  for (const auto& [name, p] : s.params) {
-    layout.push_back(p.numel());
-    layout.push_back(std::hash<std::string>{}(name));
+  for (const auto* named : {&s.params, &s.buffers}) {
+    for (const auto& [name, p] : *named) {
+      layout.push_back(p.numel());
+      layout.push_back(std::hash<std::string>{}(name));
+    }
   }
   const auto everyone = s.group.all_gather(
       std::span<const std::uint64_t>(std::vector<std::uint64_t>{layout.size(), layout[0]}));
@@ -187,13 +198,14 @@ DataParallel<T>::DataParallel(nn::Module<T>& model, ProcessGroup group, DataPara
     if (!std::equal(layout.begin(), layout.end(), all_layouts.begin() + r)) {
       throw DistributedError(
           "xgrad::dist::DataParallel: rank " + std::to_string(r / layout.size()) +
-          "'s parameters differ in name or size from those of " + s.group.describe());
+          "'s parameters or buffers differ in name or size from those of " + s.group.describe());
     }
   }
   if (options.broadcast_parameters) {
     const NoGradGuard no_grad;
     for (auto& [name, p] : s.params) s.group.broadcast(p, 0);
   }
+  if (options.broadcast_buffers) s.broadcast_buffers();
   // Buckets over the parameters in reverse order, closed at bucket_bytes.
   s.bucket_of.resize(s.params.size());
   s.offset_of.resize(s.params.size());

@@ -286,6 +286,36 @@ TEST(DataParallel, ConstructionCopiesRankZerosParameters) {
   EXPECT_TRUE(std::equal(mine.begin(), mine.end(), all.begin()));
 }
 
+TEST(DataParallel, EveryProcessKeepsRankZerosBufferStatistics) {
+  NEEDS_TWO_PROCESSES();
+  // Each process normalises its own data, so its running statistics differ from the others'
+  // until DataParallel copies rank 0's after the backward pass; without that they stay apart.
+  for (const bool broadcast : {true, false}) {
+    Generator gen(7);
+    nn::Sequential<double> model;
+    model.push_back(nn::Linear<double>(3, 4, true, gen));
+    model.push_back(nn::BatchNorm1d<double>(4));
+    DataParallel<double> ddp(model, *world, {.broadcast_buffers = broadcast});
+    const auto x = Tensor<double>::rand({8, 3}, 30 + static_cast<std::uint64_t>(world->rank()));
+    // Rank 0's statistics after its forward pass, before any exchange.
+    model(x).sum().backward();
+    const auto stats = model.named_buffers();
+    ASSERT_EQ(stats.size(), 3u);
+    for (const auto& [name, b] : stats) {
+      std::vector<double> mine(b.value().begin(), b.value().end());
+      const auto all = world->all_gather(std::span<const double>(mine));
+      // Rank 0's copy against rank 1's.
+      const auto n = static_cast<std::ptrdiff_t>(mine.size());
+      const bool same = std::equal(all.begin(), all.begin() + n, all.begin() + n);
+      if (name == "1.num_batches_tracked") {
+        EXPECT_TRUE(same) << name;  // one batch everywhere
+      } else {
+        EXPECT_EQ(same, broadcast) << name << (broadcast ? " differs" : " was copied");
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace xgrad::dist
 

@@ -21,6 +21,11 @@ struct DataParallelOptions {
   std::size_t bucket_bytes = std::size_t(25) << 20;
   /// Copy rank 0's parameters to every process when constructed.
   bool broadcast_parameters = true;
+  /// Copy rank 0's buffers (BatchNorm's running statistics) to every process when constructed
+  /// and at the end of every synchronised backward pass, so that every process holds the same
+  /// statistics from one step to the next, as PyTorch's broadcast_buffers (which copies them
+  /// before every forward pass: the same values, as the forward passes only update them).
+  bool broadcast_buffers = true;
   /// A parameter that got no gradient in a pass on some process is averaged as zero; with false
   /// (the default, as in PyTorch) that raises DistributedError naming it once the exchange ends.
   bool find_unused_parameters = false;
@@ -49,7 +54,7 @@ struct CommStats {
 template <class T>
 class DataParallel {
  public:
-  /// Registers the hooks; broadcasts rank 0's parameters unless told not to.
+  /// Registers the hooks; broadcasts rank 0's parameters and buffers unless told not to.
   DataParallel(nn::Module<T>& model, ProcessGroup group, DataParallelOptions options = {});
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
