@@ -65,6 +65,11 @@ TEST(Conv2d, MatchesTheDefinition) {
       {{1, 2, 5, 6}, {3, 2, 3, 3}, 1, 2, 2, 1, true},
       {{1, 1, 3, 3}, {2, 1, 5, 5}, 1, 2, 1, 1, false},
       {{1, 1, 2, 4}, {1, 1, 3, 7}, 1, {1, 3}, 1, 1, true},
+      // Images smaller than the padding: runs of taps that begin past the window positions.
+      {{1, 1, 1, 4}, {2, 1, 3, 3}, 1, 1, 1, 1, true},
+      {{2, 3, 1, 1}, {2, 3, 3, 3}, 1, 1, 1, 1, true},
+      {{1, 2, 2, 3}, {2, 2, 5, 5}, 1, 2, 1, 1, false},
+      {{1, 1, 3, 1}, {1, 1, 1, 5}, 1, {0, 2}, 1, 1, false},
   };
   std::uint64_t seed = 1;
   for (const auto& c : cases) {
@@ -96,6 +101,10 @@ TEST(Unfold, FoldOfUnfoldCountsEachPixelsWindows) {
   const Array<double> want = {{{{4, 6, 6, 4}, {6, 9, 9, 6}, {6, 9, 9, 6}, {4, 6, 6, 4}}}};
   EXPECT_TRUE(xt::allclose(back.value(), want));
   EXPECT_EQ(unfold(D::ones({2, 3, 5, 6}), {2, 3}).shape(), (Shape{2, 18, 16}));
+  // Padding larger than the image's one row.
+  const D row = D::ones({1, 1, 1, 4});
+  EXPECT_TRUE(xt::allclose(fold(unfold(row, 3, 1, 1), {1, 4}, 3, 1, 1).value(),
+                           Array<double>{{{{2, 3, 3, 2}}}}));
 }
 
 TEST(Pooling, MaxAndAverageMatchTheDefinition) {
@@ -110,6 +119,9 @@ TEST(Pooling, MaxAndAverageMatchTheDefinition) {
   // 3x3 windows with padding 1 at the corner (0, 0): 4 of 9 taps inside the image.
   const D ones = D::ones({1, 1, 3, 3});
   EXPECT_NEAR(avg_pool2d(ones, 3, 1, 1).value()(0, 0, 0, 0), 4.0 / 9.0, 1e-15);
+  // An image of one row: 2, 3, 3 and 2 of each window's 9 taps inside it.
+  EXPECT_TRUE(xt::allclose(avg_pool2d(D::ones({1, 1, 1, 4}), 3, 1, 1).value(),
+                           Array<double>{{{{2.0 / 9, 3.0 / 9, 3.0 / 9, 2.0 / 9}}}}));
   EXPECT_NEAR(avg_pool2d(ones, 3, 1, 1, false).value()(0, 0, 0, 0), 1.0, 1e-15);
 }
 

@@ -372,6 +372,8 @@ std::vector<OpCase> cases() {
            [](auto& in) { return conv2d(in[0], in[1], D(), 1, 1, 1, 3); });
   add_case("conv2d_same_dilated", {uniform({2, 2, 4, 5}, 213), uniform({3, 2, 3, 3}, 214)},
            [](auto& in) { return conv2d(in[0], in[1], D(), 1, 2, 2); });
+  add_case("conv2d_one_row_image", {uniform({1, 2, 1, 3}, 215), uniform({2, 2, 3, 3}, 216)},
+           [](auto& in) { return conv2d(in[0], in[1], D(), 1, 1); });
   add_case("conv2d_unbatched_1x1", {uniform({3, 3, 2}, 194), uniform({2, 3, 1, 1}, 195)},
            [](auto& in) { return conv2d(in[0], in[1]); });
   add_case("max_pool2d", {uniform({2, 2, 4, 6}, 196)},

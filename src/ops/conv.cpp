@@ -162,11 +162,14 @@ Shift shift(const Windows& g, std::size_t ki, std::size_t kj) {
   s.rows = inside(g.oh, 1, g.ph, ki * g.dh, g.h);
   s.cols = inside(g.ow, 1, g.pw, kj * g.dw, g.w);
   s.delta = (D(ki * g.dh) - D(g.ph)) * D(g.w) + D(kj * g.dw) - D(g.pw);
-  const D plane = D(g.h * g.w);
-  const D lo = std::max(D(s.rows.lo * g.w), -s.delta);
-  const D hi = std::min(D(s.rows.hi * g.w), plane - s.delta);
-  s.lo = static_cast<std::size_t>(std::max<D>(lo, 0));
-  s.hi = std::max(s.lo, static_cast<std::size_t>(std::max<D>(hi, 0)));
+  // A position whose element lies before the plane (or after it) reads padding: a row above
+  // the image or a column left of it. The run can be empty, and begin past the window
+  // positions (a 3x3 kernel with padding 1 over an image of one row).
+  const D plane = D(g.h * g.w), positions = D(g.positions());
+  const D lo = std::clamp(std::max(D(s.rows.lo * g.w), -s.delta), D(0), positions);
+  const D hi = std::clamp(std::min(D(s.rows.hi * g.w), plane - s.delta), lo, positions);
+  s.lo = static_cast<std::size_t>(lo);
+  s.hi = static_cast<std::size_t>(hi);
   return s;
 }
 
@@ -184,8 +187,10 @@ void unfold_into(const T* src, const Windows& g, ColumnLayout lay, T pad, T* dst
             T* out = dst + (img / g.c) * lay.image_step + row * lay.row_step;
             const Shift s = shift(g, ki, kj);
             std::fill(out, out + s.lo, pad);
-            std::copy(plane + (std::ptrdiff_t(s.lo) + s.delta),
-                      plane + (std::ptrdiff_t(s.hi) + s.delta), out + s.lo);
+            if (s.hi > s.lo) {
+              std::copy(plane + (std::ptrdiff_t(s.lo) + s.delta),
+                        plane + (std::ptrdiff_t(s.hi) + s.delta), out + s.lo);
+            }
             std::fill(out + s.hi, out + L, pad);
             for (std::size_t oy = s.rows.lo; oy < s.rows.hi; ++oy) {
               T* r = out + oy * g.ow;
@@ -260,6 +265,7 @@ void fold_shifted_into(T* src, const Windows& g, ColumnLayout lay, T* dst) {
             for (std::size_t ox = 0; ox < s.cols.lo; ++ox) r[ox] = T(0);
             for (std::size_t ox = s.cols.hi; ox < g.ow; ++ox) r[ox] = T(0);
           }
+          if (s.hi == s.lo) continue;
           T* to = plane + (std::ptrdiff_t(s.lo) + s.delta);
           const T* from = in + s.lo;
           for (std::size_t j = 0; j < s.hi - s.lo; ++j) to[j] += from[j];
@@ -705,8 +711,10 @@ void window_max_2x2(const Windows& g, const T* src, std::size_t lo, std::size_t 
   constexpr std::size_t L = B::size;
   const std::size_t plane = g.h * g.w, w = g.w;
   const std::size_t J = (2 * g.oh - 2) * w + 2 * g.ow - 1;  // windows swept per plane
-  std::vector<T> best(J), at(J);  // at: the winner's offset from j (0, 1, w or w + 1)
-  const B zero(T(0)), one(T(1)), across(static_cast<T>(w));
+  // at: the winner's place in the window, row * 2 + column (0 to 3, exact in any T; an offset
+  // w + 1 would round in float once w reaches 2^24)
+  std::vector<T> best(J), at(J);
+  const B zero(T(0)), one(T(1)), two(T(2));
   for (std::size_t i = lo; i < hi; ++i) {
     const T* x = src + i * plane;
     std::size_t j = 0;
@@ -719,7 +727,7 @@ void window_max_2x2(const Windows& g, const T* src, std::size_t lo, std::size_t 
       const B cd = xsimd::select(td, d, c);
       const auto tr = (cd > ab) || xsimd::isnan(cd);
       xsimd::select(tr, cd, ab).store_unaligned(best.data() + j);
-      xsimd::select(tr, xsimd::select(td, one, zero) + across, xsimd::select(tb, one, zero))
+      xsimd::select(tr, xsimd::select(td, one, zero) + two, xsimd::select(tb, one, zero))
           .store_unaligned(at.data() + j);
     }
     for (; j < J; ++j) {
@@ -730,7 +738,7 @@ void window_max_2x2(const Windows& g, const T* src, std::size_t lo, std::size_t 
       const T cd = td ? d : c;
       const bool tr = cd > ab || cd != cd;
       best[j] = tr ? cd : ab;
-      at[j] = tr ? (td ? T(1) : T(0)) + T(w) : (tb ? T(1) : T(0));
+      at[j] = tr ? (td ? T(3) : T(2)) : (tb ? T(1) : T(0));
     }
     T* v = value + i * g.positions();
     std::uint32_t* p = pick + i * g.positions();
@@ -738,7 +746,8 @@ void window_max_2x2(const Windows& g, const T* src, std::size_t lo, std::size_t 
       for (std::size_t ox = 0; ox < g.ow; ++ox) {
         const std::size_t k = 2 * oy * w + 2 * ox;
         v[oy * g.ow + ox] = best[k];
-        p[oy * g.ow + ox] = static_cast<std::uint32_t>(k + static_cast<std::size_t>(at[k]));
+        const auto place = static_cast<std::size_t>(at[k]);
+        p[oy * g.ow + ox] = static_cast<std::uint32_t>(k + (place >> 1) * w + (place & 1));
       }
     }
   }

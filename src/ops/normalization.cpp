@@ -49,7 +49,8 @@ struct BnLayout {
     }
   }
   // f(offset, length) over channel k's runs in pieces of at most 4096 elements: a sum adds each
-  // piece in T lanes and the pieces in double, so long channels keep double's accuracy.
+  // piece in T lanes and the pieces in double, so that rounding grows with a piece, not with the
+  // channel's length.
   template <class F>
   void pieces(std::size_t k, F&& f) const {
     constexpr std::size_t kPiece = 4096;
