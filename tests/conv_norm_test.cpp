@@ -3,9 +3,12 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <utility>
 #include <vector>
+
+#include <xgrad/profiler.hpp>
 
 #include "test_util.hpp"
 
@@ -92,6 +95,43 @@ TEST(Conv2d, FloatAgreesWithDoubleAndTakesUnbatchedImages) {
   const F yf = conv2d(F(Array<float>(xt::cast<float>(x.value()))),
                       F(Array<float>(xt::cast<float>(w.value()))), F(), 1, 1);
   EXPECT_TRUE(xt::allclose(xt::cast<double>(yf.value()), y.value(), 1e-5, 1e-5));
+}
+
+// Without a weight gradient to come, conv2d unfolds into one chunk of scratch per thread instead
+// of keeping the whole batch's columns, and computes the same values.
+TEST(Conv2d, WithoutAWeightGradientKeepsNoColumns) {
+  const D x = uniform({64, 3, 16, 16}, 11);
+  D w = uniform({8, 3, 3, 3}, 12);
+  const D b = uniform({8}, 13);
+  const std::size_t whole_columns = 3 * 3 * 3 * 64 * 16 * 16 * sizeof(double);
+  const auto conv_bytes = [&](bool grad_mode) {
+    std::optional<NoGradGuard> off;
+    if (!grad_mode) off.emplace();
+    profiler::Profile prof;
+    const D y = conv2d(x, w, b, 1, 1);
+    prof.stop();
+    for (const auto& e : prof.key_averages()) {
+      if (e.name == "conv2d" && !e.backward) return std::pair{y, e.allocated_bytes};
+    }
+    ADD_FAILURE() << "no conv2d in the profile";
+    return std::pair{y, std::size_t{0}};
+  };
+  w.requires_grad_(true);
+  const auto [kept, kept_bytes] = conv_bytes(true);
+  EXPECT_GE(kept_bytes, whole_columns);
+  const auto [plain, plain_bytes] = conv_bytes(false);
+  EXPECT_LT(plain_bytes, whole_columns);
+  EXPECT_TRUE(xt::all(xt::equal(plain.value(), kept.value())));
+
+  // A frozen weight: the input's gradient needs no columns either.
+  D xg = x.detach();
+  xg.requires_grad_(true);
+  D wf = w.detach();
+  sum(conv2d(xg, wf, b, 1, 1)).backward();
+  D xr = x.detach();
+  xr.requires_grad_(true);
+  sum(conv2d(xr, w, b, 1, 1)).backward();
+  EXPECT_TRUE(xt::all(xt::equal(xg.grad().value(), xr.grad().value())));
 }
 
 TEST(Unfold, FoldOfUnfoldCountsEachPixelsWindows) {

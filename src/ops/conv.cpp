@@ -422,17 +422,24 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
   const std::size_t L = g.positions();
   const std::size_t image = g.c * g.h * g.w;
   const Chunks ch(g, out_c, sizeof(T));
-  auto cols = std::make_shared<Array<T>>(Array<T>::from_shape({g.rows(), g.n * L}));
+  // Plain passes read the weight and the saved columns; create_graph reads x and the weight.
+  // Without a weight gradient to come (inference, a frozen layer) each thread unfolds into one
+  // chunk's scratch instead of the whole batch's columns.
+  const bool keep_cols = weight.requires_grad() && is_grad_enabled();
+  std::shared_ptr<Array<T>> cols;
+  if (keep_cols) cols = std::make_shared<Array<T>>(Array<T>::from_shape({g.rows(), g.n * L}));
   Array<T> out = Array<T>::from_shape({g.n, out_c, g.oh, g.ow});
   const T* xv = x.value().data();
   const T* w = weight.value().data();
   const T* b = bias.defined() ? bias.value().data() : nullptr;
   over_chunks<T>(ch, [&](std::size_t, std::size_t lo, std::size_t hi, ChunkProducts<T>& mm) {
     Array<T> y2 = Array<T>::from_shape({out_c, ch.size * L});
+    Array<T> scratch;
+    if (!keep_cols) scratch = Array<T>::from_shape({g.rows(), ch.size * L});
     for (std::size_t q = lo; q < hi; ++q) {
       const Windows gq = ch.windows(g, q);
       const std::size_t nl = gq.n * L;
-      T* cq = cols->data() + ch.first(q) * g.rows() * L;
+      T* cq = keep_cols ? cols->data() + ch.first(q) * g.rows() * L : scratch.data();
       unfold_into(xv + ch.first(q) * image, gq, channel_major(gq), T(0), cq);
       for (std::size_t gi = 0; gi < G; ++gi) {
         mm.gemm(false, false, og, nl, k, w + gi * og * k, k, cq + gi * k * nl, nl, T(0),
@@ -444,8 +451,6 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
   const bool has_b = bias.defined();
   std::vector<Tensor<T>> inputs{x, weight};
   if (has_b) inputs.push_back(bias);
-  // Plain passes read the weight and the saved columns; create_graph reads x and the weight.
-  if (!weight.requires_grad() || !is_grad_enabled()) cols.reset();
   return record<T>(
       {"conv2d", loc}, std::move(out), inputs,
       [g, G, out_c, og, k, L, image, ch, cols, has_b, loc](const Tensor<T>& grad, Grads<T>& gr) {
