@@ -5,7 +5,8 @@
 //   mpirun -np 2 build/release/benchmarks/distributed_bench
 //
 // Rows: the Fashion-MNIST epoch of the demo (784-256-128-10, SGD with momentum) at global batch 64
-// and 256, each process taking its share of every batch; with two or more processes also
+// and 256, each process taking its share of every batch, with the gradient exchange and without
+// it (`fashion_epoch_no_exchange`: the compute alone); with two or more processes also
 // all_reduce of one bucket per size (time, algorithm bandwidth and ring "bus" bandwidth). The
 // epoch rows count `hidden`: the fraction of the gradient exchange that overlapped the backward
 // (1 - end-of-pass wait / communication span, over the epoch). Every process runs every row with
@@ -35,7 +36,9 @@ using namespace ::bench;
 
 dist::ProcessGroup* world = nullptr;
 
-void fashion_epoch(benchmark::State& state) {
+// exchange = false runs every backward under no_sync(): the processes compute their shares and
+// exchange nothing, the ceiling of what the exchange could hide behind.
+void run_fashion_epoch(benchmark::State& state, bool exchange) {
   const auto global_batch = static_cast<std::size_t>(state.range(0));
   const auto processes = static_cast<std::size_t>(world->size());
   const auto& data = fashion_data();
@@ -58,10 +61,15 @@ void fashion_epoch(benchmark::State& state) {
     for (const auto& batch : loader) {
       sgd.zero_grad();
       auto loss = cross_entropy(model(batch.inputs), batch.targets);
-      loss.backward();
+      if (ddp && !exchange) {
+        const auto local = ddp->no_sync();
+        loss.backward();
+      } else {
+        loss.backward();
+      }
       sgd.step();
       loss_sum += loss.item();
-      if (ddp) {
+      if (ddp && exchange) {
         const auto stats = ddp->last_stats();
         if (stats.comm_seconds > 0) hidden_sum += 1.0 - stats.wait_seconds / stats.comm_seconds;
         ++passes;
@@ -73,7 +81,20 @@ void fashion_epoch(benchmark::State& state) {
   state.counters["processes"] = static_cast<double>(processes);
   if (passes) state.counters["hidden"] = hidden_sum / static_cast<double>(passes);
 }
+void fashion_epoch(benchmark::State& state) {
+  run_fashion_epoch(state, true);
+}
+void fashion_epoch_no_exchange(benchmark::State& state) {
+  run_fashion_epoch(state, false);
+}
 BENCHMARK(fashion_epoch)
+    ->Arg(64)
+    ->Arg(256)
+    ->Iterations(1)
+    ->Repetitions(3)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(fashion_epoch_no_exchange)
     ->Arg(64)
     ->Arg(256)
     ->Iterations(1)
