@@ -147,12 +147,17 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, Location loc) {
     return squeeze(out, rb == 1 ? -1 : -2, loc);
   }
   // [B?,M,K] x [B?,K,N]: either operand may lack the batch dim, then it is shared by every batch.
+  {
+    // The extents in place: the common case below copies no shape.
+    const auto& ea = a.value().shape();
+    const auto& eb = b.value().shape();
+    if (eb[rb - 2] != ea[ra - 1]) bad_shapes("do not chain", a.shape(), b.shape());
+    if (ra <= 3 && rb <= 3 && !(ra == 3 && rb == 3 && ea[0] != eb[0])) {
+      return product(a, b, false, false, false, op);
+    }
+  }
   const Shape sa = a.shape();
   const Shape sb = b.shape();
-  if (sb[rb - 2] != sa[ra - 1]) bad_shapes("do not chain", sa, sb);
-  if (ra <= 3 && rb <= 3 && !(ra == 3 && rb == 3 && sa[0] != sb[0])) {
-    return product(a, b, false, false, false, op);
-  }
   // Batch dims of any rank broadcast, then fold into the one batch dim that product() takes. An
   // operand whose batch holds one matrix stays 2-D, shared by every batch without a copy.
   const Shape batch_a(sa.begin(), sa.end() - 2);

@@ -181,7 +181,7 @@ Tensor<T> extremum(OpName op, const Tensor<T>& a, const std::vector<int>& dims, 
   }
   return record<T>(
       op, std::move(out), {a},
-      [p, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+      [p = std::move(p), at = op.where](const Tensor<T>& grad, Grads<T>& g) {
         // amax/amin: grad shared equally among the elements equal to the result (NaN matches
         // NaN). The share (mask / ties) is piecewise constant in self: built as a constant
         // array, so the derivative of this derivative is right (zero through the mask).
@@ -207,9 +207,11 @@ template <class T>
 Tensor<T> sum(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, Location loc) {
   const ops::Entry op{"sum", loc};
   Plan p = plan("sum", a, dims, keepdim);
+  Array<T> out = reduce_sum<T>(a.value(), p);
+  // The plan moves into the derivative (its shapes are not copied again).
   return record<T>(
-      op, reduce_sum<T>(a.value(), p), {a},
-      [p, loc](const Tensor<T>& grad, Grads<T>& g) {
+      op, std::move(out), {a},
+      [p = std::move(p), loc](const Tensor<T>& grad, Grads<T>& g) {
         // sum: grad expanded to self's shape
         if (g.needs(0)) g.to(0, spread_op<T>({"sum_backward", loc}, grad, p, T(1)));
       },
@@ -225,7 +227,7 @@ Tensor<T> mean(const Tensor<T>& a, const std::vector<int>& dims, bool keepdim, L
   Array<T> out = reduce_sum<T>(a.value(), p) * scale;
   return record<T>(
       op, std::move(out), {a},
-      [p, scale, loc](const Tensor<T>& grad, Grads<T>& g) {
+      [p = std::move(p), scale, loc](const Tensor<T>& grad, Grads<T>& g) {
         // mean: grad expanded to self's shape / count
         if (g.needs(0)) g.to(0, spread_op<T>({"mean_backward", loc}, grad, p, scale));
       },
@@ -346,7 +348,7 @@ Tensor<T> logsumexp(const Tensor<T>& a, const std::vector<int>& dims, bool keepd
   }
   return record<T>(
       op, std::move(out), {a},
-      [p, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+      [p = std::move(p), at = op.where](const Tensor<T>& grad, Grads<T>& g) {
         // logsumexp: grad * exp(self - result), i.e. grad times softmax(self) over dims
         if (!g.needs(0)) return;
         Tensor<T> r = kept<T>(g.out(), p, at);
@@ -392,7 +394,7 @@ Tensor<T> std(const Tensor<T>& a, const std::vector<int>& dims, Scalar<T> correc
   ops::simd::map(out.data(), out.data(), out.size(), [](const auto& v) { return sqrt(v); });
   return record<T>(
       op, std::move(out), {a},
-      [p, dof, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
+      [p = std::move(p), dof, at = op.where](const Tensor<T>& grad, Grads<T>& g) {
         // std: grad * (self - mean(self)) / ((N - correction) result)
         if (!g.needs(0)) return;
         const Tensor<T> r = kept<T>(g.out(), p, at);
