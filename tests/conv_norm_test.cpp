@@ -104,17 +104,17 @@ TEST(Conv2d, WithoutAWeightGradientKeepsNoColumns) {
   D w = uniform({8, 3, 3, 3}, 12);
   const D b = uniform({8}, 13);
   const std::size_t whole_columns = 3 * 3 * 3 * 64 * 16 * 16 * sizeof(double);
-  const auto conv_bytes = [&](bool grad_mode) {
+  const auto conv_bytes = [&](bool grad_mode) -> std::pair<D, std::uint64_t> {
     std::optional<NoGradGuard> off;
     if (!grad_mode) off.emplace();
     profiler::Profile prof;
     const D y = conv2d(x, w, b, 1, 1);
     prof.stop();
     for (const auto& e : prof.key_averages()) {
-      if (e.name == "conv2d" && !e.backward) return std::pair{y, e.allocated_bytes};
+      if (e.name == "conv2d" && !e.backward) return {y, e.allocated_bytes};
     }
     ADD_FAILURE() << "no conv2d in the profile";
-    return std::pair{y, std::size_t{0}};
+    return {y, 0};
   };
   w.requires_grad_(true);
   const auto [kept, kept_bytes] = conv_bytes(true);

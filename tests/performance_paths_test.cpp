@@ -142,6 +142,49 @@ TEST(Blas, GemmMatchesTheDefinitionForEveryLayout) {
   }
 }
 
+// At two threads a product is split by rows of C or by columns (src/core/blas.cpp): columns for
+// a large op(B) (960 KB here), rows for a small one or when op(B) is no larger than C, columns
+// again when rows would make a single piece (33 rows). Every layout, with leading dimensions
+// past the operands' widths, against the definition; the padding of C must stay untouched.
+TEST(Blas, SplitProductsMatchTheDefinitionForEveryLayout) {
+  const int before = get_num_threads();
+  set_num_threads(2);
+  struct Case {
+    std::size_t m, n, k;
+  };
+  constexpr std::size_t pad = 3;
+  for (const Case cs :
+       {Case{64, 300, 800}, Case{64, 128, 256}, Case{256, 96, 64}, Case{33, 128, 125}}) {
+    const auto a = D::randn({cs.m, cs.k}, 4).value();
+    const auto b = D::randn({cs.k, cs.n}, 5).value();
+    const Array<double> at = xt::transpose(a), bt = xt::transpose(b);
+    const Array<double> want = naive(a, b);
+    // A row-major copy of x with `pad` unused columns after each row.
+    const auto padded = [](const Array<double>& x) {
+      const std::size_t rows = x.shape()[0], cols = x.shape()[1];
+      Array<float> p(Shape{rows, cols + pad}, std::nanf(""));
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j) p(i, j) = static_cast<float>(x(i, j));
+      return p;
+    };
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        const Array<float> pa = padded(ta ? at : a), pb = padded(tb ? bt : b);
+        Array<float> c(Shape{cs.m, cs.n + pad}, std::nanf(""));
+        blas::gemm(ta, tb, cs.m, cs.n, cs.k, 1.f, pa.data(), pa.shape()[1], pb.data(),
+                   pb.shape()[1], 0.f, c.data(), cs.n + pad);
+        const Array<double> got =
+            xt::cast<double>(xt::view(c, xt::all(), xt::range(std::size_t{0}, cs.n)));
+        EXPECT_TRUE(xt::allclose(got, want, 1e-4, 1e-3))
+            << "m " << cs.m << " n " << cs.n << " k " << cs.k << " ta " << ta << " tb " << tb;
+        EXPECT_TRUE(xt::all(xt::isnan(xt::view(c, xt::all(), xt::range(cs.n, cs.n + pad)))))
+            << "wrote past C's columns: m " << cs.m << " ta " << ta << " tb " << tb;
+      }
+    }
+  }
+  set_num_threads(before);
+}
+
 }  // namespace
 }  // namespace xgrad
 

@@ -211,9 +211,12 @@ void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
     // small (rows_max_b_bytes): each thread writes whole rows of C, the same contiguous half an
     // elementwise pass or an optimiser update over C takes next. Columns otherwise (a large
     // weight times a batch: each thread reads half of the weight).
+    // Columns also when rows would make one piece and columns two (few rows just above the
+    // threshold: m = 33, n = 128, k = 125).
     const bool small_b = k * n * sizeof(T) <= kDispatch.rows_max_b_bytes;
-    const bool by_rows = m >= 2 * kDispatch.parallel_align &&
-                         (k <= m || small_b || n < 2 * kDispatch.parallel_align);
+    const bool prefer_rows = m >= 2 * kDispatch.parallel_align &&
+                             (k <= m || small_b || n < 2 * kDispatch.parallel_align);
+    const bool by_rows = prefer_rows && (m / least(n) >= 2 || n / least(m) < 2);
     if (!by_rows) {  // columns [j0, j1) of C: the same columns of op(B)
       xgrad::detail::parallel_for(n, least(m), kDispatch.parallel_align,
                                   [&](std::size_t j0, std::size_t j1) {
