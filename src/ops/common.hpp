@@ -65,6 +65,7 @@ inline std::size_t normalize_dim(const char* op, int dim, std::size_t rank, cons
 inline std::vector<std::size_t> normalize_dims(const char* op, const std::vector<int>& dims,
                                                const Shape& shape) {
   std::vector<std::size_t> out;
+  out.reserve(dims.empty() ? shape.size() : dims.size());
   if (dims.empty()) {
     for (std::size_t i = 0; i < shape.size(); ++i) out.push_back(i);
     return out;
