@@ -28,7 +28,8 @@ inline void add_common_flags(CLI::App& app, Flags& f) {
   app.add_option("--lr", f.lr, "learning rate")->capture_default_str();
   app.add_option("--batch-size", f.batch_size, "examples per step")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of every random choice")->capture_default_str();
-  app.add_option("--threads", f.threads, "threads to compute on (0: one per core)")
+  app.add_option("--threads", f.threads,
+                 "threads to compute on (0: OPENBLAS_NUM_THREADS, else one per core)")
       ->capture_default_str();
   app.add_option("--out", f.out, "folder for plots and checkpoints")->capture_default_str();
 }

@@ -4,8 +4,8 @@
 //   2. xgrad's AVX-512 kernels (gemm_kernels.cpp) for skinny float products, on CPUs with
 //      AVX-512 only (checked at run time) and unless XGRAD_GEMM=portable;
 //   3. the BLAS chosen when xgrad was built (XGRAD_BLAS_VENDOR: OpenBLAS by default).
-// Nothing is loaded at run time and no environment variable is set; XGRAD_GEMM is read once, at
-// the first product.
+// Nothing is loaded at run time and no environment variable is set; XGRAD_GEMM is read at the
+// first float product that qualifies for the kernels (again after a bad value, which raises).
 
 #include <xgrad/blas.hpp>
 #include <xgrad/error.hpp>
