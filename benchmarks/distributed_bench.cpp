@@ -81,26 +81,19 @@ void run_fashion_epoch(benchmark::State& state, bool exchange) {
   state.counters["processes"] = static_cast<double>(processes);
   if (passes) state.counters["hidden"] = hidden_sum / static_cast<double>(passes);
 }
-void fashion_epoch(benchmark::State& state) {
-  run_fashion_epoch(state, true);
+void register_epochs() {
+  for (const bool exchange : {true, false}) {
+    benchmark::RegisterBenchmark(
+        exchange ? "fashion_epoch" : "fashion_epoch_no_exchange",
+        [exchange](benchmark::State& state) { run_fashion_epoch(state, exchange); })
+        ->Arg(64)
+        ->Arg(256)
+        ->Iterations(1)
+        ->Repetitions(3)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
 }
-void fashion_epoch_no_exchange(benchmark::State& state) {
-  run_fashion_epoch(state, false);
-}
-BENCHMARK(fashion_epoch)
-    ->Arg(64)
-    ->Arg(256)
-    ->Iterations(1)
-    ->Repetitions(3)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK(fashion_epoch_no_exchange)
-    ->Arg(64)
-    ->Arg(256)
-    ->Iterations(1)
-    ->Repetitions(3)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
 
 void all_reduce(benchmark::State& state) {
   const auto bytes = static_cast<std::size_t>(state.range(0));
@@ -152,6 +145,7 @@ int main(int argc, char** argv) {
     }
   }
   xgrad::set_num_threads(1);  // one BLAS thread per process
+  register_epochs();
   if (group.size() > 1) register_all_reduce();
   // Only process 0 writes --benchmark_out: the others drop the flag.
   std::vector<char*> args(argv, argv + argc);
