@@ -103,7 +103,7 @@ case "${1:-}" in
     if [ -x build/bench/benchmarks/distributed_bench ]; then
       install_missing python3-torch
       export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-      build/bench/benchmarks/distributed_bench --benchmark_filter=fashion
+      build/bench/benchmarks/distributed_bench --benchmark_filter=fashion_epoch/
       mpirun -np 2 --oversubscribe build/bench/benchmarks/distributed_bench
       build/bench/benchmarks/distributed_bench --dump-order build/bench/fashion_order.npy
       /usr/bin/python3 benchmarks/peers/torch_ddp.py --order build/bench/fashion_order.npy
