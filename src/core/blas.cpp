@@ -210,9 +210,8 @@ void dispatch(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T a
     // Rows when op(B), which every thread then reads whole, is no larger than C (k <= m) or
     // small (rows_max_b_bytes): each thread writes whole rows of C, the same contiguous half an
     // elementwise pass or an optimiser update over C takes next. Columns otherwise (a large
-    // weight times a batch: each thread reads half of the weight).
-    // Columns also when rows would make one piece and columns two (few rows just above the
-    // threshold: m = 33, n = 128, k = 125).
+    // weight times a batch: each thread reads half of the weight), and also when rows would make
+    // one piece and columns two (few rows just above the threshold: m = 33, n = 128, k = 125).
     const bool small_b = k * n * sizeof(T) <= kDispatch.rows_max_b_bytes;
     const bool prefer_rows = m >= 2 * kDispatch.parallel_align &&
                              (k <= m || small_b || n < 2 * kDispatch.parallel_align);

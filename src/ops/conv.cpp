@@ -423,8 +423,8 @@ Tensor<T> convolve(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>&
   const std::size_t image = g.c * g.h * g.w;
   const Chunks ch(g, out_c, sizeof(T));
   // Plain passes read the weight and the saved columns; create_graph reads x and the weight.
-  // Without a weight gradient to come (inference, a frozen layer) each thread unfolds into one
-  // chunk's scratch instead of the whole batch's columns.
+  // Without a weight gradient to come (inference, a frozen layer) each range of chunks unfolds
+  // into one chunk's scratch instead of the whole batch's columns.
   const bool keep_cols = weight.requires_grad() && is_grad_enabled();
   std::shared_ptr<Array<T>> cols;
   if (keep_cols) cols = std::make_shared<Array<T>>(Array<T>::from_shape({g.rows(), g.n * L}));
